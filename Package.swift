@@ -1,0 +1,51 @@
+// swift-tools-version: 6.0
+//
+// NormKit: an exact, fast float32 Layer Normalization for Swift on Linux and macOS,
+// computed with OpenBLAS.
+import PackageDescription
+
+let package = Package(
+    name: "NormKit",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "NormKit", targets: ["NormKit"]),
+        .executable(name: "normkit", targets: ["normkit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // The C boundary: OpenBLAS's cblas.h and LAPACKE through a module map.
+        // No unsafeFlags anywhere, so the package can be used as a dependency.
+        .systemLibrary(
+            name: "COpenBLAS",
+            path: "Modules/COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [
+                .apt(["libopenblas-dev", "liblapacke-dev"]),
+                .brew(["openblas"]),
+            ]
+        ),
+        .target(
+            name: "NormKit",
+            dependencies: [
+                .target(name: "COpenBLAS", condition: .when(platforms: [.linux, .android, .windows])),
+            ],
+            path: "Sources/NormKit"
+        ),
+        .executableTarget(
+            name: "normkit",
+            dependencies: [
+                "NormKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/normkit"
+        ),
+        .testTarget(
+            name: "NormKitTests",
+            dependencies: ["NormKit"],
+            path: "Tests/NormKitTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
