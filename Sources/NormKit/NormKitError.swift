@@ -1,0 +1,83 @@
+/// Every recoverable problem NormKit reports.
+///
+/// Each case carries what was expected and what came, and ``description`` turns
+/// them into one sentence, so a log line is enough to find the fault:
+///
+/// ```
+/// input's last dimension must be 768 (the LayerNorm's dim), got shape [2, 4, 512]
+/// ```
+public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A shape holds a negative dimension.
+    case negativeDimension(shape: [Int])
+    /// The product of a shape's dimensions does not fit in `Int`.
+    case shapeOverflow(shape: [Int])
+    /// A shape has no dimensions where at least one is needed.
+    case emptyShape
+    /// The number of scalars does not match the product of the shape.
+    case scalarCountMismatch(shape: [Int], expected: Int, actual: Int)
+    /// A reshape to a shape with a different number of elements.
+    case reshapeMismatch(from: [Int], to: [Int])
+    /// An input whose last dimension is not the layer's `dim`.
+    case inputShapeMismatch(expectedLastDimension: Int, actual: [Int])
+    /// A weight, bias or other parameter tensor of the wrong shape.
+    case parameterShapeMismatch(name: String, expected: [Int], actual: [Int])
+    /// Two tensors that must have the same shape do not.
+    case shapeMismatch(name: String, expected: [Int], actual: [Int])
+    /// A LayerNorm `dim` below 1.
+    case invalidDimension(Int)
+    /// A LayerNorm `eps` that is not finite and greater than zero.
+    case invalidEpsilon(Float)
+    /// A setting outside its allowed range (a thread count, an iteration count, ...).
+    case invalidArgument(name: String, expected: String, actual: String)
+    /// A malformed or unsupported file; `offset` is the byte offset of the fault when known.
+    case invalidFile(format: String, offset: Int?, reason: String)
+    /// A tensor or layer name that a file does not hold; `available` lists what it does hold.
+    case missingTensor(name: String, available: [String])
+    /// An error from the file system, with the path and the system's message.
+    case io(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .negativeDimension(shape):
+            return "dimensions must be non-negative, got shape \(shape)"
+        case let .shapeOverflow(shape):
+            return "the element count of shape \(shape) overflows Int"
+        case .emptyShape:
+            return "a tensor needs at least one dimension (rank >= 1), got shape []"
+        case let .scalarCountMismatch(shape, expected, actual):
+            return "shape \(shape) needs \(expected) scalars, got \(actual)"
+        case let .reshapeMismatch(from, to):
+            return "cannot reshape \(from) (\(Self.count(from)) elements) to \(to) (\(Self.count(to)) elements)"
+        case let .inputShapeMismatch(expected, actual):
+            return "input's last dimension must be \(expected) (the LayerNorm's dim), got shape \(actual)"
+        case let .parameterShapeMismatch(name, expected, actual):
+            return "\(name) must have shape \(expected), got \(actual)"
+        case let .shapeMismatch(name, expected, actual):
+            return "\(name) must have shape \(expected), got \(actual)"
+        case let .invalidDimension(dim):
+            return "LayerNorm dim must be >= 1, got \(dim)"
+        case let .invalidEpsilon(eps):
+            return "LayerNorm eps must be finite and > 0, got \(eps)"
+        case let .invalidArgument(name, expected, actual):
+            return "\(name) must be \(expected), got \(actual)"
+        case let .invalidFile(format, offset, reason):
+            if let offset { return "invalid \(format) file at byte \(offset): \(reason)" }
+            return "invalid \(format) file: \(reason)"
+        case let .missingTensor(name, available):
+            let list = available.isEmpty ? "none" : available.joined(separator: ", ")
+            return "no tensor or layer named '\(name)'; available: \(list)"
+        case let .io(path, reason):
+            return "\(path): \(reason)"
+        }
+    }
+
+    private static func count(_ shape: [Int]) -> String {
+        var n = 1
+        for d in shape {
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            if o { return "overflowing" }
+            n = p
+        }
+        return String(n)
+    }
+}
