@@ -1,0 +1,93 @@
+// The one place NormKit calls BLAS.
+//
+// Every kernel goes through `BLAS`, so swapping the implementation (OpenBLAS on
+// Linux, Accelerate on Apple platforms) is this one file. Two rules hold here:
+//
+// * OpenBLAS never starts its own threads inside our calls. Its level-1 routines
+//   (sdot, saxpy) go multi-threaded only above n = 10 000 in 0.3.x; we split every
+//   call into chunks of `maxChunk` elements, so they always run on the caller's
+//   thread. NormKit splits rows across cores itself.
+// * Lengths fit the 32-bit `blasint` of an LP64 OpenBLAS: the same chunking makes a
+//   vector of 2^31 or more elements safe.
+
+#if canImport(Accelerate)
+import Accelerate
+#else
+import COpenBLAS
+#endif
+
+enum BLAS {
+    /// The longest vector handed to one BLAS call: under OpenBLAS's threading
+    /// threshold (10 000) and far under `Int32.max`.
+    static let maxChunk = 8192
+
+    /// Σ x[i]·y[i] over `count` contiguous floats, accumulated per chunk by
+    /// `cblas_sdot` (float) and across chunks in `Double`.
+    @inline(__always)
+    static func dot(_ count: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Double {
+        if count <= maxChunk {
+            return Double(cblas_sdot(Int32(truncatingIfNeeded: count), x, 1, y, 1))
+        }
+        var sum = 0.0
+        var start = 0
+        while start < count {
+            let n = min(maxChunk, count - start)
+            sum += Double(cblas_sdot(Int32(truncatingIfNeeded: n), x + start, 1, y + start, 1))
+            start += n
+        }
+        return sum
+    }
+
+    /// Σ x[i]·c[i mod maxChunk] where `c` is a constant vector of at least
+    /// `min(count, maxChunk)` elements (a ones vector gives Σ x[i]).
+    @inline(__always)
+    static func dotRepeating(_ count: Int, _ x: UnsafePointer<Float>, _ c: UnsafePointer<Float>) -> Double {
+        if count <= maxChunk {
+            return Double(cblas_sdot(Int32(truncatingIfNeeded: count), x, 1, c, 1))
+        }
+        var sum = 0.0
+        var start = 0
+        while start < count {
+            let n = min(maxChunk, count - start)
+            sum += Double(cblas_sdot(Int32(truncatingIfNeeded: n), x + start, 1, c, 1))
+            start += n
+        }
+        return sum
+    }
+
+    /// y[i] += alpha·x[i] (`cblas_saxpy`).
+    @inline(__always)
+    static func axpy(_ count: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        var start = 0
+        while start < count {
+            let n = min(maxChunk, count - start)
+            cblas_saxpy(Int32(truncatingIfNeeded: n), alpha, x + start, 1, y + start, 1)
+            start += n
+        }
+    }
+
+    /// y[i] += alpha·c[i mod maxChunk] for a constant vector `c` (a ones vector
+    /// gives y[i] += alpha).
+    @inline(__always)
+    static func axpyRepeating(_ count: Int, _ alpha: Float, _ c: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        var start = 0
+        while start < count {
+            let n = min(maxChunk, count - start)
+            cblas_saxpy(Int32(truncatingIfNeeded: n), alpha, c, 1, y + start, 1)
+            start += n
+        }
+    }
+
+    /// `maxChunk` ones, for sums written as dot products (`dotRepeating`) and
+    /// constant shifts written as axpy (`axpyRepeating`).
+    static let ones = [Float](repeating: 1, count: maxChunk)
+
+    /// A short name for the BLAS in use, for `normkit` and the docs.
+    static var implementationName: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
+        return "OpenBLAS"
+        #endif
+    }
+}

@@ -1,0 +1,60 @@
+extension LayerNorm {
+    /// Normalises `input` over its last axis.
+    ///
+    /// Any rank >= 1 works; every leading dimension is a batch dimension. An input
+    /// with zero rows returns an empty tensor of the same shape.
+    ///
+    /// - Throws: ``NormKitError/inputShapeMismatch(expectedLastDimension:actual:)`` when
+    ///   the last dimension is not ``dim``, ``NormKitError/parameterShapeMismatch(name:expected:actual:)``
+    ///   when ``weight`` or ``bias`` is not `[dim]`.
+    public func forward(_ input: Tensor) throws(NormKitError) -> Tensor {
+        let rows = try validate(input: input.shape)
+        return Tensor(uncheckedShape: input.shape, count: input.scalarCount) { out in
+            input.withUnsafeBufferPointer { x in
+                runForward(x, out, rows: rows)
+            }
+        }
+    }
+
+    /// Normalises `input` into `output`, which must have the same shape; allocates nothing.
+    ///
+    /// - Throws: as ``forward(_:)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
+    ///   when `output`'s shape differs from `input`'s.
+    public func forward(_ input: Tensor, into output: inout Tensor) throws(NormKitError) {
+        let rows = try validate(input: input.shape)
+        guard output.shape == input.shape else {
+            throw .shapeMismatch(name: "output", expected: input.shape, actual: output.shape)
+        }
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { out in
+                runForward(x, out, rows: rows)
+            }
+        }
+    }
+
+    /// Runs the kernel over all rows with this layer's parameters.
+    func runForward(
+        _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>, rows: Int,
+        mean: UnsafeMutablePointer<Double>? = nil, rstd: UnsafeMutablePointer<Double>? = nil
+    ) {
+        guard rows > 0, let xBase = x.baseAddress, let yBase = y.baseAddress else { return }
+        withParameters { parameters in
+            ForwardKernel.run(x: xBase, y: yBase, rows: 0..<rows, parameters: parameters, mean: mean, rstd: rstd)
+        }
+    }
+
+    /// Calls `body` with kernel parameters pointing at the effective weight and bias
+    /// (ones and zeros where the layer skips them).
+    func withParameters<R>(_ body: (ForwardParameters) -> R) -> R {
+        let w = elementwiseAffine ? weight : identityWeight
+        let b = usesBias ? bias : identityBias
+        return w.withUnsafeBufferPointer { wp in
+            b.withUnsafeBufferPointer { bp in
+                BLAS.ones.withUnsafeBufferPointer { ones in
+                    body(ForwardParameters(dim: dim, eps: Double(eps), weight: wp.baseAddress!,
+                                           bias: bp.baseAddress!, ones: ones.baseAddress!))
+                }
+            }
+        }
+    }
+}
