@@ -1,0 +1,11 @@
+import ArgumentParser
+
+@main
+struct NormKitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "normkit",
+        abstract: "Exact, fast float32 Layer Normalization on OpenBLAS.",
+        subcommands: [Demo.self],
+        defaultSubcommand: Demo.self
+    )
+}
