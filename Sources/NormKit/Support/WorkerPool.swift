@@ -103,11 +103,11 @@ final class WorkerPool: @unchecked Sendable {
 
             work(pointer)
             // Wait for parts claimed by helpers, then for every helper to leave.
-            var spins = 0
-            while finished.load(ordering: .sequentiallyConsistent) < parts { backoff(&spins) }
+            var wait = Backoff()
+            while finished.load(ordering: .sequentiallyConsistent) < parts { wait.pause() }
             closed.store(gen, ordering: .sequentiallyConsistent)
-            spins = 0
-            while active.load(ordering: .sequentiallyConsistent) > 0 { backoff(&spins) }
+            wait = Backoff()
+            while active.load(ordering: .sequentiallyConsistent) > 0 { wait.pause() }
             job.store(nil, ordering: .sequentiallyConsistent)
         }
         busy.store(false, ordering: .sequentiallyConsistent)
@@ -125,13 +125,6 @@ final class WorkerPool: @unchecked Sendable {
             function(context, i)
             finished.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
-    }
-
-    /// Spins a little, then yields the core: waits here last a part's length at most.
-    @inline(__always)
-    private func backoff(_ spins: inout Int) {
-        spins &+= 1
-        if spins > 64 { sched_yield() }
     }
 
     /// Starts helper threads until there are at least `count`.
@@ -204,9 +197,32 @@ final class WorkerPool: @unchecked Sendable {
         return g
     }
 
-    private func monotonicNow() -> UInt64 {
+    /// Waiting for a helper's last part: spin (the wait is at most one part, a few
+    /// microseconds), and only after `spinNanoseconds` yield the core. Yielding at once
+    /// is worse on a busy machine: the scheduler may hand the core to another process
+    /// for a whole time slice (milliseconds) while the part is long done.
+    struct Backoff {
+        private var spins = 0
+        private var start: UInt64 = 0
+
+        @inline(__always)
+        mutating func pause() {
+            spins &+= 1
+            guard spins & 63 == 0 else { return }
+            let now = WorkerPool.monotonicNow()
+            if start == 0 {
+                start = now
+            } else if now &- start > WorkerPool.spinNanoseconds {
+                sched_yield()
+            }
+        }
+    }
+
+    fileprivate static func monotonicNow() -> UInt64 {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
     }
+
+    private func monotonicNow() -> UInt64 { Self.monotonicNow() }
 }
