@@ -87,6 +87,7 @@ def load1():
 
 
 def main():
+    global TORCH_SCRIPT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
@@ -97,7 +98,6 @@ def main():
     ap.add_argument("--torch-script", default=TORCH_SCRIPT,
                     help="the shared PyTorch timing script (prints `shape S torch_us MEDIAN reps N`)")
     args = ap.parse_args()
-    global TORCH_SCRIPT
     TORCH_SCRIPT = args.torch_script
 
     peers = []

@@ -5,7 +5,7 @@
 #      three shapes on 1 and 2 threads (scripts/compare-peers.py),
 #   3. the throughput sweep: `normkit bench --json` over rows of 768 floats for NormKit on 1
 #      thread and on every core, and the naive Double reference, each with its interleaved memcpy,
-#   4. the SVG plot of that sweep (scripts/plot-performance.py).
+#   4. the SVG plot of that sweep (scripts/plot-performance.py): $OUT/throughput.svg.
 # Outputs go to docs/performance/ (override with OUT=dir). Takes about 5 minutes.
 # Run it on a quiet machine: it prints the load average, and docs/performance.md quotes it.
 set -euo pipefail
@@ -49,7 +49,7 @@ for rows in 1 4 16 64 256 1024 4096 8192 16384; do
 done
 
 echo "== plot"
-python3 scripts/plot-performance.py "$SWEEP" docs/performance.svg \
+python3 scripts/plot-performance.py "$SWEEP" "$OUT/throughput.svg" \
   --title "LayerNorm forward, dim 768: GB/s against rows ($(nproc) cores, Zen 4)"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
-echo "== done: $OUT/peers.md, $SWEEP, docs/performance.svg"
+echo "== done: $OUT/peers.md, $SWEEP, $OUT/throughput.svg"

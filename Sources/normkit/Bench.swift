@@ -14,9 +14,10 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time LayerNorm per call against a memcpy of the same bytes, interleaved.",
         discussion: """
-        Each iteration times the workload, then a single-thread memcpy of the input's bytes into
-        the output (and, with --threads above 1, a memcpy split over as many threads), so all
-        timings see the same load. GB/s counts 2 x the input's bytes (read once, written once).
+        Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread
+        memcpys of the input's bytes into the output (and, with --threads above 1, memcpys split
+        over as many threads), so all timings see the same load. GB/s counts 2 x the input's
+        bytes (read once, written once).
         Calls shorter than 20 us are repeated within one timing and divided. Progress goes to
         stderr on runs longer than two seconds.
         """
@@ -151,10 +152,13 @@ final class BenchState {
         var inner = 1
     }
 
-    /// Times `iterations` samples of the workload, each followed by a memcpy sample
-    /// (and a parallel memcpy sample when `threads > 1`).
+    /// Times `iterations` samples of the workload and as many memcpy samples (and
+    /// parallel memcpy samples when `threads > 1`), in alternating rounds of about
+    /// 20 ms each: both see the same load over the run, and workload calls still come
+    /// back to back within a round, as in a model (and as PyTorch's timing script
+    /// calls its kernel), so helper threads stay awake between calls.
     func measure(iterations requested: Int?, threads: Int, progress: Progress) -> Timings {
-        // Warm up (page faults, caches, Dispatch's threads), then estimate one call.
+        // Warm up (page faults, caches, helper threads), then estimate one call.
         for _ in 0..<3 { workload.runOnce(self); memcpyOnce() }
         var estimate = Double.infinity
         for _ in 0..<5 { estimate = min(estimate, seconds { self.workload.runOnce(self) }) }
@@ -162,15 +166,25 @@ final class BenchState {
         t.inner = estimate < 20e-6 ? Int((20e-6 / max(estimate, 1e-9)).rounded(.up)) : 1
         let perSample = estimate * Double(t.inner)
         let iterations = requested ?? min(20_000, max(11, Int(1.0 / max(perSample, 1e-9))))
+        let round = max(1, min(iterations, Int(20e-3 / max(perSample, 1e-9))))
         progress.expect(seconds: perSample * Double(iterations) * (threads > 1 ? 3 : 2), total: iterations)
         let inner = t.inner
-        for i in 0..<iterations {
-            t.workload.append(seconds { for _ in 0..<inner { self.workload.runOnce(self) } } / Double(inner))
-            t.memcpy.append(seconds { for _ in 0..<inner { self.memcpyOnce() } } / Double(inner))
-            if threads > 1 {
-                t.memcpyParallel.append(seconds { for _ in 0..<inner { self.memcpyParallel(threads: threads) } } / Double(inner))
+        var done = 0
+        while done < iterations {
+            let n = min(round, iterations - done)
+            for _ in 0..<n {
+                t.workload.append(seconds { for _ in 0..<inner { self.workload.runOnce(self) } } / Double(inner))
             }
-            progress.step(i + 1)
+            for _ in 0..<n {
+                t.memcpy.append(seconds { for _ in 0..<inner { self.memcpyOnce() } } / Double(inner))
+            }
+            if threads > 1 {
+                for _ in 0..<n {
+                    t.memcpyParallel.append(seconds { for _ in 0..<inner { self.memcpyParallel(threads: threads) } } / Double(inner))
+                }
+            }
+            done += n
+            progress.step(done)
         }
         progress.finish()
         return t
