@@ -67,13 +67,14 @@ enum ForwardKernel {
                     rstd[row] = s0.rstd; rstd[row &+ 1] = s1.rstd; rstd[row &+ 2] = s2.rstd; rstd[row &+ 3] = s3.rstd
                 }
             } else {
-                // Some row needs the careful path: each row on its own, reusing the sums.
-                for (k, fast) in [s0, s1, s2, s3].enumerated() {
-                    let r = row &+ k
+                // Some row needs the careful path: each row on its own, reusing the sums
+                // (four calls, not a loop over an array literal, which could allocate).
+                @inline(__always) func one(_ r: Int, _ fast: RowStatistics?) {
                     let s = finish(x + r &* n, y + r &* n, fast, p)
                     mean?[r] = s.mean
                     rstd?[r] = s.rstd
                 }
+                one(row, s0); one(row &+ 1, s1); one(row &+ 2, s2); one(row &+ 3, s3)
             }
             row &+= 4
         }
