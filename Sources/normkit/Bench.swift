@@ -41,6 +41,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Random seed of the input.")
     var seed: UInt64 = 1
 
+    @Option(help: "Mean of the input rows (standard deviation 2). At 0 every row takes the fast path; with |mean| above 2 every row takes the careful path.")
+    var inputMean: Float = 0
+
     func validate() throws {
         let dims = try parsedShape()
         guard dims.last! >= 1 else { throw ValidationError("the last dimension of --shape must be >= 1") }
@@ -63,10 +66,10 @@ struct Bench: ParsableCommand {
         let threadCount = threads ?? Parallelism.defaultThreadCount
         Parallelism.threadCount = threadCount
         let loadBefore = LoadAverage.read()
-        let state = try BenchState(workload: workload, shape: dims, seed: seed)
+        let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean)
         let result = state.measure(iterations: iterations, threads: threadCount, progress: Progress())
         let report = BenchReport(
-            workload: workload, shape: dims, threads: threadCount, result: result,
+            workload: workload, shape: dims, threads: threadCount, inputMean: inputMean, result: result,
             bytes: state.bytes, load: (loadBefore, LoadAverage.read()))
         print(json ? report.json : report.text)
     }
@@ -106,7 +109,7 @@ final class BenchState {
     /// Bytes of the input; a call reads them and writes as many.
     let bytes: Int
 
-    init(workload: Workload, shape: [Int], seed: UInt64) throws {
+    init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0) throws {
         self.workload = workload
         let dim = shape.last!
         var norm = try LayerNorm(dim: dim)
@@ -114,7 +117,7 @@ final class BenchState {
         norm.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.2, seed: seed &+ 1)
         norm.bias = Tensor.randomNormal([dim], standardDeviation: 0.1, seed: seed &+ 2)
         self.norm = norm
-        x = Tensor.randomNormal(shape, standardDeviation: 2, seed: seed)
+        x = Tensor.randomNormal(shape, mean: inputMean, standardDeviation: 2, seed: seed)
         y = Tensor.zeros(shape)
         sink = y
         bytes = x.scalarCount * MemoryLayout<Float>.stride
@@ -264,6 +267,7 @@ struct BenchReport {
     let workload: Workload
     let shape: [Int]
     let threads: Int
+    let inputMean: Float
     let result: BenchState.Timings
     let bytes: Int
     let load: (Double?, Double?)
@@ -287,7 +291,8 @@ struct BenchReport {
     var text: String {
         let w = work, m = memcpy
         var lines = [
-            "normkit bench: \(workload.rawValue), shape \(shape), threads \(threads), \(result.workload.count) iterations"
+            "normkit bench: \(workload.rawValue), shape \(shape)" + (inputMean != 0 ? ", input mean \(inputMean)" : "")
+                + ", threads \(threads), \(result.workload.count) iterations"
                 + (result.inner > 1 ? " x \(result.inner) calls each" : "")
                 + ", load \(load.0.map { fixed($0, 2) } ?? "?") -> \(load.1.map { fixed($0, 2) } ?? "?")",
             "  \(pad(workload.rawValue, 16)) median \(us(w.median)) us  min \(us(w.min)) us  \(fixed(gbps(w.median), 2)) GB/s",
@@ -309,6 +314,7 @@ struct BenchReport {
             ("rows", String(shape.dropLast().reduce(1, *))),
             ("dim", String(shape.last!)),
             ("threads", String(threads)),
+            ("input_mean", num(Double(inputMean))),
             ("iterations", String(result.workload.count)),
             ("calls_per_iteration", String(result.inner)),
             ("bytes", String(bytes)),
