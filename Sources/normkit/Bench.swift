@@ -13,14 +13,7 @@ import Darwin
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time LayerNorm per call against a memcpy of the same bytes, interleaved.",
-        discussion: """
-        Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread
-        memcpys of the input's bytes into the output (and, with --threads above 1, memcpys split
-        over as many threads), so all timings see the same load. GB/s counts 2 x the input's
-        bytes (read once, written once).
-        Calls shorter than 20 us are repeated within one timing and divided. Progress goes to
-        stderr on runs longer than two seconds.
-        """
+        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread memcpys of the input's bytes into the output (and, with --threads above 1, memcpys split over as many threads), so all timings see the same load. GB/s counts 2 x the input's bytes (read once, written once). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
     )
 
     @Option(help: "Input shape, comma-separated; the last axis is normalised.")
