@@ -295,6 +295,25 @@ func bitwiseEqual<A: Sequence<Float>, B: Sequence<Float>>(_ a: A, _ b: B) -> Boo
     a.map(\.bitPattern) == b.map(\.bitPattern)
 }
 
+/// How many elements satisfy `predicate` (for `#expect(countWhere(…) == 0)`, which
+/// prints a count on failure rather than the whole tensor).
+func countWhere(_ xs: some Sequence<Float>, _ predicate: (Float) -> Bool) -> Int {
+    xs.reduce(0) { $0 + (predicate($1) ? 1 : 0) }
+}
+
+/// nil when `a` and `b` are bitwise equal, else a short description of how they
+/// differ (so a failing `#expect` does not print whole tensors).
+func bitwiseMismatch<A: Collection<Float>, B: Collection<Float>>(_ a: A, _ b: B) -> String? {
+    if a.count != b.count { return "counts differ: \(a.count) vs \(b.count)" }
+    var first: String?
+    var count = 0
+    for (i, (x, y)) in zip(a, b).enumerated() where x.bitPattern != y.bitPattern {
+        if first == nil { first = "element \(i): \(x) vs \(y)" }
+        count += 1
+    }
+    return first.map { "\(count) of \(a.count) elements differ; first at \($0)" }
+}
+
 /// The exact mean and biased variance of a float row, two-pass in Double with one
 /// correction step. Independent of `Reference` on purpose: the properties should not
 /// trust the code they would share a bug with.
