@@ -71,12 +71,21 @@ func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 /// One slot per thread, written by that thread only and read after the join
-/// (pthread_join orders the writes before the reads).
+/// (pthread_join orders the writes before the reads). The slots are separate memory
+/// locations behind a raw pointer: assigning through an Array property would be a
+/// modifying access to the whole array from every thread, a real race (TSan says so).
 final class PerThreadSlots<T>: @unchecked Sendable {
-    private var slots: [T]
-    init(count: Int, initial: T) { slots = Array(repeating: initial, count: count) }
+    private let slots: UnsafeMutableBufferPointer<T>
+    init(count: Int, initial: T) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: initial)
+    }
+    deinit {
+        slots.baseAddress!.deinitialize(count: slots.count)
+        slots.deallocate()
+    }
     func set(_ i: Int, _ value: T) { slots[i] = value }
-    var values: [T] { slots }
+    var values: [T] { Array(slots) }
 }
 
 @Suite("Concurrency", .tags(.concurrency))
