@@ -480,3 +480,42 @@ struct ReliabilityTests {
         }
     }
 }
+
+// MARK: - Sanitizer canaries
+
+/// A data race the canary creates on purpose (never touched unless enabled).
+nonisolated(unsafe) private var canaryCounter = 0
+
+/// Deliberate bugs that only a sanitizer sees, each enabled by
+/// NORMKIT_SANITIZER_CANARY. `.ci/run` runs them after each sanitized test run and
+/// requires the run to FAIL, proving that a sanitizer report fails CI. Skipped in
+/// every ordinary run.
+@Suite("Sanitizer canaries")
+struct SanitizerCanaryTests {
+    static var canary: String? { PropertyRun.environment("NORMKIT_SANITIZER_CANARY") }
+
+    /// Two threads increment one global without synchronisation; the count is not
+    /// checked, so only ThreadSanitizer can fail this test.
+    @Test(.enabled(if: canary == "race"))
+    func deliberateDataRace() {
+        runOnThreads(2) { _ in
+            for _ in 0..<1000 { canaryCounter += 1 }
+        }
+    }
+
+    /// Writes one element past a heap allocation; only AddressSanitizer notices.
+    @Test(.enabled(if: canary == "overflow"))
+    func deliberateHeapOverflow() {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: 4)
+        defer { p.deallocate() }
+        p.initialize(repeating: 0, count: 4)
+        (p + Int(getpid() >= 0 ? 4 : 0)).pointee = 1
+    }
+
+    /// Loses the last reference to an allocation; LeakSanitizer reports it at exit.
+    @Test(.enabled(if: canary == "leak"))
+    func deliberateLeak() {
+        final class Lost { let bytes = [UInt8](repeating: 7, count: 4096) }
+        _ = Unmanaged.passRetained(Lost())
+    }
+}
