@@ -434,14 +434,12 @@ struct ReliabilityTests {
 
     // MARK: shape products
 
-    /// KNOWN ISSUE: whether a shape holding a 0 is valid depends on the order of its
-    /// dimensions: [0, 2, 2^62] is a valid empty tensor, [2, 2^62, 0] throws
-    /// shapeOverflow (the running product overflows before it reaches the 0).
+    /// Whether a shape holding a 0 is valid does not depend on the order of its
+    /// dimensions: [0, 2, 2^62] and [2, 2^62, 0] are both valid empty tensors.
     @Test func zeroSizedShapeOrderDoesNotMatter() throws {
         #expect(try Tensor(shape: [0, 2, 1 << 62], scalars: []).scalarCount == 0)
-        withKnownIssue("Shape.elementCount multiplies left to right and overflows before the 0") {
-            _ = try Tensor(shape: [2, 1 << 62, 0], scalars: [])
-        }
+        #expect(try Tensor(shape: [2, 1 << 62, 0], scalars: []).scalarCount == 0)
+        #expect(try Tensor(shape: [Int.max, Int.max, 0], scalars: []).shape == [Int.max, Int.max, 0])
     }
 
     // MARK: traps (exit tests)
@@ -459,25 +457,27 @@ struct ReliabilityTests {
         await #expect(processExitsWith: .failure) { _ = Tensor.randomUniform([4, -4], seed: 1) }
     }
 
-    /// KNOWN ISSUE: the throwing initialiser traps (instead of throwing) on a shape whose
-    /// product fits Int but whose bytes do not, or that no allocator can satisfy:
-    /// [Int.max] (4·Int.max bytes overflow) and [2^61] (8 EiB).
-    @Test(.tags(.exitTest))
-    func validatingInitTrapsOnUnallocatableShapes() async {
-        await withKnownIssue("Array allocation traps before any check") {
-            await #expect(processExitsWith: .success) { _ = try? Tensor(validatingShape: [Int.max], repeating: 0) }
-            await #expect(processExitsWith: .success) { _ = try? Tensor(validatingShape: [1 << 61], repeating: 0) }
+    /// The throwing initialisers throw (never trap) on a shape whose product fits Int
+    /// but that no process could allocate: more than 2^45 floats (128 TiB).
+    @Test func validatingInitThrowsOnUnallocatableShapes() {
+        #expect(throws: NormKitError.tooLarge(shape: [Int.max], elementCount: Int.max)) {
+            try Tensor(validatingShape: [Int.max], repeating: 0)
+        }
+        #expect(throws: NormKitError.tooLarge(shape: [1 << 61], elementCount: 1 << 61)) {
+            try Tensor(validatingShape: [1 << 61], repeating: 0)
+        }
+        #expect(throws: NormKitError.tooLarge(shape: [1 << 23, 1 << 23], elementCount: 1 << 46)) {
+            try Tensor(validatingShape: [1 << 23, 1 << 23], repeating: 0)
+        }
+        #expect(throws: NormKitError.tooLarge(shape: [1 << 46], elementCount: 1 << 46)) {
+            try Tensor(shape: [1 << 46], scalars: [])
         }
     }
 
-    /// KNOWN ISSUE: LayerNorm(dim:) throws for dim < 1 but traps for a dim whose weight
-    /// cannot be allocated (it builds Tensor(shape: [dim], repeating: 1)).
-    @Test(.tags(.exitTest))
-    func layerNormInitTrapsOnUnallocatableDim() async {
-        await withKnownIssue("LayerNorm.init allocates the weight before any size check") {
-            await #expect(processExitsWith: .success) { _ = try? LayerNorm(dim: Int.max) }
-            await #expect(processExitsWith: .success) { _ = try? LayerNorm(dim: 1 << 60) }
-        }
+    /// LayerNorm(dim:) throws for a dim whose weight no process could allocate.
+    @Test func layerNormInitThrowsOnUnallocatableDim() {
+        #expect(throws: NormKitError.tooLarge(shape: [Int.max], elementCount: Int.max)) { try LayerNorm(dim: Int.max) }
+        #expect(throws: NormKitError.tooLarge(shape: [1 << 60], elementCount: 1 << 60)) { try LayerNorm(dim: 1 << 60) }
     }
 }
 
