@@ -171,7 +171,8 @@ struct NPYTests {
         add("version 1.1", npyBytes(major: 1, minor: 1, good, data24), 6, "unsupported .npy version 1.1")
         add("file ends inside the length field", Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 2, 0, 9]), 8, "ends inside the header length")
         add("header length past the end", npyBytes(ok, [], length: 500), 8, "header length 500 runs past the end")
-        add("version 2 length past the end", npyBytes(major: 2, ok, [], length: 0x7FFF_FFFF), 8, "runs past the end")
+        add("version 2 length past the end", npyBytes(major: 2, ok, [], length: 100_000), 8, "runs past the end")
+        add("header over the 1 MiB limit", npyBytes(major: 2, ok, [], length: 0x7FFF_FFFF), 8, "exceeds the 1048576-byte limit")
         var v3 = Array("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'x\u{FF}': 1}".utf8)
         v3[v3.firstIndex(of: 0xC3)!] = 0xFF  // a lone continuation-less byte: not UTF-8
         add("version 3 header not UTF-8", npyBytes(major: 3, v3, data24), 12 + v3.firstIndex(of: 0xFF)!, "must be UTF-8")

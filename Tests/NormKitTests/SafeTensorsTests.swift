@@ -243,6 +243,7 @@ struct SafeTensorsTests {
         header("bytes after the JSON object", "{} x", at: "x", "after the end of the JSON value")
         header("duplicate tensor name", #"{"a":\#(f32x2),"a":\#(f32x2)}"#, data: eight, at: #""a""#, occurrence: 2, "duplicate key 'a'")
         header("nesting too deep", #"{"a":{"extra":"# + String(repeating: "[", count: 100), at: nil, "nested deeper than 64")
+        header("too many JSON values", #"{"a":{"extra":["# + String(repeating: "0,", count: 1 << 22) + "0]}}", at: nil, "more than 4194304 JSON values")
         header("bad escape", #"{"\q":1}"#, at: #"\q"#, "invalid escape")
         header("lone surrogate", #"{"\udc00":1}"#, at: #"\udc00"#, "unpaired surrogate")
         header("control character in a string", "{\"a\u{1}\":1}", at: nil, "control character")

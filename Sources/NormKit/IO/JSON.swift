@@ -5,7 +5,10 @@
 // nesting, and cannot trap on any input (each index is checked against the count).
 
 /// A parsed JSON value with the byte offset (from the start of the parsed text) where it begins.
-indirect enum JSONValue: Sendable {
+///
+/// Not `indirect`: the recursion goes through arrays, so a leaf costs its 32-byte slot and
+/// no heap box. ``JSONParser/maxValues`` bounds the tree.
+enum JSONValue: Sendable {
     case object([JSONMember], offset: Int)
     case array([JSONValue], offset: Int)
     case string(String, offset: Int)
@@ -46,6 +49,12 @@ struct JSONParser {
     /// Deepest nesting accepted. A safetensors header needs 3; the limit keeps a
     /// hostile `[[[[...` from exhausting the stack through recursion.
     static let maxDepth = 64
+    /// Most values accepted in one text. A safetensors header holds about 10 per tensor, so
+    /// this admits ~400 000 tensors while capping the tree near 128 MB: without it a valid
+    /// 100 MB header of `[1,1,1,...]` would cost gigabytes.
+    static let maxValues = 1 << 22
+
+    private var valueCount = 0
 
     private let bytes: UnsafeRawBufferPointer
     private var pos = 0
@@ -97,6 +106,10 @@ struct JSONParser {
     private mutating func parseValue(depth: Int) throws(NormKitError) -> JSONValue {
         guard depth < Self.maxDepth else {
             throw error("JSON nested deeper than \(Self.maxDepth) levels")
+        }
+        valueCount += 1
+        guard valueCount <= Self.maxValues else {
+            throw error("the header holds more than \(Self.maxValues) JSON values")
         }
         let start = pos
         switch peek {

@@ -25,9 +25,15 @@ public struct NPYHeader: Sendable, Equatable {
     /// The file offset where the array data begins.
     public let dataOffset: Int
 
+    /// The largest header accepted: 1 MiB. NumPy itself refuses more than 10 000 characters
+    /// by default; a float array's header is under 100 bytes plus about 3 per dimension,
+    /// so this admits ranks in the hundreds of thousands while bounding the parse.
+    public static let maxHeaderLength = 1 << 20
+
     /// The dtypes NormKit reads: little- and big-endian float16, float32 and float64.
     public static let supportedDTypes = ["<f4", "<f8", "<f2", ">f4", ">f8", ">f2"]
 
+    /// Whether two headers have the same version, dtype, order, shape and data offset.
     public static func == (a: NPYHeader, b: NPYHeader) -> Bool {
         a.version == b.version && a.dtype == b.dtype && a.fortranOrder == b.fortranOrder
             && a.shape == b.shape && a.dataOffset == b.dataOffset
@@ -104,6 +110,9 @@ public struct NPYHeader: Sendable, Equatable {
             ? Int(UInt16(littleEndian: file.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
             : Int(UInt32(littleEndian: file.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
         let headerStart = 8 + lengthSize
+        guard headerLength <= Self.maxHeaderLength else {
+            throw Self.fail(8, "header length \(headerLength) exceeds the \(Self.maxHeaderLength)-byte limit")
+        }
         guard headerLength <= file.count - headerStart else {
             throw Self.fail(8, "header length \(headerLength) runs past the end of the file (\(file.count - headerStart) bytes follow)")
         }
@@ -322,7 +331,8 @@ extension Tensor {
 // MARK: - The header's Python literal
 
 /// The subset of Python literals a .npy header can hold, with byte offsets.
-indirect enum PythonLiteral {
+/// (Not `indirect`: recursion goes through arrays, so leaves need no heap box.)
+enum PythonLiteral {
     case dict([(key: String, keyOffset: Int, value: PythonLiteral)], offset: Int)
     case tuple([PythonLiteral], offset: Int)
     case list([PythonLiteral], offset: Int)
