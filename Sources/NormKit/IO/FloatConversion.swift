@@ -46,22 +46,31 @@ enum StoredFloat: Sendable, Equatable {
                 }
             }
         case .double:
+            let swap = bigEndian != nativeBigEndian
             for i in 0..<n {
-                var bits = src.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self)
-                if bigEndian != nativeBigEndian { bits = bits.byteSwapped }
-                dst[i] = Float(Double(bitPattern: bits))
+                let raw = src.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self)
+                dst[i] = Float(Double(bitPattern: swap ? raw.byteSwapped : raw))
             }
         case .half:
-            for i in 0..<n {
-                var bits = src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)
-                if bigEndian != nativeBigEndian { bits = bits.byteSwapped }
-                dst[i] = floatFromHalf(bits)
+            // Separate loops per byte order keep the per-element work branch-free.
+            if bigEndian == nativeBigEndian {
+                for i in 0..<n { dst[i] = floatFromHalf(src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) }
+            } else {
+                for i in 0..<n {
+                    dst[i] = floatFromHalf(src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self).byteSwapped)
+                }
             }
         case .bfloat16:
-            for i in 0..<n {
-                var bits = src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)
-                if bigEndian != nativeBigEndian { bits = bits.byteSwapped }
-                dst[i] = Float(bitPattern: UInt32(bits) << 16)
+            // bfloat16 is the top half of a binary32: shift into place.
+            if bigEndian == nativeBigEndian {
+                for i in 0..<n {
+                    dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self)) << 16)
+                }
+            } else {
+                for i in 0..<n {
+                    let bits = src.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self).byteSwapped
+                    dst[i] = Float(bitPattern: UInt32(bits) << 16)
+                }
             }
         }
     }
