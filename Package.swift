@@ -51,7 +51,9 @@ let package = Package(
         .testTarget(
             name: "NormKitTests",
             dependencies: ["NormKit"],
-            path: "Tests/NormKitTests"
+            path: "Tests/NormKitTests",
+            // Read through #filePath (Tests/NormKitTests/SafeTensorsTests.swift), not bundled.
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -37,6 +37,9 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case missingTensor(name: String, available: [String])
     /// An error from the file system, with the path and the system's message.
     case io(path: String, reason: String)
+    /// A well-formed file holding something NormKit does not read: a dtype it does not
+    /// convert, or a scalar (rank 0) where a ``Tensor`` needs rank >= 1.
+    case unsupported(format: String, reason: String)
 
     public var description: String {
         switch self {
@@ -72,6 +75,8 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
             return "no tensor or layer named '\(name)'; available: \(list)"
         case let .io(path, reason):
             return "\(path): \(reason)"
+        case let .unsupported(format, reason):
+            return "unsupported \(format) content: \(reason)"
         }
     }
 
