@@ -71,7 +71,10 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
             if let offset { return "invalid \(format) file at byte \(offset): \(reason)" }
             return "invalid \(format) file: \(reason)"
         case let .missingTensor(name, available):
-            let list = available.isEmpty ? "none" : available.joined(separator: ", ")
+            // The full list stays in `available`; the sentence shows the first 50 (a GPT-2 XL
+            // file holds ~580 tensor names).
+            var list = available.isEmpty ? "none" : available.prefix(50).joined(separator: ", ")
+            if available.count > 50 { list += ", ... (\(available.count - 50) more)" }
             return "no tensor or layer named '\(name)'; available: \(list)"
         case let .io(path, reason):
             return "\(path): \(reason)"
