@@ -1,34 +1,54 @@
 import ArgumentParser
 import NormKit
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Timing of LayerNorm backward against the cost of streaming its bytes, as a
 /// reusable function (`normkit bench` can call ``BackwardBenchmark/run(batch:seq:dim:repetitions:seed:)``).
+///
+/// Every call is timed twice: wall clock, and the calling thread's CPU time (which
+/// leaves out the time the thread was descheduled on a busy machine, though not the
+/// caches other processes pollute). Medians of each are reported.
 enum BackwardBenchmark {
-    /// Medians over the repetitions, in milliseconds.
+    /// A median time in milliseconds, by wall clock and by thread CPU time.
+    struct Time {
+        var wall: Double
+        var cpu: Double
+    }
+
+    /// Medians over the repetitions.
     struct Result {
         var shape: [Int]
         var repetitions: Int
         /// `backward(outputGradient:input:statistics:)`: fresh gradients per call.
-        var backward: Double
+        var backward: Time
         /// `backward(..., accumulatingInto:)` into gradients allocated once.
-        var backwardAccumulating: Double
+        var backwardAccumulating: Time
         /// `forwardForTraining(_:)`, for comparison.
-        var forwardForTraining: Double
+        var forwardForTraining: Time
         /// One SIMD pass reading x and dy and writing dx (`dx = x + dy`) into a buffer
         /// allocated once: the bytes backward has to move, at streaming speed.
-        var stream: Double
+        var stream: Time
 
-        /// `backward / stream`.
-        var streamRatio: Double { backward / stream }
+        /// `backward / stream`, by wall clock.
+        var streamRatio: Double { backward.wall / stream.wall }
 
         var report: String {
             let mb = Double(shape.reduce(1, *)) * 12 / 1e6
+            func line(_ name: String, _ t: Time, ratio: Bool = true) -> String {
+                name.padding(34) + "\(fmt(t.wall)) ms".padding(12) + "\(fmt(t.cpu)) ms".padding(12)
+                    + (ratio ? "\(fmt(t.wall / stream.wall))x" : "")
+            }
             return """
-            LayerNorm backward \(shape), one thread, median of \(repetitions) (interleaved):
-              stream x,dy -> dx (\(fmt(mb)) MB)   \(fmt(stream)) ms
-              backward (fresh gradients)     \(fmt(backward)) ms   \(fmt(streamRatio))x stream
-              backward (accumulating)        \(fmt(backwardAccumulating)) ms   \(fmt(backwardAccumulating / stream))x stream
-              forwardForTraining             \(fmt(forwardForTraining)) ms
+            LayerNorm backward \(shape), one thread, medians of \(repetitions) interleaved calls
+            \("".padding(34))\("wall".padding(12))\("cpu".padding(12))vs stream (wall)
+            \(line("stream x,dy -> dx (\(fmt(mb)) MB)", stream, ratio: false))
+            \(line("backward (fresh gradients)", backward))
+            \(line("backward (accumulating)", backwardAccumulating))
+            \(line("forwardForTraining", forwardForTraining))
             """
         }
 
@@ -49,20 +69,17 @@ enum BackwardBenchmark {
         var accumulated = try norm.zeroGradients(inputShape: shape)
         var streamed = Tensor.zeros(shape)
 
-        let clock = ContinuousClock()
-        var tBackward: [Double] = [], tAccumulate: [Double] = [], tForward: [Double] = [], tStream: [Double] = []
+        var tBackward: [Time] = [], tAccumulate: [Time] = [], tForward: [Time] = [], tStream: [Time] = []
         var sink: Float = 0
         for _ in 0..<(repetitions + 2) {  // two warm-up rounds
-            tStream.append(ms(clock.measure { stream(x, dy, into: &streamed) }))
+            tStream.append(measure { stream(x, dy, into: &streamed) })
             var g: LayerNorm.Gradients?
-            tBackward.append(ms(try clock.measure {
-                g = try norm.backward(outputGradient: dy, input: x, statistics: statistics)
-            }))
+            tBackward.append(try measure { g = try norm.backward(outputGradient: dy, input: x, statistics: statistics) })
             sink += g!.bias.scalars[0]
-            tAccumulate.append(ms(try clock.measure {
+            tAccumulate.append(try measure {
                 try norm.backward(outputGradient: dy, input: x, statistics: statistics, accumulatingInto: &accumulated)
-            }))
-            tForward.append(ms(try clock.measure { sink += try norm.forwardForTraining(x).output.scalars[0] }))
+            })
+            tForward.append(try measure { sink += try norm.forwardForTraining(x).output.scalars[0] })
         }
         if sink == .infinity { print("") }  // keep the results alive
         return Result(
@@ -93,13 +110,23 @@ enum BackwardBenchmark {
         }
     }
 
-    private static func ms(_ d: Duration) -> Double {
-        Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) / 1e15
+    /// Wall-clock and thread-CPU milliseconds of one call of `body`.
+    private static func measure(_ body: () throws -> Void) rethrows -> Time {
+        let wall0 = now(CLOCK_MONOTONIC), cpu0 = now(CLOCK_THREAD_CPUTIME_ID)
+        try body()
+        let cpu1 = now(CLOCK_THREAD_CPUTIME_ID), wall1 = now(CLOCK_MONOTONIC)
+        return Time(wall: (wall1 - wall0) * 1e3, cpu: (cpu1 - cpu0) * 1e3)
     }
 
-    private static func median<C: Collection<Double>>(_ values: C) -> Double {
-        let s = values.sorted()
-        return s.isEmpty ? .nan : s[s.count / 2]
+    private static func now(_ clock: clockid_t) -> Double {
+        var ts = timespec()
+        clock_gettime(clock, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    private static func median<C: Collection<Time>>(_ values: C) -> Time {
+        let wall = values.map(\.wall).sorted(), cpu = values.map(\.cpu).sorted()
+        return wall.isEmpty ? Time(wall: .nan, cpu: .nan) : Time(wall: wall[wall.count / 2], cpu: cpu[cpu.count / 2])
     }
 }
 

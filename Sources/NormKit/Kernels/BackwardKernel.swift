@@ -127,33 +127,39 @@ struct BackwardJob: @unchecked Sendable {
             nanRow(dx, p, n)
             return true
         }
+        let invN = 1 / Double(n)
+        let a = BLAS.dotDouble(n, dy, weight) * invN
+
         // x̂ = (x·s - μ·s)·(r/s) with s a power of two: 1 unless r < 2^-100 (a spread
         // above ~1e30), where x - μ could overflow and r is near float's subnormals.
-        let k = r < 0x1p-100 ? max(r.exponent, -149) : 0
-        let s = Double(sign: .plus, exponent: k, significand: 1)
+        // Then x·s (exact) goes to the scratch row first, and x̂ is computed in place.
+        var source = x, s = 1.0, rs = r
+        if r < 0x1p-100 {
+            s = Double(sign: .plus, exponent: max(r.exponent, -149), significand: 1)
+            rs = r / s
+            SIMDKernels.scale(x, xhat, n, Float(s))
+            source = UnsafePointer(xhat)
+        }
         let ms = mu * s
         let mHi = Float(ms)
         let mLo = Float(ms - Double(mHi))
-        let xMax = BackwardSIMD.normalize(
-            x, dy, xhat, p, n, scale: Float(s), meanHi: mHi, meanLo: mLo, rstd: Float(r / s))
-
-        let invN = 1 / Double(n)
-        let a = BLAS.dotDouble(n, dy, weight) * invN
+        let range = BackwardSIMD.normalize(source, dy, xhat, p, n, meanHi: mHi, meanLo: mLo, rstd: Float(rs))
         let c = BLAS.dotDouble(n, p, weight) * invN
-        let m = BackwardSIMD.combine(
+        let tMax = BackwardSIMD.combine(
             dy, weight, xhat, dx, n, a: Float(a), c: Float(c), rstd: Float(r), accumulate: accumulate)
 
-        // First-order bound on |dx - dx64| for this row (docs/numerics.md, "Backward"):
-        // per-element roundings, c's float sum (probabilistic), saved statistics.
+        // First-order bound on |dx - dx64| over the row (docs/numerics.md, "Backward"),
+        // from T = max|t|, X = max|x̂|, |a| and |c|: per-element roundings, c's float
+        // products (probabilistic, λ), the saved statistics' assumed error.
         let u = Self.u
-        let xM = Double(xMax), gM = Double(m.gMax), tM = Double(m.tMax)
-        let ac = abs(c), aa = abs(a)
-        var bound = u * (2 * gM + 2 * aa + tM + 6 * xM * ac) + 2 * u * u * abs(mu) * r * ac
-        bound += 5 * u * Self.lambda * gM * xM * invN.squareRoot()
-        bound += Self.statisticsError * (2 * xM * ac + ac + xM * aa)
-        let dxBound = r * bound + 0x1p-148 * tM
-        // Also rejects NaN (any NaN input makes a, c or a maximum NaN or infinite).
-        if dxBound <= Self.tolerance * max(1, r * tM) { return true }
+        let X = max(Double(range.max) - ms, ms - Double(range.min)) * rs
+        let T = Double(tMax), A = abs(a), C = abs(c)
+        var bound = u * (3 * T + 4 * A + 8 * X * C) + 2 * u * u * abs(ms) * rs * C
+        bound += 5 * Self.lambda * u * X * (T + A + X * C) * invN.squareRoot()
+        bound += Self.statisticsError * (2 * X * C + C + X * A)
+        let dxBound = r * bound + 0x1p-148 * T
+        // Also rejects NaN: any NaN or infinite input makes a, c or T NaN or infinite.
+        if dxBound <= Self.tolerance * max(1, r * T) { return true }
         exactRow(x, dy, dx, p, n)
         return false
     }
@@ -201,53 +207,64 @@ struct BackwardJob: @unchecked Sendable {
 
 /// The two element-wise passes of the backward row, SIMD16<Float> over raw
 /// pointers with scalar tails that compute exactly what the vector body does.
+///
+/// Running maxima use `replace(with:where: v .> m)`, which compiles to minps/maxps;
+/// `pointwiseMax` compiles to a per-lane scalar loop (it orders NaN) and made the
+/// whole pass 50x slower. NaN lanes are skipped, which is safe here: any NaN input
+/// also makes the row's a or c NaN, and the row check rejects that.
 enum BackwardSIMD {
     typealias V = SIMD16<Float>
     static let width = 16
 
-    /// x̂ = ((x·scale - meanHi) - meanLo)·rstd into `xhat`, p = dy·x̂ into `p`;
-    /// returns max|x̂|.
+    /// x̂ = ((x - meanHi) - meanLo)·rstd into `xhat` (which may be `x`), p = dy·x̂
+    /// into `p`; returns the smallest and largest x.
     @inline(__always)
     static func normalize(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
         _ xhat: UnsafeMutablePointer<Float>, _ p: UnsafeMutablePointer<Float>, _ n: Int,
-        scale: Float, meanHi: Float, meanLo: Float, rstd: Float
-    ) -> Float {
-        let sv = V(repeating: scale), hv = V(repeating: meanHi), lv = V(repeating: meanLo)
-        let rv = V(repeating: rstd)
-        var lo = V(), hi = V()
+        meanHi: Float, meanLo: Float, rstd: Float
+    ) -> (min: Float, max: Float) {
+        let hv = V(repeating: meanHi), lv = V(repeating: meanLo), rv = V(repeating: rstd)
+        var lo = V(repeating: meanHi), hi = V(repeating: meanHi)
         var i = 0
         while i &+ width <= n {
-            let v = ((SIMDKernels.load(x + i) * sv - hv) - lv) * rv
+            let xv = SIMDKernels.load(x + i)
+            let v = ((xv - hv) - lv) * rv
             SIMDKernels.store(v, xhat + i)
             SIMDKernels.store(v * SIMDKernels.load(dy + i), p + i)
-            lo = pointwiseMin(lo, v)
-            hi = pointwiseMax(hi, v)
+            lo.replace(with: xv, where: xv .< lo)
+            hi.replace(with: xv, where: xv .> hi)
             i &+= width
         }
         var mn = lo.min(), mx = hi.max()
         while i < n {
-            let v = ((x[i] * scale - meanHi) - meanLo) * rstd
+            let xv = x[i]
+            let v = ((xv - meanHi) - meanLo) * rstd
             xhat[i] = v
             p[i] = v * dy[i]
-            mn = Swift.min(mn, v)
-            mx = Swift.max(mx, v)
+            mn = Swift.min(mn, xv)
+            mx = Swift.max(mx, xv)
             i &+= 1
         }
-        return Swift.max(-mn, mx)
+        return (mn, mx)
     }
 
-    /// t = (dy·w - a) - x̂·c;  dx = rstd·t  (or dx += rstd·t).
-    /// Returns max|g| (g = dy·w) and max|t|.
+    /// t = (dy·w - a) - x̂·c;  dx = rstd·t  (or dx += rstd·t). Returns max|t|.
     @inline(__always)
     static func combine(
         _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>,
         _ dx: UnsafeMutablePointer<Float>, _ n: Int, a: Float, c: Float, rstd: Float, accumulate: Bool
-    ) -> (gMax: Float, tMax: Float) {
+    ) -> Float {
         if accumulate {
             return combine(dy, w, xhat, dx, n, a: a, c: c, rstd: rstd, Accumulate.self)
         }
         return combine(dy, w, xhat, dx, n, a: a, c: c, rstd: rstd, Overwrite.self)
+    }
+
+    /// |v|, by clearing the sign bits (andps).
+    @inline(__always)
+    static func magnitude(_ v: V) -> V {
+        unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & 0x7fff_ffff, to: V.self)
     }
 
     protocol Store { static func store(_ v: V, _ p: UnsafeMutablePointer<Float>); static func store(_ v: Float, _ p: UnsafeMutablePointer<Float>) }
@@ -266,27 +283,25 @@ enum BackwardSIMD {
     static func combine<S: Store>(
         _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>,
         _ dx: UnsafeMutablePointer<Float>, _ n: Int, a: Float, c: Float, rstd: Float, _: S.Type
-    ) -> (gMax: Float, tMax: Float) {
+    ) -> Float {
         let av = V(repeating: a), cv = V(repeating: c), rv = V(repeating: rstd)
-        var gLo = V(), gHi = V(), tLo = V(), tHi = V()
+        var tm = V()
         var i = 0
         while i &+ width <= n {
             let g = SIMDKernels.load(dy + i) * SIMDKernels.load(w + i)
             let t = (g - av) - SIMDKernels.load(xhat + i) * cv
             S.store(t * rv, dx + i)
-            gLo = pointwiseMin(gLo, g); gHi = pointwiseMax(gHi, g)
-            tLo = pointwiseMin(tLo, t); tHi = pointwiseMax(tHi, t)
+            let m = magnitude(t)
+            tm.replace(with: m, where: m .> tm)
             i &+= width
         }
-        var gMin = gLo.min(), gMax = gHi.max(), tMin = tLo.min(), tMax = tHi.max()
+        var tMax = tm.max()
         while i < n {
-            let g = dy[i] * w[i]
-            let t = (g - a) - xhat[i] * c
+            let t = (dy[i] * w[i] - a) - xhat[i] * c
             S.store(t * rstd, dx + i)
-            gMin = Swift.min(gMin, g); gMax = Swift.max(gMax, g)
-            tMin = Swift.min(tMin, t); tMax = Swift.max(tMax, t)
+            tMax = Swift.max(tMax, abs(t))
             i &+= 1
         }
-        return (Swift.max(-gMin, gMax), Swift.max(-tMin, tMax))
+        return tMax
     }
 }
