@@ -196,6 +196,16 @@ struct BackwardReferenceTests {
         // A small spread with dy = x̂: always.
         let small = Tensor.randomNormal([4, dim], standardDeviation: 0.03, seed: 3)
         #expect(try fallbackCount(norm, small, try norm(small)) == 4)
+        // dy correlated with x̂ but not cancelling (dy = x̂ + noise) at a long row:
+        // mean(g·x̂) is large, but nothing cancels, so no row falls back (the bound
+        // must use max|x̂| ~ 4, not its worst case sqrt(n - 1) = 64), and the result
+        // is still within the bound.
+        let long = try LayerNorm(dim: 4099)
+        let xl = Tensor.randomNormal([8, 4099], seed: 4)
+        let noise = Tensor.randomNormal([8, 4099], seed: 5).scalars
+        let dyl = try Tensor(shape: [8, 4099], scalars: zip(try long(xl).scalars, noise).map { $0 + $1 })
+        #expect(try fallbackCount(long, xl, dyl) == 0)
+        expectWithinBound(try backwardErrors(long, xl, dyl), "dy = x̂ + noise")
     }
 
     func fallbackCount(_ norm: LayerNorm, _ x: Tensor, _ dy: Tensor) throws -> Int {
