@@ -1,3 +1,4 @@
+import Dispatch
 @testable import NormKit
 import Testing
 
@@ -231,7 +232,7 @@ struct BackwardBehaviourTests {
         let x = Tensor.randomNormal([rows, dim], standardDeviation: 2, seed: 1)
         let dy = Tensor.randomNormal([rows, dim], seed: 2)
         let (_, statistics) = try norm.forwardForTraining(x)
-        func run(_ schedule: @escaping (Int, (Range<Int>) -> Void) -> Void) -> (Tensor, [Double]?, [Double]?) {
+        func run(_ schedule: @escaping (Int, @escaping @Sendable (Range<Int>) -> Void) -> Void) -> (Tensor, [Double]?, [Double]?) {
             var weightSums: [Double]? = [Double](repeating: 0, count: dim)
             var biasSums: [Double]? = [Double](repeating: 0, count: dim)
             var dx = Tensor.zeros(x.shape)
@@ -245,8 +246,12 @@ struct BackwardBehaviourTests {
         let serial = run { count, body in body(0..<count) }
         let reversedSingles = run { count, body in for b in (0..<count).reversed() { body(b..<(b + 1)) } }
         let uneven = run { count, body in body(3..<count); body(0..<3) }
+        let threads = run { count, body in
+            DispatchQueue.concurrentPerform(iterations: count) { b in body(b..<(b + 1)) }
+        }
         #expect(serial.0 == reversedSingles.0 && serial.1 == reversedSingles.1 && serial.2 == reversedSingles.2)
         #expect(serial.0 == uneven.0 && serial.1 == uneven.1 && serial.2 == uneven.2)
+        #expect(serial.0 == threads.0 && serial.1 == threads.1 && serial.2 == threads.2)
         // And the public API agrees with the serial schedule.
         let got = try norm.backward(outputGradient: dy, input: x, statistics: statistics)
         #expect(got.input == serial.0)

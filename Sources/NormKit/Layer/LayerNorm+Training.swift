@@ -227,16 +227,18 @@ extension LayerNorm {
 
     /// Runs the backward kernel over all rows; returns how many rows took the Double fallback.
     ///
-    /// `forEachBlockRange` is handed the block count and a body `(Range<Int>) -> Void`
-    /// and must call the body on disjoint ranges covering `0..<blockCount`, in any
-    /// order and on any threads: the results do not depend on how. It defaults to one
-    /// serial call; this is where a parallel-rows primitive plugs in.
+    /// `forEachBlockRange` is handed the block count and a `@Sendable` body, and must
+    /// call the body on disjoint ranges covering `0..<blockCount`, in any order and on
+    /// any threads: the results do not depend on how (blocks are fixed groups of
+    /// `BackwardKernel.blockRows` rows). It defaults to one serial call over all
+    /// blocks. THIS is where a parallel-rows primitive plugs in, e.g.
+    /// `{ count, body in parallelFor(count, body) }`.
     @discardableResult
     func runBackward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics, rows: Int,
         dx: UnsafeMutableBufferPointer<Float>, accumulate: Bool,
         weightSums: inout [Double]?, biasSums: inout [Double]?,
-        forEachBlockRange: (Int, (Range<Int>) -> Void) -> Void = { count, body in body(0..<count) }
+        forEachBlockRange: (Int, @escaping @Sendable (Range<Int>) -> Void) -> Void = { count, body in body(0..<count) }
     ) -> Int {
         guard rows > 0 else { return 0 }
         let n = dim
