@@ -55,12 +55,16 @@ enum BackwardBenchmark {
         private func fmt(_ v: Double) -> String { String((v * 1000).rounded() / 1000) }
     }
 
-    /// Times backward at `[batch, seq, dim]` on seeded random data (x ~ N(0, 1),
-    /// dy ~ N(0, 1), weight ~ N(1, 0.5)), interleaving the measured calls so that
-    /// machine noise hits all of them alike.
-    static func run(batch: Int, seq: Int, dim: Int, repetitions: Int, seed: UInt64) throws -> Result {
+    /// Times backward at `[batch, seq, dim]` on seeded random data (x ~ N(0, 1), or
+    /// GPT-2-like activations with massive channels; dy ~ N(0, 1), weight ~ N(1, 0.5)),
+    /// interleaving the measured calls so that machine noise hits all of them alike.
+    static func run(
+        batch: Int, seq: Int, dim: Int, repetitions: Int, seed: UInt64, gpt2Like: Bool = false
+    ) throws -> Result {
         let shape = [batch, seq, dim]
-        let x = Tensor.randomNormal(shape, seed: seed)
+        let x = gpt2Like
+            ? Activations.gpt2Like(batch: batch, seq: seq, dim: dim, seed: seed)
+            : Tensor.randomNormal(shape, seed: seed)
         let dy = Tensor.randomNormal(shape, seed: seed &+ 1)
         var norm = try LayerNorm(dim: dim)
         norm.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.5, seed: seed &+ 2)
@@ -195,6 +199,7 @@ struct BenchBackward: ParsableCommand {
     @Option(help: "Feature dimension.") var dim = 768
     @Option(help: "Timed repetitions (the median is reported).") var repetitions = 51
     @Option(help: "Random seed.") var seed: UInt64 = 1
+    @Flag(help: "Time on GPT-2-like activations (massive channels) instead of N(0, 1).") var gpt2Like = false
     @Flag(help: "Print the hard-row accuracy table instead of timing.") var accuracy = false
     @Option(help: "With --accuracy: dimensions, comma-separated.") var dims = "1,3,17,768,4099"
     @Option(help: "With --accuracy: seeds per row kind.") var seeds = 10
@@ -212,6 +217,8 @@ struct BenchBackward: ParsableCommand {
         guard batch >= 1, seq >= 1, dim >= 1, repetitions >= 1 else {
             throw ValidationError("--batch, --seq, --dim and --repetitions must be >= 1")
         }
-        print(try BackwardBenchmark.run(batch: batch, seq: seq, dim: dim, repetitions: repetitions, seed: seed).report)
+        let result = try BackwardBenchmark.run(
+            batch: batch, seq: seq, dim: dim, repetitions: repetitions, seed: seed, gpt2Like: gpt2Like)
+        print(result.report)
     }
 }
