@@ -325,6 +325,23 @@ struct BackwardBehaviourTests {
         #expect(Reference.maxError(gradients.bias, expected: twice.bias.map { 2 * $0 }) <= backwardBound)
     }
 
+    /// Accumulating into existing gradients on rows that take the Double fallback
+    /// (dy = x̂ on a small spread) adds the exact gradient once.
+    @Test func accumulatingWorksOnFallbackRows() throws {
+        let dim = 768
+        let norm = try LayerNorm(dim: dim)
+        let x = Tensor.randomNormal([3, dim], standardDeviation: 0.03, seed: 3)
+        let dy = try norm(x)
+        let (_, statistics) = try norm.forwardForTraining(x)
+        var gradients = try norm.zeroGradients(inputShape: x.shape)
+        gradients.input = Tensor.randomNormal(x.shape, seed: 9)
+        let before = gradients.input.scalars
+        try norm.backward(outputGradient: dy, input: x, statistics: statistics, accumulatingInto: &gradients)
+        let expected = try Reference.layerNormBackwardDouble(outputGradient: dy, input: x)
+        let sum = zip(before, expected.input).map { Double($0) + $1 }
+        #expect(Reference.maxRowError(gradients.input, expected: sum) <= backwardBound)
+    }
+
     @Test func statisticsMatchTheReference() throws {
         let x = try Tensor(shape: [2, 768], scalars: HardRows.make("1e6 + randn", dim: 768)
             + HardRows.make("randn", dim: 768))

@@ -10,7 +10,8 @@
 //
 // Per row (docs/numerics.md, "Backward", has the derivation and the error argument):
 //
-// 1. a = Σ dy·w / n from `cblas_dsdot` (float products, Double sum): BLAS.dotDouble.
+// 1. a = Σ dy·w / n from `cblas_dsdot` (BLAS.dotDouble): a Double result, and on
+//    OpenBLAS 0.3.21 float blocks of 32 added in Double, ~7u per term at worst.
 // 2. One SIMD pass rebuilds x̂ = ((x - μ_hi) - μ_lo)·r into a scratch row and
 //    p = dy ⊙ x̂ into another. μ is split into two floats, so x - μ_hi is exact where
 //    x is near the mean (Sterbenz) and only μ_lo is rounded: a float μ near 1e6 would
@@ -18,6 +19,8 @@
 //    two, so that x - μ and r stay inside float's range.
 // 3. c = Σ p·w / n, again with `cblas_dsdot`.
 // 4. One SIMD pass writes dx = r·((g - a) - x̂·c), g = dy·w, tracking T = max|t|.
+//    (An accumulating call writes to a scratch row and adds it into dx with saxpy
+//    after step 5, so a rejected row finds dx untouched.)
 // 5. A check bounds the row's float rounding (and the saved statistics' error) from
 //    T, |a|, |c| and max|x̂| (from x's range, tracked in pass 2). Where g - a - x̂·c cancels
 //    (dy nearly in the span of 1 and x̂, e.g. dy = y on a row of small spread) the
@@ -36,7 +39,7 @@
 // thread count.
 //
 // No fused multiply-add (see SIMDKernels): multiplies and adds round separately, and
-// the error bound in step 4 assumes exactly that.
+// the error bound in step 5 assumes exactly that.
 
 enum BackwardKernel {
     /// Rows per block of partial weight/bias gradients. Fixed: changing it changes
@@ -84,12 +87,12 @@ struct BackwardJob: @unchecked Sendable {
     var fallbackRows: UnsafeMutablePointer<Int>?
 
     /// Processes every row of blocks `blocks`. Allocates one scratch buffer of
-    /// 2·dim floats per call, nothing per row.
+    /// 3·dim floats per call, nothing per row.
     func run(blocks: Range<Int>) {
         let n = dim
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 &* n)
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 3 &* n)
         defer { scratch.deallocate() }
-        let xhat = scratch, p = scratch + n
+        let xhat = scratch, p = scratch + n, delta = scratch + 2 &* n
         for b in blocks {
             let first = b &* BackwardKernel.blockRows
             let end = min(rows, first &+ BackwardKernel.blockRows)
@@ -99,7 +102,7 @@ struct BackwardJob: @unchecked Sendable {
             pb?.update(repeating: 0, count: n)
             var fallbacks = 0
             for row in first..<end {
-                if !self.row(row, xhat: xhat, p: p) { fallbacks &+= 1 }
+                if !self.row(row, xhat: xhat, p: p, delta: delta) { fallbacks &+= 1 }
                 let offset = row &* n
                 if let pw { BLAS.axpy(n, 1, p, pw) }
                 if let pb { BLAS.axpy(n, 1, dy + offset, pb) }
@@ -126,9 +129,12 @@ struct BackwardJob: @unchecked Sendable {
     static let prefetchDistance = 2304
 
     /// Writes row `row` of dx and its p = dy ⊙ x̂ into `p`. Returns false when the
-    /// row took the Double fallback.
+    /// row took the Double fallback. When accumulating, the row's gradient goes to
+    /// `delta` first and is added into dx (saxpy) only once the row is accepted: a
+    /// rejected row must find dx as it was.
     @inline(__always)
-    func row(_ row: Int, xhat: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>) -> Bool {
+    func row(_ row: Int, xhat: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>,
+             delta: UnsafeMutablePointer<Float>) -> Bool {
         let n = dim
         let offset = row &* n
         let x = self.x + offset, dy = self.dy + offset, dx = self.dx + offset
@@ -161,11 +167,12 @@ struct BackwardJob: @unchecked Sendable {
             source, dy, xhat, p, n, meanHi: mHi, meanLo: mLo, rstd: Float(rs), ahead: ahead)
         let c = BLAS.dotDouble(n, p, weight) * invN
         let tMax = BackwardSIMD.combine(
-            dy, weight, xhat, dx, n, a: Float(a), c: Float(c), rstd: Float(r), accumulate: accumulate, ahead: ahead)
+            dy, weight, xhat, accumulate ? delta : dx, n, a: Float(a), c: Float(c), rstd: Float(r), ahead: ahead)
 
         // max|x̂| from the range of x (·s): exact up to the rounding of x̂ itself.
         let xMax = max(Double(range.max) - ms, ms - Double(range.min)) * rs
         if accepts(a: a, c: c, tMax: Double(tMax), xMax: xMax, r: r, scaledMean: ms, scaledRstd: rs, n: n) {
+            if accumulate { BLAS.axpy(n, 1, delta, dx) }
             return true
         }
         exactRow(x, dy, dx, p, n)
@@ -299,18 +306,36 @@ enum BackwardSIMD {
         return (mn, mx)
     }
 
-    /// t = (dy·w - a) - x̂·c;  dx = rstd·t  (or dx += rstd·t). Returns max|t|.
-    /// Prefetches dx `ahead` floats on.
+    /// t = (dy·w - a) - x̂·c;  dx = rstd·t. Returns max|t|. Prefetches dx `ahead`
+    /// floats on (for an accumulating call `dx` is a scratch row; prefetching past it
+    /// is harmless).
     @inline(__always)
     static func combine(
         _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>,
-        _ dx: UnsafeMutablePointer<Float>, _ n: Int, a: Float, c: Float, rstd: Float, accumulate: Bool,
-        ahead: Int
+        _ dx: UnsafeMutablePointer<Float>, _ n: Int, a: Float, c: Float, rstd: Float, ahead: Int
     ) -> Float {
-        if accumulate {
-            return combine(dy, w, xhat, dx, n, a: a, c: c, rstd: rstd, ahead: ahead, Accumulate.self)
+        let av = V(repeating: a), cv = V(repeating: c), rv = V(repeating: rstd)
+        var tm = V()
+        var i = 0
+        while i &+ 16 <= n {
+            Prefetch.line(dx + (i &+ ahead))
+            let t0 = (load(dy + i) * load(w + i) - av) - load(xhat + i) * cv
+            let t1 = (load(dy + (i &+ 8)) * load(w + (i &+ 8)) - av) - load(xhat + (i &+ 8)) * cv
+            store(t0 * rv, dx + i)
+            store(t1 * rv, dx + (i &+ 8))
+            let m0 = magnitude(t0), m1 = magnitude(t1)
+            tm.replace(with: m0, where: m0 .> tm)
+            tm.replace(with: m1, where: m1 .> tm)
+            i &+= 16
         }
-        return combine(dy, w, xhat, dx, n, a: a, c: c, rstd: rstd, ahead: ahead, Overwrite.self)
+        var tMax = largest(tm)
+        while i < n {
+            let t = (dy[i] * w[i] - a) - xhat[i] * c
+            dx[i] = t * rstd
+            tMax = Swift.max(tMax, abs(t))
+            i &+= 1
+        }
+        return tMax
     }
 
     /// The largest and smallest lane, by halving with maxps/minps (the generic
@@ -341,49 +366,5 @@ enum BackwardSIMD {
     @inline(__always)
     static func magnitude(_ v: V) -> V {
         unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7fff_ffff, to: V.self)
-    }
-
-    protocol Store {
-        static func store(_ v: V, _ p: UnsafeMutablePointer<Float>)
-        static func store(_ v: Float, _ p: UnsafeMutablePointer<Float>)
-    }
-    enum Overwrite: Store {
-        @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) { BackwardSIMD.store(v, p) }
-        @inline(__always) static func store(_ v: Float, _ p: UnsafeMutablePointer<Float>) { p.pointee = v }
-    }
-    enum Accumulate: Store {
-        @inline(__always) static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
-            BackwardSIMD.store(BackwardSIMD.load(p) + v, p)
-        }
-        @inline(__always) static func store(_ v: Float, _ p: UnsafeMutablePointer<Float>) { p.pointee += v }
-    }
-
-    @inline(__always)
-    static func combine<S: Store>(
-        _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>,
-        _ dx: UnsafeMutablePointer<Float>, _ n: Int, a: Float, c: Float, rstd: Float, ahead: Int, _: S.Type
-    ) -> Float {
-        let av = V(repeating: a), cv = V(repeating: c), rv = V(repeating: rstd)
-        var tm = V()
-        var i = 0
-        while i &+ 16 <= n {
-            Prefetch.line(dx + (i &+ ahead))
-            let t0 = (load(dy + i) * load(w + i) - av) - load(xhat + i) * cv
-            let t1 = (load(dy + (i &+ 8)) * load(w + (i &+ 8)) - av) - load(xhat + (i &+ 8)) * cv
-            S.store(t0 * rv, dx + i)
-            S.store(t1 * rv, dx + (i &+ 8))
-            let m0 = magnitude(t0), m1 = magnitude(t1)
-            tm.replace(with: m0, where: m0 .> tm)
-            tm.replace(with: m1, where: m1 .> tm)
-            i &+= 16
-        }
-        var tMax = largest(tm)
-        while i < n {
-            let t = (dy[i] * w[i] - a) - xhat[i] * c
-            S.store(t * rstd, dx + i)
-            tMax = Swift.max(tMax, abs(t))
-            i &+= 1
-        }
-        return tMax
     }
 }
