@@ -167,7 +167,8 @@ struct BackwardJob: @unchecked Sendable {
             source, dy, xhat, p, n, meanHi: mHi, meanLo: mLo, rstd: Float(rs), ahead: ahead)
         let c = BLAS.dotDouble(n, p, weight) * invN
         let tMax = BackwardSIMD.combine(
-            dy, weight, xhat, accumulate ? delta : dx, n, a: Float(a), c: Float(c), rstd: Float(r), ahead: ahead)
+            dy, weight, xhat, accumulate ? delta : dx, n, a: Float(a), c: Float(c), rstd: Float(r),
+            prefetch: UnsafePointer(dx + ahead))
 
         // max|x̂| from the range of x (·s): exact up to the rounding of x̂ itself.
         let xMax = max(Double(range.max) - ms, ms - Double(range.min)) * rs
@@ -306,19 +307,20 @@ enum BackwardSIMD {
         return (mn, mx)
     }
 
-    /// t = (dy·w - a) - x̂·c;  dx = rstd·t. Returns max|t|. Prefetches dx `ahead`
-    /// floats on (for an accumulating call `dx` is a scratch row; prefetching past it
-    /// is harmless).
+    /// t = (dy·w - a) - x̂·c;  dx = rstd·t. Returns max|t|. Prefetches the lines
+    /// from `prefetch` on (the output rows ahead: for an accumulating call `dx` is a
+    /// scratch row, and the real output is what needs fetching).
     @inline(__always)
     static func combine(
         _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ xhat: UnsafePointer<Float>,
-        _ dx: UnsafeMutablePointer<Float>, _ n: Int, a: Float, c: Float, rstd: Float, ahead: Int
+        _ dx: UnsafeMutablePointer<Float>, _ n: Int, a: Float, c: Float, rstd: Float,
+        prefetch: UnsafePointer<Float>
     ) -> Float {
         let av = V(repeating: a), cv = V(repeating: c), rv = V(repeating: rstd)
         var tm = V()
         var i = 0
         while i &+ 16 <= n {
-            Prefetch.line(dx + (i &+ ahead))
+            Prefetch.line(prefetch + i)
             let t0 = (load(dy + i) * load(w + i) - av) - load(xhat + i) * cv
             let t1 = (load(dy + (i &+ 8)) * load(w + (i &+ 8)) - av) - load(xhat + (i &+ 8)) * cv
             store(t0 * rv, dx + i)
