@@ -11,6 +11,8 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case negativeDimension(shape: [Int])
     /// The product of a shape's dimensions does not fit in `Int`.
     case shapeOverflow(shape: [Int])
+    /// A shape holds more elements than any process can address (over 2^45 floats, 128 TiB).
+    case tooLarge(shape: [Int], elementCount: Int)
     /// A shape has no dimensions where at least one is needed.
     case emptyShape
     /// The number of scalars does not match the product of the shape.
@@ -42,6 +44,8 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
             return "dimensions must be non-negative, got shape \(shape)"
         case let .shapeOverflow(shape):
             return "the element count of shape \(shape) overflows Int"
+        case let .tooLarge(shape, count):
+            return "shape \(shape) holds \(count) elements; at most 2^45 (\(1 << 45), 128 TiB of Float) can be allocated"
         case .emptyShape:
             return "a tensor needs at least one dimension (rank >= 1), got shape []"
         case let .scalarCountMismatch(shape, expected, actual):
