@@ -41,10 +41,19 @@ let package = Package(
             ],
             path: "Sources/normkit"
         ),
+        // scripts/leak-check.sh: a long loop of NormKit calls, run under valgrind and
+        // checked for resident-memory growth. Not a product; dependents never build it.
+        .executableTarget(
+            name: "normkit-leakcheck",
+            dependencies: ["NormKit"],
+            path: "Sources/normkit-leakcheck"
+        ),
         .testTarget(
             name: "NormKitTests",
             dependencies: ["NormKit"],
-            path: "Tests/NormKitTests"
+            path: "Tests/NormKitTests",
+            // Read through #filePath (Tests/NormKitTests/SafeTensorsTests.swift), not bundled.
+            exclude: ["Fixtures"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -11,6 +11,8 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case negativeDimension(shape: [Int])
     /// The product of a shape's dimensions does not fit in `Int`.
     case shapeOverflow(shape: [Int])
+    /// A shape holds more elements than any process can address (over 2^45 floats, 128 TiB).
+    case tooLarge(shape: [Int], elementCount: Int)
     /// A shape has no dimensions where at least one is needed.
     case emptyShape
     /// The number of scalars does not match the product of the shape.
@@ -35,6 +37,9 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case missingTensor(name: String, available: [String])
     /// An error from the file system, with the path and the system's message.
     case io(path: String, reason: String)
+    /// A well-formed file holding something NormKit does not read: a dtype it does not
+    /// convert, or a scalar (rank 0) where a ``Tensor`` needs rank >= 1.
+    case unsupported(format: String, reason: String)
 
     public var description: String {
         switch self {
@@ -42,6 +47,8 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
             return "dimensions must be non-negative, got shape \(shape)"
         case let .shapeOverflow(shape):
             return "the element count of shape \(shape) overflows Int"
+        case let .tooLarge(shape, count):
+            return "shape \(shape) holds \(count) elements; at most 2^45 (\(1 << 45), 128 TiB of Float) can be allocated"
         case .emptyShape:
             return "a tensor needs at least one dimension (rank >= 1), got shape []"
         case let .scalarCountMismatch(shape, expected, actual):
@@ -64,10 +71,15 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
             if let offset { return "invalid \(format) file at byte \(offset): \(reason)" }
             return "invalid \(format) file: \(reason)"
         case let .missingTensor(name, available):
-            let list = available.isEmpty ? "none" : available.joined(separator: ", ")
+            // The full list stays in `available`; the sentence shows the first 50 (a GPT-2 XL
+            // file holds ~580 tensor names).
+            var list = available.isEmpty ? "none" : available.prefix(50).joined(separator: ", ")
+            if available.count > 50 { list += ", ... (\(available.count - 50) more)" }
             return "no tensor or layer named '\(name)'; available: \(list)"
         case let .io(path, reason):
             return "\(path): \(reason)"
+        case let .unsupported(format, reason):
+            return "unsupported \(format) content: \(reason)"
         }
     }
 

@@ -177,3 +177,28 @@ struct LayerNormBadInputTests {
         }
     }
 }
+
+@Suite("The accuracy check can fail")
+struct AccuracyCheckCanFailTests {
+    /// The textbook float32 one-pass LayerNorm (E[x²] - E[x]², float sums): what the
+    /// careful path exists to avoid.
+    static func naiveOnePass(_ row: [Float], eps: Float = 1e-5) -> [Float] {
+        var s1: Float = 0, s2: Float = 0
+        for v in row { s1 += v; s2 += v * v }
+        let n = Float(row.count)
+        let mean = s1 / n
+        let variance = s2 / n - mean * mean
+        let rstd = 1 / (variance + eps).squareRoot()
+        return row.map { ($0 - mean) * rstd }
+    }
+
+    @Test(arguments: [Reference.HardRow.largeMeanSmallSpread, .millionPlusNoise, .hugeNoise, .enormousNoise])
+    func naiveFloatOnePassFailsTheBound(row: Reference.HardRow) throws {
+        let values = row.values(dim: 768)
+        let x = try Tensor(shape: [1, 768], scalars: values)
+        let naive = try Tensor(shape: [1, 768], scalars: Self.naiveOnePass(values))
+        let error = Reference.maxRowError(naive, expected: try Reference.layerNormDouble(x))
+        #expect(error > 100 * forwardBound, "\(row.rawValue): naive error \(error) should be far above the bound")
+        #expect(try forwardError(try LayerNorm(dim: 768), x) <= forwardBound)
+    }
+}

@@ -92,3 +92,17 @@ struct TensorTests {
             == "shape [2, 3] needs 6 scalars, got 5")
     }
 }
+
+@Suite("Error messages")
+struct ErrorMessageTests {
+    @Test func longAvailableListsAreShortenedInTheMessageOnly() {
+        let names = (0..<580).map { "t\($0)" }
+        let error = NormKitError.missingTensor(name: "x", available: names)
+        #expect(error.description.hasPrefix("no tensor or layer named 'x'; available: t0, t1, "))
+        #expect(error.description.hasSuffix("t49, ... (530 more)"))
+        #expect(NormKitError.missingTensor(name: "x", available: ["a", "b"]).description
+            == "no tensor or layer named 'x'; available: a, b")
+        #expect(NormKitError.missingTensor(name: "x", available: []).description
+            == "no tensor or layer named 'x'; available: none")
+    }
+}

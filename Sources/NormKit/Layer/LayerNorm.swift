@@ -43,7 +43,8 @@ public struct LayerNorm: Sendable {
     ///   - eps: added to the variance; finite and greater than zero.
     ///   - elementwiseAffine: whether to apply a learnable per-feature weight (and bias).
     ///   - bias: whether to apply the per-feature bias (only with `elementwiseAffine`).
-    /// - Throws: ``NormKitError/invalidDimension(_:)`` or ``NormKitError/invalidEpsilon(_:)``.
+    /// - Throws: ``NormKitError/invalidDimension(_:)``, ``NormKitError/invalidEpsilon(_:)``, or
+    ///   ``NormKitError/tooLarge(shape:elementCount:)`` for a `dim` no process could allocate.
     public init(dim: Int, eps: Float = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) throws(NormKitError) {
         guard dim >= 1 else { throw .invalidDimension(dim) }
         guard eps.isFinite && eps > 0 else { throw .invalidEpsilon(eps) }
@@ -51,8 +52,8 @@ public struct LayerNorm: Sendable {
         self.eps = eps
         self.elementwiseAffine = elementwiseAffine
         self.usesBias = elementwiseAffine && bias
-        self.weight = Tensor(shape: [dim], repeating: 1)
-        self.bias = Tensor(shape: [dim], repeating: 0)
+        self.weight = try Tensor(validatingShape: [dim], repeating: 1)
+        self.bias = try Tensor(validatingShape: [dim], repeating: 0)
         self.identityWeight = weight
         self.identityBias = self.bias
     }

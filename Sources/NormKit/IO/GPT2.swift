@@ -1,0 +1,67 @@
+// GPT-2's layer names: blocks h.0 ... h.{n-1}, each with ln_1 (before attention) and
+// ln_2 (before the MLP), then the final ln_f. 12 blocks in GPT-2 small, 24 in medium,
+// 36 in large, 48 in XL: the count is read from the file, never assumed.
+
+/// The normalisation layers of a GPT-2 checkpoint.
+///
+/// ```swift
+/// let file = try SafeTensors(contentsOf: url)
+/// for layer in try GPT2.normLayers(from: file) {     // h.0.ln_1, h.0.ln_2, ..., ln_f
+///     print(layer.name, layer.norm.dim)
+/// }
+/// ```
+public enum GPT2 {
+    /// The number of transformer blocks: the distinct `h.{i}.` indices in the file
+    /// (with or without a `transformer.` prefix), which must be exactly 0 ..< n.
+    ///
+    /// - Throws: ``NormKitError/missingTensor(name:available:)`` when the file has no
+    ///   `h.{i}.` tensors (not a GPT-2 checkpoint), listing its norm layers, and
+    ///   ``NormKitError/invalidFile(format:offset:reason:)`` when the indices have a gap.
+    public static func blockCount(in file: SafeTensors) throws(NormKitError) -> Int {
+        var indices = Set<Int>()
+        for name in file.names {
+            var rest = Substring(name)
+            if rest.hasPrefix("transformer.") { rest = rest.dropFirst("transformer.".count) }
+            guard rest.hasPrefix("h.") else { continue }
+            rest = rest.dropFirst(2)
+            guard let dot = rest.firstIndex(of: "."), let i = NaturalOrder.number(rest[..<dot]) else { continue }
+            indices.insert(i)
+        }
+        guard !indices.isEmpty else {
+            throw .missingTensor(name: "h.0.ln_1", available: file.normLayerNames)
+        }
+        let n = indices.count
+        if let missing = (0..<n).first(where: { !indices.contains($0) }) {
+            let top = indices.max() ?? 0
+            throw .invalidFile(format: "safetensors", offset: nil,
+                               reason: "GPT-2 blocks must be numbered h.0 ..< h.\(n): found \(n) block indices up to h.\(top) but no h.\(missing)")
+        }
+        return n
+    }
+
+    /// Every norm layer's name in model order, `h.0.ln_1, h.0.ln_2, h.1.ln_1, ...,
+    /// h.{n-1}.ln_2, ln_f` (2n + 1 names), spelled as in the file (with its
+    /// `transformer.` prefix if it has one).
+    ///
+    /// - Throws: what ``blockCount(in:)`` throws, and
+    ///   ``NormKitError/missingTensor(name:available:)`` for a layer the file lacks.
+    public static func normLayerNames(in file: SafeTensors) throws(NormKitError) -> [String] {
+        let n = try blockCount(in: file)
+        var canonical: [String] = []
+        canonical.reserveCapacity(2 * n + 1)
+        for i in 0..<n {
+            canonical.append("h.\(i).ln_1")
+            canonical.append("h.\(i).ln_2")
+        }
+        canonical.append("ln_f")
+        var names: [String] = []
+        names.reserveCapacity(canonical.count)
+        for name in canonical {
+            guard let actual = SafeTensors.prefixCandidates(name).first(where: { file.contains($0 + ".weight") || file.contains($0 + ".gamma") }) else {
+                throw .missingTensor(name: name, available: file.normLayerNames)
+            }
+            names.append(actual)
+        }
+        return names
+    }
+}

@@ -1,0 +1,75 @@
+// Building LayerNorms from checkpoint tensors. Kept apart from the file parsers so those
+// compile on their own (the fuzz targets build them without the layer or BLAS).
+
+extension LayerNorm {
+    /// A layer whose weight and bias come from a checkpoint: `prefix.weight` and
+    /// `prefix.bias`, or the older `prefix.gamma` and `prefix.beta`. A file without a
+    /// bias gives a layer without one (`usesBias == false`).
+    ///
+    /// A prefix with a leading `transformer.` also matches the file's name without it,
+    /// and the other way round, so `"h.0.ln_1"` and `"transformer.h.0.ln_1"` load the
+    /// same layer from either kind of GPT-2 file.
+    ///
+    /// ```swift
+    /// let file = try SafeTensors(contentsOf: url)
+    /// let ln1 = try LayerNorm(loading: "h.0.ln_1", from: file)   // GPT-2: dim 768, eps 1e-5
+    /// ```
+    ///
+    /// - Throws: ``NormKitError/missingTensor(name:available:)`` listing the file's
+    ///   norm layers (``SafeTensors/normLayerNames``) when there is no such layer;
+    ///   ``NormKitError/invalidArgument(name:expected:actual:)`` for a weight that is
+    ///   not rank 1; ``NormKitError/parameterShapeMismatch(name:expected:actual:)`` for a
+    ///   bias of another shape; ``NormKitError/invalidEpsilon(_:)``; and what
+    ///   ``SafeTensors/tensor(named:)`` throws (e.g. an unsupported dtype).
+    public init(loading prefix: String, from file: SafeTensors, eps: Float = 1e-5) throws(NormKitError) {
+        var found: (weight: String, bias: String?)?
+        for candidate in SafeTensors.prefixCandidates(prefix) {
+            for (w, b) in [("weight", "bias"), ("gamma", "beta")] where file.contains("\(candidate).\(w)") {
+                let bias = "\(candidate).\(b)"
+                found = ("\(candidate).\(w)", file.contains(bias) ? bias : nil)
+                break
+            }
+            if found != nil { break }
+        }
+        guard let found else { throw .missingTensor(name: prefix, available: file.normLayerNames) }
+
+        let weight = try file.tensor(named: found.weight)
+        guard weight.rank == 1, weight.shape[0] >= 1 else {
+            throw .invalidArgument(name: found.weight, expected: "a LayerNorm weight of shape [dim], dim >= 1",
+                                   actual: "shape \(weight.shape)")
+        }
+        let dim = weight.shape[0]
+        try self.init(dim: dim, eps: eps, elementwiseAffine: true, bias: found.bias != nil)
+        self.weight = weight
+        if let biasName = found.bias {
+            let bias = try file.tensor(named: biasName)
+            guard bias.shape == [dim] else {
+                throw .parameterShapeMismatch(name: biasName, expected: [dim], actual: bias.shape)
+            }
+            self.bias = bias
+        }
+    }
+}
+
+extension GPT2 {
+    /// A named norm layer of a checkpoint.
+    public struct NamedLayer: Sendable {
+        /// The layer's name in the file, e.g. `h.0.ln_1` or `transformer.ln_f`.
+        public let name: String
+        /// The layer, with the file's weight and bias.
+        public let norm: LayerNorm
+    }
+
+    /// Every norm layer of a GPT-2 checkpoint in model order (see ``normLayerNames(in:)``):
+    /// 25 for GPT-2 small, 49 for medium, 73 for large, 97 for XL.
+    ///
+    /// - Parameter eps: GPT-2's `layer_norm_epsilon`, 1e-5.
+    /// - Throws: what ``normLayerNames(in:)`` and ``LayerNorm/init(loading:from:eps:)`` throw.
+    public static func normLayers(from file: SafeTensors, eps: Float = 1e-5) throws(NormKitError) -> [NamedLayer] {
+        var layers: [NamedLayer] = []
+        for name in try normLayerNames(in: file) {
+            layers.append(NamedLayer(name: name, norm: try LayerNorm(loading: name, from: file, eps: eps)))
+        }
+        return layers
+    }
+}

@@ -1,0 +1,66 @@
+// Finding the normalisation layers of a checkpoint by name, without reading any data.
+
+extension SafeTensors {
+    /// The name prefixes of the file's normalisation layers, in natural order
+    /// (`h.2` before `h.10`), as they appear in the file.
+    ///
+    /// A prefix `p` counts when the file has a rank-1 `p.weight` or `p.gamma` and the
+    /// last component of `p` contains `norm` or starts with `ln` (any case): GPT-2's
+    /// `ln_1`, `ln_2`, `ln_f`; BERT's `LayerNorm`; `layer_norm`, `input_layernorm`,
+    /// `final_layer_norm`, `norm`, ... Linear and embedding weights are rank 2 and never match.
+    public var normLayerNames: [String] {
+        var found: [String] = []
+        for info in tensorInfos where info.shape.count == 1 {
+            guard let prefix = Self.owner(of: info.name, suffixes: ["weight", "gamma"]),
+                  Self.looksLikeNorm(prefix) else { continue }
+            // A file holding both p.weight and p.gamma lists p once.
+            if info.name.hasSuffix(".gamma") && contains(prefix + ".weight") { continue }
+            found.append(prefix)
+        }
+        return found.sorted(by: NaturalOrder.less)
+    }
+
+    /// `name` without its `.suffix` (for one of `suffixes`), or nil.
+    static func owner(of name: String, suffixes: [String]) -> String? {
+        for s in suffixes where name.hasSuffix("." + s) {
+            let p = String(name.dropLast(s.count + 1))
+            return p.isEmpty ? nil : p
+        }
+        return nil
+    }
+
+    static func looksLikeNorm(_ prefix: String) -> Bool {
+        let last = (prefix.split(separator: ".", omittingEmptySubsequences: false).last ?? "").lowercased()
+        return last.contains("norm") || last.hasPrefix("ln")
+    }
+
+    /// The names `prefix` may have in a file: itself, then the same name with a leading
+    /// `transformer.` removed, or added when it has none (GPT-2 checkpoints exist both
+    /// ways: `GPT2Model` without the prefix, `GPT2LMHeadModel` with it).
+    static func prefixCandidates(_ prefix: String) -> [String] {
+        let t = "transformer."
+        if prefix.hasPrefix(t) { return [prefix, String(prefix.dropFirst(t.count))] }
+        return [prefix, t + prefix]
+    }
+}
+
+/// Orders dotted names component by component, numbers numerically:
+/// `h.2.ln_1 < h.10.ln_1`, and `h.11.ln_2 < ln_f`.
+enum NaturalOrder {
+    static func less(_ a: String, _ b: String) -> Bool {
+        let x = a.split(separator: ".", omittingEmptySubsequences: false)
+        let y = b.split(separator: ".", omittingEmptySubsequences: false)
+        for (p, q) in zip(x, y) where p != q {
+            if let m = number(p), let n = number(q), m != n { return m < n }
+            return p < q
+        }
+        if x.count != y.count { return x.count < y.count }
+        return a < b
+    }
+
+    /// A component of 1 to 18 decimal digits as a number (18 digits always fit in Int).
+    static func number(_ s: Substring) -> Int? {
+        guard !s.isEmpty, s.utf8.count <= 18, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
+        return Int(s)
+    }
+}

@@ -1,0 +1,112 @@
+extension Reference {
+    /// LayerNorm gradients computed in `Double`, unrounded: see
+    /// ``layerNormBackwardDouble(outputGradient:input:weight:eps:)``.
+    public struct LayerNormGradients: Sendable, Equatable {
+        /// ∂loss/∂input, row-major, one value per input element.
+        public var input: [Double]
+        /// ∂loss/∂weight, `dim` values.
+        public var weight: [Double]
+        /// ∂loss/∂bias, `dim` values.
+        public var bias: [Double]
+    }
+
+    /// LayerNorm backward over the last axis, naive and in `Double`.
+    ///
+    /// Per row, with the statistics recomputed as in ``layerNormDouble(_:weight:bias:eps:)``
+    /// (mean with one correction step, two-pass variance), x̂ = (x - mean)·rstd and
+    /// g = dy·w:
+    ///
+    ///     dx = rstd·(g - mean(g) - x̂·mean(g·x̂))
+    ///     dweight += dy·x̂,   dbias += dy
+    ///
+    /// The weight and bias gradients are those of a layer that applies them, whether or
+    /// not `weight` is given (`nil` means ones).
+    ///
+    /// - Throws: ``NormKitError`` when `outputGradient`'s shape is not `input`'s or
+    ///   `weight` is not `[dim]`.
+    public static func layerNormBackwardDouble(
+        outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, eps: Float = 1e-5
+    ) throws(NormKitError) -> LayerNormGradients {
+        guard outputGradient.shape == input.shape else {
+            throw .shapeMismatch(name: "outputGradient", expected: input.shape, actual: outputGradient.shape)
+        }
+        let dim = input.shape[input.shape.count - 1]
+        if let weight, weight.shape != [dim] {
+            throw .parameterShapeMismatch(name: "weight", expected: [dim], actual: weight.shape)
+        }
+        let x = input.scalars.map(Double.init)
+        let dy = outputGradient.scalars.map(Double.init)
+        let w = weight?.scalars.map(Double.init) ?? [Double](repeating: 1, count: dim)
+        var result = LayerNormGradients(
+            input: [Double](repeating: 0, count: x.count),
+            weight: [Double](repeating: 0, count: dim), bias: [Double](repeating: 0, count: dim))
+        guard dim > 0 else { return result }
+        let n = Double(dim)
+        for r in 0..<(x.count / dim) {
+            let row = (r * dim)..<((r + 1) * dim)
+            let (mean, rstd) = statistics(x[row], eps: Double(eps))
+            var sumG = 0.0, sumGX = 0.0
+            for i in row {
+                let g = dy[i] * w[i - row.lowerBound]
+                sumG += g
+                sumGX += g * (x[i] - mean) * rstd
+            }
+            for i in row {
+                let j = i - row.lowerBound
+                let xhat = (x[i] - mean) * rstd
+                result.input[i] = rstd * (dy[i] * w[j] - sumG / n - xhat * (sumGX / n))
+                result.weight[j] += dy[i] * xhat
+                result.bias[j] += dy[i]
+            }
+        }
+        return result
+    }
+
+    /// LayerNorm forward of `Double` values (rows of `dim`), entirely in `Double`: the
+    /// function whose central finite differences the backward tests compare against.
+    ///
+    /// - Parameters:
+    ///   - x: row-major values, a multiple of `dim` of them.
+    ///   - weight, bias: `dim` values each, or `nil` for ones and zeros.
+    public static func layerNormDouble(
+        _ x: [Double], dim: Int, weight: [Double]? = nil, bias: [Double]? = nil, eps: Double = 1e-5
+    ) -> [Double] {
+        var out = [Double](repeating: 0, count: x.count)
+        guard dim > 0 else { return out }
+        for r in 0..<(x.count / dim) {
+            let row = (r * dim)..<((r + 1) * dim)
+            let (mean, rstd) = statistics(x[row], eps: eps)
+            for i in row {
+                let j = i - row.lowerBound
+                out[i] = (x[i] - mean) * rstd * (weight?[j] ?? 1) + (bias?[j] ?? 0)
+            }
+        }
+        return out
+    }
+
+    /// A row's mean (with one correction step) and `1/sqrt(var + eps)` (two-pass), in `Double`.
+    static func statistics(_ row: ArraySlice<Double>, eps: Double) -> (mean: Double, rstd: Double) {
+        let n = Double(row.count)
+        var mean = row.reduce(0, +) / n
+        mean += row.reduce(0) { $0 + ($1 - mean) } / n
+        let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
+        return (mean, 1 / (variance + eps).squareRoot())
+    }
+
+    /// The accuracy measure for a whole tensor (a weight or bias gradient): the
+    /// largest `|actual - expected|` divided by `max(1, max |expected|)` over all
+    /// elements. NaN where `expected` is finite counts as infinite error; NaN where
+    /// `expected` is NaN counts as none. A count mismatch is infinite error.
+    public static func maxError(_ actual: Tensor, expected: [Double]) -> Double {
+        guard expected.count == actual.scalarCount else { return .infinity }
+        var scale = 1.0
+        for e in expected where e.isFinite { scale = max(scale, abs(e)) }
+        var worst = 0.0
+        for (v, e) in zip(actual.scalars, expected) {
+            if e.isNaN && v.isNaN { continue }
+            let err = Double(v) == e ? 0 : abs(Double(v) - e) / scale
+            worst = max(worst, err.isNaN ? .infinity : err)
+        }
+        return worst
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import NormKit
+
+/// `normkit inspect`: what a checkpoint or activation file holds.
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List a .safetensors file's tensors (name, dtype, shape) and its norm layers, or a .npy file's header.",
+        discussion: "The file is validated completely; a malformed file is reported with the byte offset of the fault."
+    )
+
+    @Argument(help: "A .safetensors or .npy file (recognised by its first bytes, not its name).") var file: String
+
+    func run() throws {
+        let url = URL(fileURLWithPath: file)
+        let bytes: Data
+        do { bytes = try Data(contentsOf: url, options: .alwaysMapped) } catch {
+            // Let NormKit word the error the same way as everywhere else.
+            _ = try withPath(file) { () throws(NormKitError) in try SafeTensors(contentsOf: url) }
+            throw error
+        }
+        if bytes.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) {
+            try inspectNPY(bytes)
+        } else {
+            try inspectSafeTensors(bytes)
+        }
+    }
+
+    private func inspectNPY(_ bytes: Data) throws {
+        let header = try withPath(file) { () throws(NormKitError) in try NPYHeader(npyData: bytes) }
+        let count = header.shape.reduce(1, *)
+        print("\(file): .npy version \(header.version.major).\(header.version.minor), \(bytes.count) bytes")
+        print("dtype \(header.dtype), \(header.fortranOrder ? "Fortran" : "C") order, shape \(header.shape) (\(count) elements)")
+        if !NPYHeader.supportedDTypes.contains(header.dtype) {
+            print("NormKit cannot read this dtype (it reads \(NPYHeader.supportedDTypes.joined(separator: ", ")))")
+        } else if header.shape.isEmpty {
+            print("NormKit cannot read a 0-d array (a Tensor has rank >= 1)")
+        }
+    }
+
+    private func inspectSafeTensors(_ bytes: Data) throws {
+        let st = try withPath(file) { () throws(NormKitError) in try SafeTensors(data: bytes) }
+        print("\(file): safetensors, \(st.names.count) tensors, \(st.byteCount) bytes")
+        for key in st.metadata.keys.sorted() { print("metadata: \(key) = \(st.metadata[key] ?? "")") }
+
+        let infos = st.tensorInfos
+        let nameWidth = max(4, infos.map(\.name.count).max() ?? 0)
+        print("")
+        print(pad("name", nameWidth), pad("dtype", 7), "shape")
+        for info in infos {
+            print(pad(info.name, nameWidth), pad(info.dtype.rawValue, 7), info.shape)
+        }
+
+        let norms = st.normLayerNames
+        print("")
+        print("norm layers (\(norms.count)):")
+        for name in norms {
+            let weight = st.info(named: name + ".weight") ?? st.info(named: name + ".gamma")
+            let hasBias = st.contains(name + ".bias") || st.contains(name + ".beta")
+            let dim = weight.map { "\($0.shape.first ?? 0)" } ?? "?"
+            print("  \(pad(name, nameWidth)) \(pad(weight?.dtype.rawValue ?? "?", 5)) dim \(dim), \(hasBias ? "weight and bias" : "weight only")")
+        }
+        if let gpt2 = try? GPT2.normLayerNames(in: st), let blocks = try? GPT2.blockCount(in: st) {
+            print("")
+            print("GPT-2 layout: \(blocks) blocks, \(gpt2.count) norm layers in model order (\(gpt2.first ?? "") ... \(gpt2.last ?? ""))")
+        }
+    }
+
+    private func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
+}

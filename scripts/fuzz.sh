@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in Fuzz/ (one per file parser) and runs each for SECONDS
+# seconds (default 30), both at once, seeded from the committed fixtures. Fails on any
+# crash, sanitizer report, leak, out-of-memory or slow input.
+#
+#   bash scripts/fuzz.sh 30
+#
+# The targets are compiled with `swiftc -sanitize=fuzzer,address` directly from the few
+# NormKit sources the parsers need (no BLAS, no LayerNorm), so no SwiftPM flags change.
+# Crashing inputs are kept in .build/fuzz/artifacts/; rerun one with
+#   .build/fuzz/<target> .build/fuzz/artifacts/<file>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-30}"
+out="${FUZZ_OUT:-.build/fuzz}"  # FUZZ_OUT lets a long run keep its own directory
+mkdir -p "$out/artifacts"
+
+sources=(
+    Sources/NormKit/NormKitError.swift
+    Sources/NormKit/Tensor/Tensor.swift
+    Sources/NormKit/Tensor/Shape.swift
+    Sources/NormKit/IO/FileAccess.swift
+    Sources/NormKit/IO/FloatConversion.swift
+    Sources/NormKit/IO/JSON.swift
+    Sources/NormKit/IO/SafeTensors.swift
+    Sources/NormKit/IO/NormLayerNames.swift
+    Sources/NormKit/IO/GPT2.swift
+    Sources/NormKit/IO/NPY.swift
+)
+targets=(safetensors npy)
+declare -A main=([safetensors]=Fuzz/SafeTensorsFuzz.swift [npy]=Fuzz/NPYFuzz.swift)
+declare -A seeds=([safetensors]='*.safetensors' [npy]='*.npy')
+
+build() {
+    local name=$1
+    # The linker's "cannot export local symbol __asan_*" warnings are noise: keep the log.
+    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name NormKitFuzz \
+        "${sources[@]}" "${main[$name]}" -o "$out/$name" >"$out/$name.build.log" 2>&1; then
+        grep -v "Cannot export local symbol" "$out/$name.build.log" >&2
+        echo "fuzz: building $name failed" >&2
+        return 1
+    fi
+}
+
+run() {
+    local name=$1
+    local corpus="$out/corpus-$name"
+    # A fresh corpus each run: libFuzzer adds inputs to it, never to the fixtures.
+    rm -rf "$corpus" && mkdir -p "$corpus"
+    # shellcheck disable=SC2086
+    cp Tests/NormKitTests/Fixtures/${seeds[$name]} "$corpus/"
+    if ! "$out/$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+        -dict="Fuzz/$name.dict" -artifact_prefix="$out/artifacts/$name-" -print_final_stats=1 \
+        "$corpus" >"$out/$name.log" 2>&1; then
+        tail -n 60 "$out/$name.log" >&2
+        echo "fuzz: $name FAILED (input saved under $out/artifacts/, log $out/$name.log)" >&2
+        return 1
+    fi
+    local runs
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$name.log" | grep -o '[0-9]*$' || echo "?")
+    echo "fuzz: $name clean: $runs inputs in ${seconds} s ($(grep -c . <(ls "$corpus")) corpus files)"
+}
+
+echo "fuzz: building ${targets[*]} (swiftc -O -sanitize=fuzzer,address)"
+pids=()
+for t in "${targets[@]}"; do build "$t" & pids+=($!); done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+[ "$status" -eq 0 ] || exit 1
+
+echo "fuzz: running each target for ${seconds} s"
+pids=()
+for t in "${targets[@]}"; do run "$t" & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+exit "$status"

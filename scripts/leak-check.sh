@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Memory check: a long loop of NormKit calls (Sources/normkit-leakcheck) must
+#   1. not grow resident memory after warm-up (LEAK_ITERATIONS, default 20000), and
+#   2. lose nothing under valgrind memcheck (LEAK_VALGRIND_ITERATIONS, default 300):
+#      any definitely or indirectly lost block, invalid access or use of an
+#      uninitialised value fails the run.
+# Each check first runs with --inject-leak and must FAIL then, so a check that can no
+# longer see a leak is itself an error. Without valgrind (and no way to install it),
+# step 2 falls back to LeakSanitizer on an address-sanitized build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+iterations=${LEAK_ITERATIONS:-20000}
+valgrind_iterations=${LEAK_VALGRIND_ITERATIONS:-300}
+
+echo "== leak check: build"
+swift build -c release --product normkit-leakcheck
+bin=.build/release/normkit-leakcheck
+
+echo "== leak check: resident memory over $iterations iterations"
+if "$bin" --iterations 2000 --inject-leak > /tmp/normkit-leakcheck-selftest.log 2>&1; then
+    cat /tmp/normkit-leakcheck-selftest.log
+    echo "leak check self-test FAILED: an injected leak did not grow resident memory"
+    exit 1
+fi
+"$bin" --iterations "$iterations"
+
+if ! command -v valgrind > /dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null 2>&1; then
+    apt-get install -y -qq valgrind > /dev/null 2>&1 || { apt-get update -qq > /dev/null && apt-get install -y -qq valgrind > /dev/null; } || true
+fi
+
+if command -v valgrind > /dev/null 2>&1; then
+    vg=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect
+        --show-leak-kinds=definite,indirect --error-exitcode=9)
+    echo "== leak check: valgrind memcheck over $valgrind_iterations iterations"
+    status=0
+    "${vg[@]}" "$bin" --iterations 5 --inject-leak --no-rss > /tmp/normkit-leakcheck-selftest.log 2>&1 || status=$?
+    if [ "$status" != 9 ]; then
+        cat /tmp/normkit-leakcheck-selftest.log
+        echo "leak check self-test FAILED: valgrind did not report an injected leak (exit $status)"
+        exit 1
+    fi
+    "${vg[@]}" "$bin" --iterations "$valgrind_iterations" --no-rss
+else
+    echo "== leak check: valgrind unavailable; LeakSanitizer over $valgrind_iterations iterations"
+    swift build -c release --product normkit-leakcheck --sanitize=address --scratch-path .build-leak-asan
+    asan_bin=.build-leak-asan/release/normkit-leakcheck
+    if ASAN_OPTIONS=detect_leaks=1 "$asan_bin" --iterations 5 --inject-leak --no-rss > /tmp/normkit-leakcheck-selftest.log 2>&1; then
+        echo "leak check self-test FAILED: LeakSanitizer did not report an injected leak"
+        exit 1
+    fi
+    ASAN_OPTIONS=detect_leaks=1 "$asan_bin" --iterations "$valgrind_iterations" --no-rss
+fi
+echo "== leak check: clean"
