@@ -237,3 +237,43 @@ struct ParallelismTests {
         #expect(RowParallel.workerCount(rows: 100, dim: 768, threads: 8) == 2)
     }
 }
+
+@Suite("Parallel backward")
+struct ParallelBackwardTests {
+    @Test(arguments: [768, 33])
+    func gradientsAreBitwiseIdenticalForOneTwoAndSevenThreads(dim: Int) throws {
+        // Enough rows for several backward blocks and for the split to happen.
+        let rows = max(300, 3 * RowParallel.minElementsPerThread / dim)
+        var norm = try LayerNorm(dim: dim)
+        norm.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.5, seed: 13)
+        norm.bias = Tensor.randomNormal([dim], standardDeviation: 0.2, seed: 14)
+        let x = Tensor.randomNormal([rows, dim], mean: 0.3, standardDeviation: 2, seed: 15)
+        let dy = Tensor.randomNormal([rows, dim], seed: 16)
+        #expect(RowParallel.workerCount(rows: rows, dim: dim, threads: 7) > 1)
+
+        func gradients(threads: Int) throws -> (fresh: LayerNorm.Gradients, accumulated: LayerNorm.Gradients) {
+            try Parallelism.withThreadCount(threads) {
+                let (_, statistics) = try norm.forwardForTraining(x)
+                let fresh = try norm.backward(outputGradient: dy, input: x, statistics: statistics)
+                var accumulated = fresh
+                try norm.backward(outputGradient: dy, input: x, statistics: statistics, accumulatingInto: &accumulated)
+                return (fresh, accumulated)
+            }
+        }
+        let one = try gradients(threads: 1)
+        for threads in [2, 7] {
+            let before = helperParts()
+            for _ in 0..<200 {
+                let many = try gradients(threads: threads)
+                for (name, a, b) in [("dx", many.fresh.input, one.fresh.input), ("dweight", many.fresh.weight, one.fresh.weight),
+                                     ("dbias", many.fresh.bias, one.fresh.bias),
+                                     ("accumulated dx", many.accumulated.input, one.accumulated.input),
+                                     ("accumulated dweight", many.accumulated.weight, one.accumulated.weight)] {
+                    #expect(firstDifference(bits(a.scalars), bits(b.scalars)) == nil, "\(name), dim \(dim), \(threads) threads")
+                }
+                if helperParts() > before { break }
+            }
+            #expect(helperParts() > before, "helper threads never ran a block")
+        }
+    }
+}
