@@ -31,22 +31,69 @@ struct ForwardParameters {
     var bias: UnsafePointer<Float>
     /// At least `min(dim, BLAS.maxChunk)` ones.
     var ones: UnsafePointer<Float>
+    /// Whether fast-path rows may be written four at a time (see `ForwardKernel.run`).
+    var groupRows = true
 }
 
 enum ForwardKernel {
+    /// Inputs up to this many elements (4 MB in, 4 MB out) are written four rows at a
+    /// time: measured on a 32 MB-L3 Zen 4, grouping wins up to about 12 MB of traffic
+    /// ([1, 1024, 768]: 216 -> 188 us) and loses from 24 MB on ([4096, 768]: 0.89 -> 1.0 ms).
+    static let groupedElementLimit = 1 << 20
+
     /// Normalises rows `rows` of `x` into `y` (which may not alias `x`), and writes
     /// each row's statistics into `mean`/`rstd` when they are given.
+    ///
+    /// With `parameters.groupRows`, rows go four at a time when all four take the fast
+    /// path: their statistics first (two sdot each), then one SIMD pass that writes all
+    /// four rows and loads each weight and bias once for the four. Swift compiles for
+    /// baseline x86-64 (16-byte SSE registers), where the output pass is bound by loads
+    /// and stores, not arithmetic; sharing the weight and bias loads cuts it by about a
+    /// fifth when the data is in cache. From DRAM the four interleaved row streams run
+    /// at half speed (measured: [8, 1024, 768] 2.1 ms one row at a time, 4.0 ms grouped),
+    /// so callers group only cache-sized inputs (`groupedElementLimit`). Every element
+    /// is computed by the same operations either way, so a row's bits do not depend on
+    /// its neighbours or on how rows are grouped (or split over threads).
     static func run(
         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>,
         parameters p: ForwardParameters,
         mean: UnsafeMutablePointer<Double>? = nil, rstd: UnsafeMutablePointer<Double>? = nil
     ) {
         let n = p.dim
-        for row in rows {
+        var row = rows.lowerBound
+        let end = rows.upperBound
+        while p.groupRows && end &- row >= 4 {
+            let x0 = x + row &* n, x1 = x0 + n, x2 = x1 + n, x3 = x2 + n
+            let s0 = fastStatistics(x0, p), s1 = fastStatistics(x1, p)
+            let s2 = fastStatistics(x2, p), s3 = fastStatistics(x3, p)
+            if let s0, let s1, let s2, let s3 {
+                let shift = SIMD4(Float(s0.mean), Float(s1.mean), Float(s2.mean), Float(s3.mean))
+                let scale = SIMD4(Float(s0.rstd), Float(s1.rstd), Float(s2.rstd), Float(s3.rstd))
+                SIMDKernels.affine4(x0, y + row &* n, n, shift: shift, scale: scale, p.weight, p.bias)
+                if let mean {
+                    mean[row] = s0.mean; mean[row &+ 1] = s1.mean; mean[row &+ 2] = s2.mean; mean[row &+ 3] = s3.mean
+                }
+                if let rstd {
+                    rstd[row] = s0.rstd; rstd[row &+ 1] = s1.rstd; rstd[row &+ 2] = s2.rstd; rstd[row &+ 3] = s3.rstd
+                }
+            } else {
+                // Some row needs the careful path: each row on its own, reusing the sums
+                // (four calls, not a loop over an array literal, which could allocate).
+                @inline(__always) func one(_ r: Int, _ fast: RowStatistics?) {
+                    let s = finish(x + r &* n, y + r &* n, fast, p)
+                    mean?[r] = s.mean
+                    rstd?[r] = s.rstd
+                }
+                one(row, s0); one(row &+ 1, s1); one(row &+ 2, s2); one(row &+ 3, s3)
+            }
+            row &+= 4
+        }
+        while row < end {
             let offset = row &* n
             let s = normalizeRow(x + offset, y + offset, p)
             mean?[row] = s.mean
             rstd?[row] = s.rstd
+            row &+= 1
         }
     }
 
@@ -54,6 +101,24 @@ enum ForwardKernel {
     static func normalizeRow(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters
     ) -> RowStatistics {
+        finish(x, y, fastStatistics(x, p), p)
+    }
+
+    /// Writes row `x` into `y` from its fast-path statistics, or by the careful path
+    /// when there are none.
+    @inline(__always)
+    static func finish(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ fast: RowStatistics?, _ p: ForwardParameters
+    ) -> RowStatistics {
+        guard let s = fast else { return carefulRow(x, y, p) }
+        affine(x, y, p.dim, shift: Float(s.mean), scale: Float(s.rstd), p.weight, p.bias)
+        return s
+    }
+
+    /// The row's mean and rstd from S1 = sdot(x, 1) and S2 = sdot(x, x), or nil when
+    /// the fast path's gate refuses the row (see the file comment).
+    @inline(__always)
+    static func fastStatistics(_ x: UnsafePointer<Float>, _ p: ForwardParameters) -> RowStatistics? {
         let n = p.dim
         let invN = 1 / Double(n)
         let s1 = BLAS.dotRepeating(n, x, p.ones)
@@ -61,13 +126,9 @@ enum ForwardKernel {
         let mean = s1 * invN
         let meanSquare = s2 * invN
         let variance = meanSquare - mean * mean
-        // Fast-path gate; every comparison is false for NaN, so NaN and infinity go careful.
-        if meanSquare.isFinite && meanSquare >= 0x1p-96 && mean * mean <= variance {
-            let rstd = 1 / (variance + p.eps).squareRoot()
-            affine(x, y, n, shift: Float(mean), scale: Float(rstd), p.weight, p.bias)
-            return RowStatistics(mean: mean, rstd: rstd)
-        }
-        return carefulRow(x, y, p)
+        // Every comparison is false for NaN, so NaN and infinity go careful.
+        guard meanSquare.isFinite && meanSquare >= 0x1p-96 && mean * mean <= variance else { return nil }
+        return RowStatistics(mean: mean, rstd: 1 / (variance + p.eps).squareRoot())
     }
 
     /// The exact path: scale, centre with saxpy until the residual mean vanishes, then

@@ -32,14 +32,38 @@ extension LayerNorm {
         }
     }
 
-    /// Runs the kernel over all rows with this layer's parameters.
+    /// Runs the kernel over all rows with this layer's parameters, writing each row's
+    /// statistics into `mean`/`rstd` (`rows` entries each) when they are given.
+    ///
+    /// Inputs of more than a few hundred KB are split into blocks of rows run on up to
+    /// ``Parallelism/effectiveThreadCount`` threads (``RowParallel``); each row's result
+    /// depends on that row alone, so the output is bitwise the same for every thread
+    /// count. Allocates nothing.
     func runForward(
         _ x: UnsafeBufferPointer<Float>, _ y: UnsafeMutableBufferPointer<Float>, rows: Int,
         mean: UnsafeMutablePointer<Double>? = nil, rstd: UnsafeMutablePointer<Double>? = nil
     ) {
         guard rows > 0, let xBase = x.baseAddress, let yBase = y.baseAddress else { return }
+        // The thread setting is read only for inputs big enough to split.
+        let workers = RowParallel.workerCount(rows: rows, dim: dim, threads: .max) == 1 ? 1
+            : RowParallel.workerCount(rows: rows, dim: dim, threads: Parallelism.effectiveThreadCount)
         withParameters { parameters in
-            ForwardKernel.run(x: xBase, y: yBase, rows: 0..<rows, parameters: parameters, mean: mean, rstd: rstd)
+            var parameters = parameters
+            parameters.groupRows = rows &* dim <= ForwardKernel.groupedElementLimit
+            if workers == 1 {
+                ForwardKernel.run(x: xBase, y: yBase, rows: 0..<rows, parameters: parameters, mean: mean, rstd: rstd)
+                return
+            }
+            // Plain data and a C function pointer: no closure context, no allocation.
+            var job = ForwardJob(x: xBase, y: yBase, parameters: parameters, mean: mean, rstd: rstd)
+            withUnsafeMutablePointer(to: &job) { job in
+                RowParallel.forEachBlock(
+                    rows: rows, blockSize: RowParallel.blockSize(dim: dim), threads: workers, context: job
+                ) { job, start, end, _ in
+                    let j = job.assumingMemoryBound(to: ForwardJob.self).pointee
+                    ForwardKernel.run(x: j.x, y: j.y, rows: start ..< end, parameters: j.parameters, mean: j.mean, rstd: j.rstd)
+                }
+            }
         }
     }
 
@@ -57,4 +81,13 @@ extension LayerNorm {
             }
         }
     }
+}
+
+/// What every block of a parallel forward pass shares.
+private struct ForwardJob {
+    var x: UnsafePointer<Float>
+    var y: UnsafeMutablePointer<Float>
+    var parameters: ForwardParameters
+    var mean: UnsafeMutablePointer<Double>?
+    var rstd: UnsafeMutablePointer<Double>?
 }

@@ -148,7 +148,8 @@ extension LayerNorm {
         var biasSums = usesBias ? [Double](repeating: 0, count: dim) : nil
         let dx = Tensor(uncheckedShape: input.shape, count: input.scalarCount) { dx in
             runBackward(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
-                        dx: dx, accumulate: false, weightSums: &weightSums, biasSums: &biasSums)
+                        dx: dx, accumulate: false, weightSums: &weightSums, biasSums: &biasSums,
+                        forEachBlockRange: parallelBlockRanges(rows: rows))
         }
         return Gradients(input: dx, weight: Self.gradient(weightSums, adding: nil),
                          bias: Self.gradient(biasSums, adding: nil))
@@ -183,7 +184,8 @@ extension LayerNorm {
         var biasSums = usesBias ? [Double](repeating: 0, count: dim) : nil
         _ = gradients.input.withUnsafeMutableBufferPointer { dx in
             runBackward(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
-                        dx: dx, accumulate: true, weightSums: &weightSums, biasSums: &biasSums)
+                        dx: dx, accumulate: true, weightSums: &weightSums, biasSums: &biasSums,
+                        forEachBlockRange: parallelBlockRanges(rows: rows))
         }
         gradients.weight = Self.gradient(weightSums, adding: gradients.weight)
         gradients.bias = Self.gradient(biasSums, adding: gradients.bias)
@@ -222,6 +224,18 @@ extension LayerNorm {
             } else {
                 for j in sums.indices { out[j] = Float(sums[j]) }
             }
+        }
+    }
+
+    /// Backward's blocks on up to ``Parallelism/effectiveThreadCount`` threads, through
+    /// `RowParallel` (one part per block of `BackwardKernel.blockRows` rows; inputs too
+    /// small to gain stay on the calling thread). Blocks are fixed and their partials
+    /// are reduced in block order, so the gradients do not depend on the thread count.
+    func parallelBlockRanges(rows: Int) -> (Int, @escaping @Sendable (Range<Int>) -> Void) -> Void {
+        let workers = RowParallel.workerCount(rows: rows, dim: dim, threads: .max) == 1 ? 1
+            : RowParallel.workerCount(rows: rows, dim: dim, threads: Parallelism.effectiveThreadCount)
+        return { count, body in
+            RowParallel.forEachBlock(rows: count, blockSize: 1, threads: workers) { blocks, _ in body(blocks) }
         }
     }
 

@@ -1,0 +1,114 @@
+// How many threads NormKit's kernels may use, process-wide and per scope.
+//
+// The process-wide count is one `Int` behind a pthread mutex (Synchronization's
+// `Mutex` would need macOS 15; the package supports macOS 13). A scoped override is a
+// task-local value, so a test or a request handler can pin its own calls to a thread
+// count without racing other tasks that read the global one.
+
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// The number of threads NormKit's kernels may use.
+///
+/// A call splits its rows across at most ``threadCount`` threads, the caller's own
+/// thread included; inputs too small to gain from it (a few hundred KB) stay on the
+/// caller's thread. The result does not depend on the thread count: every output is
+/// bitwise identical for 1, 2 or 64 threads.
+///
+/// The default is the `NORMKIT_THREADS` environment variable when it holds a whole
+/// number >= 1, read once at first use, and otherwise the number of online cores.
+///
+/// ```swift
+/// Parallelism.threadCount = 1                      // every call from now on, process-wide
+/// let y = try Parallelism.withThreadCount(2) {     // only calls inside this scope (this task)
+///     try norm(x)
+/// }
+/// ```
+///
+/// Both are safe to use from any thread or task at any time.
+public enum Parallelism {
+    /// The largest thread count NormKit accepts; larger requests are clamped to it.
+    public static let maxThreadCount = 256
+
+    /// The thread count when nothing was set: `NORMKIT_THREADS` if it is a whole number
+    /// >= 1 (clamped to ``maxThreadCount``), otherwise the number of active cores.
+    public static let defaultThreadCount: Int = {
+        if let raw = getenv("NORMKIT_THREADS"), let n = Int(String(cString: raw)), n >= 1 {
+            return min(n, maxThreadCount)
+        }
+        return activeProcessorCount
+    }()
+
+    /// The number of online cores (`sysconf(_SC_NPROCESSORS_ONLN)`).
+    public static let activeProcessorCount: Int = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+    /// The process-wide thread count, ``defaultThreadCount`` until set. Values are clamped
+    /// into `1...maxThreadCount` (0 or a negative number means 1). A
+    /// ``withThreadCount(_:_:)`` scope takes precedence over it.
+    public static var threadCount: Int {
+        get { global.value }
+        set { global.value = clamp(newValue) }
+    }
+
+    /// Runs `body` with NormKit calls made inside it (in this task or thread, and in
+    /// child tasks) limited to `count` threads, clamped as ``threadCount`` is.
+    public static func withThreadCount<R>(_ count: Int, _ body: () throws -> R) rethrows -> R {
+        try $scoped.withValue(clamp(count), operation: body)
+    }
+
+    /// Runs the async `body` with NormKit calls made inside it limited to `count` threads.
+    public static func withThreadCount<R>(
+        _ count: Int, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> R
+    ) async rethrows -> R {
+        try await $scoped.withValue(clamp(count), operation: body, isolation: isolation)
+    }
+
+    /// The thread count in force here: the innermost ``withThreadCount(_:_:)`` scope,
+    /// else ``threadCount``.
+    public static var effectiveThreadCount: Int {
+        scoped ?? global.value
+    }
+
+    @TaskLocal static var scoped: Int?
+
+    static func clamp(_ n: Int) -> Int { min(max(n, 1), maxThreadCount) }
+
+    private static let global = LockedInt(defaultThreadCount)
+}
+
+/// An `Int` behind a pthread mutex.
+private final class LockedInt: @unchecked Sendable {
+    // @unchecked: `storage` is only read or written with `mutex` held.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var storage: Int
+
+    init(_ value: Int) {
+        storage = value
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    var value: Int {
+        get {
+            pthread_mutex_lock(mutex)
+            defer { pthread_mutex_unlock(mutex) }
+            return storage
+        }
+        set {
+            pthread_mutex_lock(mutex)
+            storage = newValue
+            pthread_mutex_unlock(mutex)
+        }
+    }
+}

@@ -1,0 +1,228 @@
+// A small persistent pool of helper threads for RowParallel.
+//
+// Why not Dispatch: `DispatchQueue.concurrentPerform` allocates (about three mallocs
+// per call on Linux), and `forward(_:into:)` must not allocate; its sleeping workers
+// also take 5-10 us to wake on this kind of machine. Here helpers spin for a short
+// while after each job (so back-to-back calls, as in a model's layers, hand off in
+// well under a microsecond) and then sleep on a condition variable.
+//
+// Protocol (all atomics sequentially consistent; correctness over the last nanosecond):
+// * One job at a time. A caller takes the pool with `busy` (compare-exchange); a
+//   caller that finds it busy (another thread's job, or a nested call from inside a
+//   job) runs its parts on its own thread instead. No deadlock, no oversubscription.
+// * The caller publishes the job (a pointer to a `Job` on its stack), opens `seats`
+//   helper seats, bumps `generation` and wakes sleepers. Helpers that see the new
+//   generation check in (`active += 1`), re-check that the job is still open, take a
+//   seat, and claim parts from `next` until none are left. The caller claims parts too.
+// * The caller waits until every part has finished, closes the job (`closed = gen`),
+//   and waits until `active == 0` before its stack frame (the job) goes away. A helper
+//   that checks in after the close sees `closed == gen` and never touches the job.
+
+import Synchronization
+
+#if canImport(Darwin)
+import Darwin
+#elseif canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+@available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *)
+final class WorkerPool: @unchecked Sendable {
+    // @unchecked: every shared field is an atomic, or is guarded by `mutex`, or (the job
+    // pointer's target) is only read between a helper's check-in and check-out, which
+    // the protocol above keeps inside the caller's lifetime of that job.
+
+    /// The process-wide pool; helpers are started on first need and kept.
+    static let shared = WorkerPool()
+
+    /// How long an idle helper spins before it sleeps.
+    static let spinNanoseconds: UInt64 = 50_000
+
+    /// A part's code: a C function pointer, so a job needs no closure context (a
+    /// closure handed to other threads would cost an allocation per call).
+    typealias PartFunction = @convention(c) (_ context: UnsafeMutableRawPointer, _ part: Int) -> Void
+
+    /// One parallel call: `function(context, i)` for i in 0..<parts.
+    struct Job {
+        var parts: Int
+        var context: UnsafeMutableRawPointer
+        var function: PartFunction
+    }
+
+    private let busy = Atomic<Bool>(false)
+    private let generation = Atomic<Int>(0)
+    private let closed = Atomic<Int>(0)
+    private let active = Atomic<Int>(0)
+    private let seats = Atomic<Int>(0)
+    private let next = Atomic<Int>(0)
+    private let finished = Atomic<Int>(0)
+    private let job = Atomic<UnsafeRawPointer?>(nil)
+    /// Parts run by helper threads since start: lets tests see that work really was shared.
+    let helperParts = Atomic<Int>(0)
+
+    // Guarded by `mutex`: sleeping helpers and how many helper threads exist.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let wake: UnsafeMutablePointer<pthread_cond_t>
+    private var sleepers = 0
+    private var helpers = 0
+
+    private init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        wake = .allocate(capacity: 1)
+        wake.initialize(to: pthread_cond_t())
+        pthread_cond_init(wake, nil)
+    }
+
+    /// Runs `function(context, 0) ... function(context, parts - 1)`, each exactly once,
+    /// on the calling thread and up to `helpers` pool threads; returns when all have
+    /// run. Parts are claimed in increasing order. Runs everything on the calling thread,
+    /// in order, when the pool is busy. Allocates nothing once the helpers exist.
+    func run(parts: Int, helpers wanted: Int, context: UnsafeMutableRawPointer, function: PartFunction) {
+        guard parts > 0 else { return }
+        let wanted = min(wanted, parts - 1, Parallelism.maxThreadCount - 1)
+        guard wanted > 0, busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
+        else {
+            for i in 0..<parts { function(context, i) }
+            return
+        }
+        ensureHelpers(wanted)
+        var descriptor = Job(parts: parts, context: context, function: function)
+        withUnsafePointer(to: &descriptor) { pointer in
+            next.store(0, ordering: .sequentiallyConsistent)
+            finished.store(0, ordering: .sequentiallyConsistent)
+            seats.store(wanted, ordering: .sequentiallyConsistent)
+            job.store(UnsafeRawPointer(pointer), ordering: .sequentiallyConsistent)
+            let gen = generation.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
+            pthread_mutex_lock(mutex)
+            if sleepers > 0 { pthread_cond_broadcast(wake) }
+            pthread_mutex_unlock(mutex)
+
+            work(pointer)
+            // Wait for parts claimed by helpers, then for every helper to leave.
+            var wait = Backoff()
+            while finished.load(ordering: .sequentiallyConsistent) < parts { wait.pause() }
+            closed.store(gen, ordering: .sequentiallyConsistent)
+            wait = Backoff()
+            while active.load(ordering: .sequentiallyConsistent) > 0 { wait.pause() }
+            job.store(nil, ordering: .sequentiallyConsistent)
+        }
+        busy.store(false, ordering: .sequentiallyConsistent)
+    }
+
+    /// Claims and runs parts of `job` until none are left; returns how many it ran.
+    @discardableResult
+    private func work(_ job: UnsafePointer<Job>) -> Int {
+        let (parts, context, function) = (job.pointee.parts, job.pointee.context, job.pointee.function)
+        var done = 0
+        while true {
+            let i = next.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue
+            if i >= parts { return done }
+            done &+= 1
+            function(context, i)
+            finished.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Starts helper threads until there are at least `count`.
+    private func ensureHelpers(_ count: Int) {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while helpers < count {
+            helpers += 1
+            let context = Unmanaged.passUnretained(self).toOpaque()  // the pool lives forever
+            #if canImport(Darwin)
+            var thread: pthread_t? = nil
+            #else
+            var thread = pthread_t()
+            #endif
+            let status = pthread_create(&thread, nil, { context in
+                #if canImport(Darwin)
+                let pool = Unmanaged<WorkerPool>.fromOpaque(context).takeUnretainedValue()
+                #else
+                let pool = Unmanaged<WorkerPool>.fromOpaque(context!).takeUnretainedValue()
+                #endif
+                pool.helperLoop()
+                return nil
+            }, context)
+            if status != 0 {
+                helpers -= 1  // fewer helpers: the caller does more of the work
+                return
+            }
+            pthread_detach(thread)
+        }
+    }
+
+    /// A helper's life: wait for a new generation, join its job if still open, repeat.
+    private func helperLoop() {
+        var seen = generation.load(ordering: .sequentiallyConsistent)
+        while true {
+            seen = waitForNewGeneration(after: seen)
+            active.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            defer { active.wrappingSubtract(1, ordering: .sequentiallyConsistent) }
+            // The job may already be closed (we woke late) or replaced (seen again next time).
+            guard closed.load(ordering: .sequentiallyConsistent) != seen,
+                  generation.load(ordering: .sequentiallyConsistent) == seen,
+                  seats.wrappingSubtract(1, ordering: .sequentiallyConsistent).oldValue > 0,
+                  let raw = job.load(ordering: .sequentiallyConsistent)
+            else { continue }
+            let done = work(raw.assumingMemoryBound(to: Job.self))
+            helperParts.wrappingAdd(done, ordering: .relaxed)
+        }
+    }
+
+    /// Returns the current generation once it differs from `seen`: spins for
+    /// `spinNanoseconds`, then sleeps on the condition variable.
+    private func waitForNewGeneration(after seen: Int) -> Int {
+        let start = monotonicNow()
+        var i = 0
+        while true {
+            let g = generation.load(ordering: .sequentiallyConsistent)
+            if g != seen { return g }
+            i &+= 1
+            if i & 63 == 0 && monotonicNow() &- start > Self.spinNanoseconds { break }
+        }
+        pthread_mutex_lock(mutex)
+        sleepers += 1
+        var g = generation.load(ordering: .sequentiallyConsistent)
+        while g == seen {
+            pthread_cond_wait(wake, mutex)
+            g = generation.load(ordering: .sequentiallyConsistent)
+        }
+        sleepers -= 1
+        pthread_mutex_unlock(mutex)
+        return g
+    }
+
+    /// Waiting for a helper's last part: spin (the wait is at most one part, a few
+    /// microseconds), and only after `spinNanoseconds` yield the core. Yielding at once
+    /// is worse on a busy machine: the scheduler may hand the core to another process
+    /// for a whole time slice (milliseconds) while the part is long done.
+    struct Backoff {
+        private var spins = 0
+        private var start: UInt64 = 0
+
+        @inline(__always)
+        mutating func pause() {
+            spins &+= 1
+            guard spins & 63 == 0 else { return }
+            let now = WorkerPool.monotonicNow()
+            if start == 0 {
+                start = now
+            } else if now &- start > WorkerPool.spinNanoseconds {
+                sched_yield()
+            }
+        }
+    }
+
+    fileprivate static func monotonicNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    private func monotonicNow() -> UInt64 { Self.monotonicNow() }
+}
