@@ -325,19 +325,15 @@ struct ReliabilityTests {
         #expect(y[3].isNaN && y[8].isNaN && y[11].isNaN && y[16] == .infinity && y[13] == .infinity)
     }
 
-    /// KNOWN ISSUE: a constant row comes out as exactly the bias even when the weight
-    /// holds NaN or ±inf, while IEEE arithmetic (the reference, PyTorch) gives
-    /// 0·NaN = 0·inf = NaN there. The kernel's constant-row shortcut copies the bias
-    /// without looking at the weight. Reproducer: dim 4, weight [inf, nan, 1, 1],
-    /// x = [2, 2, 2, 2] → NormKit [0, 0, 0, 0], reference [nan, nan, 0, 0].
+    /// A constant row under a weight holding NaN or ±inf: 0·NaN = 0·inf = NaN there, as
+    /// in IEEE arithmetic, the reference and PyTorch; finite weights still give exactly
+    /// the bias. (Once a known issue: the constant-row shortcut copied the bias.)
     @Test func constantRowWithNonFiniteWeight() throws {
         var norm = try LayerNorm(dim: 4)
         norm.weight = try Tensor(shape: [4], scalars: [.infinity, .nan, 1, 1])
         let y = try norm(Tensor(shape: [1, 4], repeating: 2)).scalars
         #expect(y[2] == 0 && y[3] == 0)
-        withKnownIssue("constant-row shortcut ignores a non-finite weight (0·inf must be NaN)") {
-            #expect(y[0].isNaN && y[1].isNaN, "got \(y)")
-        }
+        #expect(y[0].isNaN && y[1].isNaN, "got \(y)")
     }
 
     // MARK: long rows and BLAS's 32-bit lengths
@@ -402,34 +398,28 @@ struct ReliabilityTests {
         #expect(bitwiseMismatch(x.scalars, expected.scalars) == nil)
     }
 
-    // MARK: accuracy: inputs that exceed the 1e-6 contract today (known issues)
+    // MARK: accuracy on long rows of equal terms
 
-    /// KNOWN ISSUE: rows of two alternating values, 0 and c, lose accuracy from about
-    /// dim 1650 on (worst seen 4.2e-6 at dim 8501): the fast path's float sdot adds
+    /// Rows of two alternating values, 0 and c: a single float sdot over the row adds
     /// thousands of identical squares per accumulator, and their rounding errors all go
-    /// one way. Still bounded; must never get worse than 1e-5.
+    /// one way (4.2e-6 at dim 8501 when a row was one sdot call). BLAS.dot sums rows
+    /// longer than 1024 in blocks of 512, added in Double, which keeps them in bound.
     @Test(arguments: [(1855, Float(33.618683)), (4099, 1.9798675), (8501, 1.9798675)])
     func alternatingZeroAndValueAtLargeDims(dim: Int, c: Float) throws {
         let x = try Tensor(shape: [dim], scalars: (0..<dim).map { $0 % 2 == 1 ? c : 0 })
         let error = try forwardError(try LayerNorm(dim: dim), x)
-        #expect(error <= 1e-5, "dim \(dim), c \(c): error \(error)")
-        withKnownIssue("float sdot accumulation error above 1e-6 at long rows", isIntermittent: true) {
-            #expect(error <= forwardBound, "dim \(dim), c \(c): error \(error)")
-        }
+        #expect(error <= forwardBound, "dim \(dim), c \(c): error \(error)")
     }
 
-    /// KNOWN ISSUE: one huge element among zeros (careful path) at dims around 5000:
-    /// error up to 1.5e-6 (dim 5199, 3e38). Same cause, in the careful path's sdot of
-    /// the centred row, where n-1 equal squares are added to the outlier's.
+    /// One huge element among zeros (careful path) at dims around 5000: the same effect
+    /// in the careful path's sdot of the centred row, where n-1 equal squares are added
+    /// to the outlier's (1.5e-6 at dim 5199, 3e38, before blocked sums).
     @Test(arguments: [(5199, Float(3e38)), (6000, 1e20)])
     func oneHugeElementAmongZeros(dim: Int, big: Float) throws {
         var row = [Float](repeating: 0, count: dim)
         row[0] = big
         let error = try forwardError(try LayerNorm(dim: dim), try Tensor(shape: [dim], scalars: row))
-        #expect(error <= 1e-5, "dim \(dim), \(big): error \(error)")
-        withKnownIssue("float sdot accumulation error above 1e-6 at long rows", isIntermittent: true) {
-            #expect(error <= forwardBound, "dim \(dim), \(big): error \(error)")
-        }
+        #expect(error <= forwardBound, "dim \(dim), \(big): error \(error)")
     }
 
     // MARK: shape products

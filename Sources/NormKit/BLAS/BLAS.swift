@@ -9,6 +9,8 @@
 //   thread. NormKit splits rows across cores itself.
 // * Lengths fit the 32-bit `blasint` of an LP64 OpenBLAS: the same chunking makes a
 //   vector of 2^31 or more elements safe.
+// * Sums stay accurate on long rows: reductions go in blocks (`sumBlock`), added in
+//   Double.
 
 #if canImport(Accelerate)
 import Accelerate
@@ -21,35 +23,43 @@ enum BLAS {
     /// threshold (10 000) and far under `Int32.max`.
     static let maxChunk = 8192
 
-    /// Σ x[i]·y[i] over `count` contiguous floats, accumulated per chunk by
-    /// `cblas_sdot` (float) and across chunks in `Double`.
+    /// Rows up to this long are reduced by a single `cblas_sdot`; longer ones in
+    /// blocks of `sumBlock` whose results are added in Double.
+    static let singleCallLimit = 1024
+    /// The block length of a blocked sum. `cblas_sdot` accumulates in float, in a fixed
+    /// number of SIMD lanes; on a long row of many equal terms (two alternating values,
+    /// or the equal centred values beside one outlier) every rounding goes the same way
+    /// and the error grows with n/lanes: past 1e-6 of the sum from about n = 1650 on the
+    /// AVX-512 kernel, and sooner on OpenBLAS's AVX2 and SSE kernels. Blocks of 512 keep
+    /// every kernel under the bound (measured in docs/reliability.md) at no cost for GPT-2's
+    /// rows (768, 1024), which stay one call.
+    static let sumBlock = 512
+
+    /// Σ x[i]·y[i] over `count` contiguous floats, by `cblas_sdot` (see `sumBlock`).
     @inline(__always)
     static func dot(_ count: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Double {
-        if count <= maxChunk {
+        blockedDot(count, x, y, advanceY: true)
+    }
+
+    /// Σ x[i]·c[i mod sumBlock] where `c` is a constant vector of at least
+    /// `min(count, singleCallLimit)` elements (a ones vector gives Σ x[i]).
+    @inline(__always)
+    static func dotRepeating(_ count: Int, _ x: UnsafePointer<Float>, _ c: UnsafePointer<Float>) -> Double {
+        blockedDot(count, x, c, advanceY: false)
+    }
+
+    @inline(__always)
+    private static func blockedDot(
+        _ count: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, advanceY: Bool
+    ) -> Double {
+        if count <= singleCallLimit {
             return Double(cblas_sdot(Int32(truncatingIfNeeded: count), x, 1, y, 1))
         }
         var sum = 0.0
         var start = 0
         while start < count {
-            let n = min(maxChunk, count - start)
-            sum += Double(cblas_sdot(Int32(truncatingIfNeeded: n), x + start, 1, y + start, 1))
-            start += n
-        }
-        return sum
-    }
-
-    /// Σ x[i]·c[i mod maxChunk] where `c` is a constant vector of at least
-    /// `min(count, maxChunk)` elements (a ones vector gives Σ x[i]).
-    @inline(__always)
-    static func dotRepeating(_ count: Int, _ x: UnsafePointer<Float>, _ c: UnsafePointer<Float>) -> Double {
-        if count <= maxChunk {
-            return Double(cblas_sdot(Int32(truncatingIfNeeded: count), x, 1, c, 1))
-        }
-        var sum = 0.0
-        var start = 0
-        while start < count {
-            let n = min(maxChunk, count - start)
-            sum += Double(cblas_sdot(Int32(truncatingIfNeeded: n), x + start, 1, c, 1))
+            let n = min(sumBlock, count - start)
+            sum += Double(cblas_sdot(Int32(truncatingIfNeeded: n), x + start, 1, advanceY ? y + start : y, 1))
             start += n
         }
         return sum

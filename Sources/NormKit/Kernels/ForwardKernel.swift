@@ -144,8 +144,10 @@ enum ForwardKernel {
             return .nan
         }
         if range.min == range.max {
-            // A constant row: x - mean is exactly 0, so y is exactly the bias.
-            y.update(from: p.bias, count: n)
+            // A constant row: x - mean is exactly 0, so y = 0·w + b: exactly the bias for
+            // a finite weight, NaN where the weight is infinite or NaN (as IEEE and the
+            // reference have it).
+            SIMDKernels.affine(x, y, n, shift: range.min, scale: 0, p.weight, p.bias)
             return RowStatistics(mean: Double(range.min), rstd: 1 / p.eps.squareRoot())
         }
         // z = x·2^k with max|z| in [1, 4): exact, and z² can neither overflow nor
