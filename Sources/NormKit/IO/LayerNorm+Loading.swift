@@ -63,7 +63,9 @@ extension GPT2 {
     /// Every norm layer of a GPT-2 checkpoint in model order (see ``normLayerNames(in:)``):
     /// 25 for GPT-2 small, 49 for medium, 73 for large, 97 for XL.
     ///
-    /// - Parameter eps: GPT-2's `layer_norm_epsilon`, 1e-5.
+    /// - Parameters:
+    ///   - file: the checkpoint.
+    ///   - eps: GPT-2's `layer_norm_epsilon`, 1e-5.
     /// - Throws: what ``normLayerNames(in:)`` and ``LayerNorm/init(loading:from:eps:)`` throw.
     public static func normLayers(from file: SafeTensors, eps: Float = 1e-5) throws(NormKitError) -> [NamedLayer] {
         var layers: [NamedLayer] = []

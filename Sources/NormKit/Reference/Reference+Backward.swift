@@ -67,7 +67,10 @@ extension Reference {
     ///
     /// - Parameters:
     ///   - x: row-major values, a multiple of `dim` of them.
-    ///   - weight, bias: `dim` values each, or `nil` for ones and zeros.
+    ///   - dim: the row length.
+    ///   - weight: `dim` values, or `nil` for ones.
+    ///   - bias: `dim` values, or `nil` for zeros.
+    ///   - eps: added to the variance.
     public static func layerNormDouble(
         _ x: [Double], dim: Int, weight: [Double]? = nil, bias: [Double]? = nil, eps: Double = 1e-5
     ) -> [Double] {
