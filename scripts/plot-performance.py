@@ -15,8 +15,8 @@ import math
 import sys
 from collections import defaultdict
 
-W, H = 760, 460
-LEFT, RIGHT, TOP, BOTTOM = 70, 220, 40, 60
+W, H = 880, 460
+LEFT, RIGHT, TOP, BOTTOM = 70, 260, 40, 60
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 
 
@@ -90,7 +90,8 @@ def plot(series, title, dim):
             x = m * 10 ** e
             if 10 ** x0 <= x <= 10 ** x1:
                 out.append(f'<line x1="{sx(x):.1f}" y1="{TOP}" x2="{sx(x):.1f}" y2="{TOP + ph}" stroke="#eee"/>')
-                out.append(f'<text x="{sx(x):.1f}" y="{TOP + ph + 16}" text-anchor="middle">{x:g}</text>')
+                if m == 1:  # label powers of ten only: 2 and 5 would collide at the right end
+                    out.append(f'<text x="{sx(x):.1f}" y="{TOP + ph + 16}" text-anchor="middle">{x:g}</text>')
     out.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#333"/>')
     out.append(f'<text x="{LEFT + pw / 2}" y="{H - 18}" text-anchor="middle">rows of {dim} floats (log scale)</text>')
     out.append(f'<text transform="translate(18,{TOP + ph / 2}) rotate(-90)" text-anchor="middle">'
