@@ -232,6 +232,23 @@ struct BackwardReferenceTests {
         }
     }
 
+    /// Float overflow inside a row whose gradient is finite: on the fast path β = -r²·c
+    /// overflows (dy ~ 1e25 on a spread of 1e-8 with eps 1e-30, r ~ 1e8: dx ~ 1e33); on
+    /// the careful path dy·w overflows (dy ~ 1e37, w = 100, spread 1e10: dx ~ 1e29). Both
+    /// must notice (an infinite max|t|) and recompute the row in Double.
+    @Test func overflowInsideARowWithAFiniteGradient() throws {
+        let dim = 768
+        let tiny = try LayerNorm(dim: dim, eps: 1e-30)
+        let xTiny = Tensor.randomNormal([2, dim], standardDeviation: 1e-8, seed: 1)
+        let dyHuge = Tensor.randomNormal([2, dim], standardDeviation: 1e25, seed: 2)
+        expectWithinBound(try backwardErrors(tiny, xTiny, dyHuge), "fast path, β overflows")
+        var wide = try LayerNorm(dim: dim)
+        wide.weight = Tensor.randomNormal([dim], mean: 100, standardDeviation: 1, seed: 3)
+        let xWide = Tensor.randomNormal([2, dim], standardDeviation: 1e10, seed: 4)
+        let dyHuger = Tensor.randomNormal([2, dim], standardDeviation: 1e37, seed: 5)
+        expectWithinBound(try backwardErrors(wide, xWide, dyHuger), "careful path, dy·w overflows")
+    }
+
     func fallbackCount(_ norm: LayerNorm, _ x: Tensor, _ dy: Tensor) throws -> Int {
         let (_, statistics) = try norm.forwardForTraining(x)
         var weightSums: [Double]? = [Double](repeating: 0, count: norm.dim)

@@ -244,7 +244,7 @@ struct BackwardJob: @unchecked Sendable {
     /// inner sum and γ's rounding, u·|t| from the outer sum; with |g| <= T + A + X·C and
     /// r·|x| <= M + X that is u·(4T + 5A + 6X·C + 3M·C). Then as for the careful path:
     /// dsdot's error in a, c's error (d·dy rounded, dsdot; 12u per term), and the saved
-    /// statistics'. False for NaN.
+    /// statistics'. False for NaN and for an infinite T (see `accepts`).
     @inline(__always)
     func acceptsFast(a: Double, c: Double, tMax T: Double, xMax X: Double, meanRatio M: Double,
                      r: Double, n: Int) -> Bool {
@@ -257,14 +257,17 @@ struct BackwardJob: @unchecked Sendable {
         bound += 12 * u * X * min(gRms, typical)
         bound += Self.statisticsError * (2 * X * C + C + X * A)
         // Float underflow: a few absolute 2^-149 roundings per element, scaled by r.
-        return r * bound + 0x1p-140 * (1 + r * T) <= Self.tolerance * max(1, r * T)
+        // An infinite T means a float product or β, γ overflowed (huge gradients on a
+        // tiny spread with a small eps) where dx itself may be finite: recompute in Double.
+        return T.isFinite && r * bound + 0x1p-140 * (1 + r * T) <= Self.tolerance * max(1, r * T)
     }
 
     /// The careful path's check: whether the first-order bound on the row's |dx - dx64|
     /// (docs/numerics.md, "Backward") is within `tolerance·max(1, max|dx|)`: per-element roundings,
     /// dsdot's float blocks, c's float products (probabilistic, λ), and the saved
-    /// statistics' assumed error. False for NaN: any NaN or infinite input makes a,
-    /// c or T NaN or infinite.
+    /// statistics' assumed error. False for NaN and for an infinite T: any NaN or
+    /// infinite input makes a, c or T NaN or infinite, and a float overflow inside the
+    /// row (dx may still be finite) makes T infinite.
     @inline(__always)
     func accepts(a: Double, c: Double, tMax T: Double, xMax X: Double, r: Double,
                  scaledMean ms: Double, scaledRstd rs: Double, n: Int) -> Bool {
@@ -281,7 +284,7 @@ struct BackwardJob: @unchecked Sendable {
         let typical = Self.lambda * min(gMax, X * gRms) / Double(n).squareRoot()
         bound += 12 * u * X * min(gRms, typical)
         bound += Self.statisticsError * (2 * X * C + C + X * A)
-        return r * bound + 0x1p-148 * T <= Self.tolerance * max(1, r * T)
+        return T.isFinite && r * bound + 0x1p-148 * T <= Self.tolerance * max(1, r * T)
     }
 
     /// The Double fallback: statistics, x̂, a, c and dx all recomputed in Double from
