@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""NormKit's LayerNorm forward against PyTorch's (and onnxruntime's, when installed), same session.
+"""NormKit's LayerNorm forward (or backward) against PyTorch's (and onnxruntime's, when installed), same session.
 
-usage: scripts/compare-peers.py [--rounds R] [--threads 1,2] [--shapes 1,1,768 1,1024,768 8,1024,768]
+usage: scripts/compare-peers.py [--backward] [--rounds R] [--threads 1,2] [--shapes 1,1,768 1,1024,768 8,1024,768]
                                 [--normkit PATH] [--json OUT.json] [--markdown OUT.md] [--torch-script PATH]
 
 For each thread count and shape, R rounds alternate: the peers' timing scripts, then
@@ -10,6 +10,10 @@ reports a median per call; the table gives the median over rounds of each, the r
 NormKit / peer, and NormKit / memcpy. Peers are measuring sticks only: a peer that is not
 installed is skipped (PyTorch: bash /work/shared/peers/install-torch.sh or `pip install
 torch`; onnxruntime: `pip install onnxruntime`).
+
+With --backward: `normkit bench --backward` (whose baseline streams the bytes backward must
+move: reads x and dy, writes dx) against PyTorch's native_layer_norm_backward, timed by
+scripts/torch_layernorm_backward_speed.py; onnxruntime has no LayerNorm backward.
 """
 import argparse
 import json
@@ -21,6 +25,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TORCH_SCRIPT = "/work/shared/peers/torch_layernorm_speed.py"
+TORCH_BACKWARD_SCRIPT = os.path.join(HERE, "torch_layernorm_backward_speed.py")
 
 # onnxruntime's LayerNormalization (opset 17), timed the way the torch script times torch.
 ORT_SNIPPET = r"""
@@ -72,9 +77,9 @@ def run_peer(kind, threads, shapes):
     return result
 
 
-def run_normkit(binary, threads, shape):
-    out = subprocess.run([binary, "bench", "--shape", shape, "--threads", str(threads), "--json"],
-                         capture_output=True, text=True, check=True).stdout
+def run_normkit(binary, threads, shape, backward=False):
+    cmd = [binary, "bench", "--shape", shape, "--threads", str(threads), "--json"] + (["--backward"] if backward else [])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -89,21 +94,24 @@ def load1():
 def main():
     global TORCH_SCRIPT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backward", action="store_true",
+                    help="time backward (PyTorch: scripts/torch_layernorm_backward_speed.py; no onnxruntime)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--shapes", nargs="+", default=["1,1,768", "1,1024,768", "8,1024,768"])
     ap.add_argument("--normkit", default=os.path.join(ROOT, ".build", "release", "normkit"))
     ap.add_argument("--json", help="write every measurement here")
     ap.add_argument("--markdown", help="write the table here too")
-    ap.add_argument("--torch-script", default=TORCH_SCRIPT,
-                    help="the shared PyTorch timing script (prints `shape S torch_us MEDIAN reps N`)")
+    ap.add_argument("--torch-script", default=None,
+                    help="the PyTorch timing script (prints `shape S torch_us MEDIAN reps N`; default: the shared "
+                         "forward script, or with --backward scripts/torch_layernorm_backward_speed.py)")
     args = ap.parse_args()
-    TORCH_SCRIPT = args.torch_script
+    TORCH_SCRIPT = args.torch_script or (TORCH_BACKWARD_SCRIPT if args.backward else TORCH_SCRIPT)
 
     peers = []
     if have("torch") and os.path.exists(TORCH_SCRIPT):
         peers.append("torch")
-    if have("onnxruntime") and have("onnx"):
+    if not args.backward and have("onnxruntime") and have("onnx"):
         peers.append("ort")
     if not peers:
         print("note: no peer installed (torch, onnxruntime); timing NormKit and memcpy only", file=sys.stderr)
@@ -116,7 +124,7 @@ def main():
                 for shape, us in run_peer(peer, threads, args.shapes).items():
                     records.append({"tool": peer, "threads": threads, "shape": shape, "round": r, "median_us": us})
             for shape in args.shapes:
-                d = run_normkit(args.normkit, threads, shape)
+                d = run_normkit(args.normkit, threads, shape, args.backward)
                 records.append({"tool": "normkit", "threads": threads, "shape": shape, "round": r,
                                 "median_us": d["median_us"], "memcpy_us": d["memcpy_median_us"], "raw": d})
             loads.append(load1())
@@ -127,7 +135,8 @@ def main():
         return statistics.median(v) if v else None
 
     names = {"torch": "PyTorch", "ort": "onnxruntime"}
-    head = "| shape | threads | NormKit (us) | memcpy 1 thread (us) | NormKit / memcpy |"
+    base = "stream x+dy->dx" if args.backward else "memcpy"
+    head = f"| shape | threads | NormKit (us) | {base} 1 thread (us) | NormKit / {base} |"
     sep = "|---|---|---|---|---|"
     for p in peers:
         head += f" {names[p]} (us) | NormKit / {names[p]} |"
@@ -143,7 +152,7 @@ def main():
             lines.append(row)
     known = [l for l in loads if l is not None]
     lines.append("")
-    lines.append(f"Medians over {args.rounds} alternating rounds; 1-minute load average during the run: "
+    lines.append(("Backward. " if args.backward else "") + f"Medians over {args.rounds} alternating rounds; 1-minute load average during the run: "
                  f"{min(known):.2f} to {max(known):.2f}." if known else "")
     table = "\n".join(lines)
     print(table)

@@ -5,8 +5,10 @@
 #      three shapes on 1 and 2 threads (scripts/compare-peers.py),
 #   3. the throughput sweep: `normkit bench --json` over rows of 768 floats for NormKit on 1
 #      thread and on every core, and the naive Double reference, each with its interleaved memcpy,
-#   4. the SVG plot of that sweep (scripts/plot-performance.py): $OUT/throughput.svg.
-# Outputs go to docs/performance/ (override with OUT=dir). Takes about 5 minutes.
+#   4. the SVG plot of that sweep (scripts/plot-performance.py): $OUT/throughput.svg,
+#   5. the backward table: PyTorch's native_layer_norm_backward (if installed) alternating with
+#      `normkit bench --backward` at [1, 1024, 768] and [8, 1024, 768] on 1 and 2 threads.
+# Outputs go to docs/performance/ (override with OUT=dir). Takes about 6 minutes.
 # Run it on a quiet machine: it prints the load average, and docs/performance.md quotes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +50,13 @@ for rows in 1 4 16 64 256 1024 4096 8192 16384; do
   echo "rows $rows done, load $(cut -d' ' -f1 /proc/loadavg)"
 done
 
+echo "== backward (alternating, $ROUNDS rounds)"
+python3 scripts/compare-peers.py --backward --rounds "$ROUNDS" --threads "1,$THREADS" \
+  --shapes 1,1024,768 8,1024,768 \
+  --normkit "$BIN" --json "$OUT/peers-backward.json" --markdown "$OUT/peers-backward.md"
+
 echo "== plot"
 python3 scripts/plot-performance.py "$SWEEP" "$OUT/throughput.svg" \
   --title "LayerNorm forward, dim 768: GB/s against rows ($(nproc) cores, Zen 4)"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
-echo "== done: $OUT/peers.md, $SWEEP, $OUT/throughput.svg"
+echo "== done: $OUT/peers.md, $OUT/peers-backward.md, $SWEEP, $OUT/throughput.svg"

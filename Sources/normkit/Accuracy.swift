@@ -1,19 +1,28 @@
 import ArgumentParser
 import NormKit
 
-/// `normkit accuracy`: NormKit's error on every catalogued hard row, against float64.
+/// `normkit accuracy`: NormKit's error on every catalogued hard row, against float64
+/// (forward, or with `--backward` the three gradients).
 struct Accuracy: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Error of LayerNorm against the float64 reference on the catalogued hard rows."
+        abstract: "Error of LayerNorm (or, with --backward, its gradients) against float64 on the catalogued hard rows."
     )
 
-    @Option(help: "Feature dimensions to check, comma-separated.") var dims = "768"
-    @Option(help: "Seeds per row kind.") var seeds = 20
+    @Option(help: "Feature dimensions to check, comma-separated (default: 768; with --backward 1,3,17,768,4099).")
+    var dims: String?
+    @Option(help: "Seeds per row kind (default: 20; with --backward 10).") var seeds: Int?
+    @Flag(help: "Check the backward pass: dx (per row), dweight and dbias, with random dy and with dy = x̂.")
+    var backward = false
 
     func run() throws {
-        let dimList = dims.split(separator: ",").compactMap { Int($0) }
+        let dimList = (dims ?? (backward ? "1,3,17,768,4099" : "768")).split(separator: ",").compactMap { Int($0) }
+        let seeds = self.seeds ?? (backward ? 10 : 20)
         guard !dimList.isEmpty, dimList.allSatisfy({ $0 >= 1 }), seeds >= 1 else {
             throw ValidationError("--dims needs positive integers, --seeds >= 1")
+        }
+        if backward {
+            try BackwardAccuracy.table(dims: dimList, seeds: seeds).lines.forEach { print($0) }
+            return
         }
         print("max over \(seeds) seeds of max_row |y - y64| / max(1, max |y64|); bound 1e-6")
         var header = "row".padding(28)
@@ -36,6 +45,59 @@ struct Accuracy: ParsableCommand {
             print(line)
         }
         print("worst: \(sci(worst))")
+    }
+}
+
+/// The backward pass's error on the catalogued hard rows, as a reusable function.
+enum BackwardAccuracy {
+    /// One line per row kind: the worst, over `seeds` seeds and both a plain and a
+    /// random-affine layer, of the input-gradient (per row), weight- and bias-gradient
+    /// (whole tensor) errors against `Reference.layerNormBackwardDouble`, with dy ~ N(0, 1)
+    /// and, as a second family, dy = x̂ (the gradient of Σy²/2, where terms cancel).
+    static func table(dims: [Int], seeds: Int) throws -> (lines: [String], worst: Double) {
+        var lines = ["max over \(seeds) seeds of the worst of dx (per row), dweight, dbias errors; bound 1e-5"]
+        var header = "row".padding(28)
+        for d in dims { header += "dim \(d)".padding(12) }
+        lines.append(header + "   (dy random | dy = x̂)")
+        var worst = 0.0
+        for kind in Reference.HardRow.allCases {
+            var line = kind.rawValue.padding(28)
+            var aligned = ""
+            for dim in dims {
+                var plain = try LayerNorm(dim: dim)
+                plain.bias = Tensor.zeros([dim])
+                var affine = try LayerNorm(dim: dim)
+                affine.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.5, seed: 3)
+                affine.bias = Tensor.randomNormal([dim], standardDeviation: 0.2, seed: 4)
+                var eRandom = 0.0, eAligned = 0.0
+                for seed in 0..<UInt64(seeds) {
+                    let x = try Tensor(shape: [1, dim], scalars: kind.values(dim: dim, seed: seed))
+                    let random = Tensor.randomNormal([1, dim], seed: seed &+ 1000)
+                    let xhat = try plain(x)
+                    for norm in [plain, affine] {
+                        eRandom = max(eRandom, try error(norm, x, random))
+                        eAligned = max(eAligned, try error(norm, x, xhat))
+                    }
+                }
+                worst = max(worst, eRandom, eAligned)
+                line += sci(eRandom).padding(12)
+                aligned += sci(eAligned).padding(12)
+            }
+            lines.append(line + "|  " + aligned)
+        }
+        lines.append("worst: \(sci(worst))")
+        return (lines, worst)
+    }
+
+    /// The worst of the three gradient errors for one input.
+    static func error(_ norm: LayerNorm, _ x: Tensor, _ dy: Tensor) throws -> Double {
+        let (_, statistics) = try norm.forwardForTraining(x)
+        let got = try norm.backward(outputGradient: dy, input: x, statistics: statistics)
+        let expected = try Reference.layerNormBackwardDouble(
+            outputGradient: dy, input: x, weight: norm.weight, eps: norm.eps)
+        return max(Reference.maxRowError(got.input, expected: expected.input),
+                   Reference.maxError(got.weight, expected: expected.weight),
+                   Reference.maxError(got.bias, expected: expected.bias))
     }
 }
 

@@ -8,12 +8,13 @@ import Glibc
 import Darwin
 #endif
 
-/// `normkit bench`: time one workload per call against a memcpy of the same bytes,
-/// interleaved in the same run, and report median, min, GB/s and the ratio.
+/// `normkit bench`: time one workload per call against streaming the same bytes
+/// (a memcpy for forward, `dx = x + dy` for backward), interleaved in the same run, and
+/// report median, min, GB/s and the ratio.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time LayerNorm per call against a memcpy of the same bytes, interleaved.",
-        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread memcpys of the input's bytes into the output (and, with --threads above 1, memcpys split over as many threads), so all timings see the same load. GB/s counts 2 x the input's bytes (read once, written once). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
+        abstract: "Time LayerNorm per call against streaming the same bytes, interleaved.",
+        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread passes that only stream the call's bytes (forward: a memcpy of the input into the output; backward: dx = x + dy, reading x and dy and writing dx) and, with --threads above 1, the same pass split over as many threads, so all timings see the same load. GB/s counts the bytes a call must move (forward: input read once, output written once; backward: x and dy read, dx written). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
     )
 
     @Option(help: "Input shape, comma-separated; the last axis is normalised.")
@@ -28,14 +29,20 @@ struct Bench: ParsableCommand {
     @Option(help: "What to time: \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).")
     var workload: Workload = .forward
 
+    @Flag(help: "Time the backward pass (the same as --workload backward).")
+    var backward = false
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
     @Option(help: "Random seed of the input.")
     var seed: UInt64 = 1
 
-    @Option(help: "Mean of the input rows (standard deviation 2). At 0 every row takes the fast path; with |mean| above 2 every row takes the careful path.")
+    @Option(help: "Mean of the input rows (standard deviation 2). At 0 every row takes the fast path; with |mean| above 2 every row of forward takes the careful path (backward: above 32).")
     var inputMean: Float = 0
+
+    @Flag(help: "GPT-2-like input rows (N(0, 1) with three massive channels) instead of N(input-mean, 2).")
+    var gpt2Like = false
 
     func validate() throws {
         let dims = try parsedShape()
@@ -44,7 +51,13 @@ struct Bench: ParsableCommand {
             throw ValidationError("--threads must be in 1...\(Parallelism.maxThreadCount), got \(threads)")
         }
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be >= 1, got \(iterations)") }
+        if backward && !workload.isBackward && workload != .forward {
+            throw ValidationError("--backward and --workload \(workload.rawValue) ask for different workloads")
+        }
     }
+
+    /// The workload to time: `--backward` means `--workload backward`.
+    var chosenWorkload: Workload { backward && !workload.isBackward ? .backward : workload }
 
     func parsedShape() throws -> [Int] {
         let parts = shape.split(separator: ",").map { Int($0.trimmingWhitespace()) }
@@ -59,17 +72,18 @@ struct Bench: ParsableCommand {
         let threadCount = threads ?? Parallelism.defaultThreadCount
         Parallelism.threadCount = threadCount
         let loadBefore = LoadAverage.read()
-        let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean)
+        let workload = chosenWorkload
+        let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean, gpt2Like: gpt2Like)
         let result = state.measure(iterations: iterations, threads: threadCount, progress: Progress())
         let report = BenchReport(
-            workload: workload, shape: dims, threads: threadCount, inputMean: inputMean, result: result,
-            bytes: state.bytes, load: (loadBefore, LoadAverage.read()))
+            workload: workload, shape: dims, threads: threadCount, inputMean: inputMean, gpt2Like: gpt2Like,
+            result: result, bytes: state.bytes, load: (loadBefore, LoadAverage.read()))
         print(json ? report.json : report.text)
     }
 }
 
-/// What `normkit bench` can time. Each case builds its own inputs and says how many
-/// bytes one call moves; a new workload (a backward pass, say) is one more case here.
+/// What `normkit bench` can time. Each case builds its own inputs and says which bytes
+/// one call must move (the baseline streams exactly those).
 enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// `LayerNorm.forward(_:into:)`: no allocation per call.
     case forward
@@ -77,6 +91,18 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     case forwardAllocating = "forward-alloc"
     /// `Reference.layerNorm`: the naive Double reference, for scale.
     case reference
+    /// `LayerNorm.backward(outputGradient:input:statistics:)`: fresh gradients (dx,
+    /// dweight, dbias) each call, as PyTorch's `native_layer_norm_backward` returns them.
+    case backward
+    /// `LayerNorm.backward(..., accumulatingInto:)`: adds into gradients made once.
+    case backwardAccumulating = "backward-accumulate"
+
+    var isBackward: Bool { self == .backward || self == .backwardAccumulating }
+
+    /// Tensors a call reads or writes, each the input's size: forward reads x and
+    /// writes y; backward reads x and dy and writes dx (its statistics, weight and
+    /// parameter gradients are a few KB).
+    var streams: Int { isBackward ? 3 : 2 }
 
     /// One call of the workload on `state`'s tensors.
     func runOnce(_ state: BenchState) {
@@ -87,6 +113,13 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
             state.sink = try! state.norm.forward(state.x)
         case .reference:
             state.sink = try! Reference.layerNorm(state.x, weight: state.norm.weight, bias: state.norm.bias)
+        case .backward:
+            state.gradientSink = try! state.norm.backward(
+                outputGradient: state.dy, input: state.x, statistics: state.statistics!)
+        case .backwardAccumulating:
+            try! state.norm.backward(
+                outputGradient: state.dy, input: state.x, statistics: state.statistics!,
+                accumulatingInto: &state.gradientSink!)
         }
     }
 }
@@ -96,13 +129,19 @@ final class BenchState {
     let workload: Workload
     let norm: LayerNorm
     let x: Tensor
+    /// The output gradient (backward workloads; empty otherwise).
+    let dy: Tensor
+    /// What forward saved for backward (backward workloads).
+    let statistics: LayerNorm.Statistics?
     var y: Tensor
     /// Where allocating workloads put their result, so it is not optimised away.
     var sink: Tensor
-    /// Bytes of the input; a call reads them and writes as many.
+    /// Backward's gradients: the last fresh result, or what an accumulating call adds into.
+    var gradientSink: LayerNorm.Gradients?
+    /// Bytes of the input. A call must move `workload.streams` times as many.
     let bytes: Int
 
-    init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0) throws {
+    init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0, gpt2Like: Bool = false) throws {
         self.workload = workload
         let dim = shape.last!
         var norm = try LayerNorm(dim: dim)
@@ -110,52 +149,96 @@ final class BenchState {
         norm.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.2, seed: seed &+ 1)
         norm.bias = Tensor.randomNormal([dim], standardDeviation: 0.1, seed: seed &+ 2)
         self.norm = norm
-        x = Tensor.randomNormal(shape, mean: inputMean, standardDeviation: 2, seed: seed)
+        if gpt2Like {
+            let rows = shape.dropLast().reduce(1, *)
+            x = try Tensor(shape: shape, scalars: Activations.gpt2Like(batch: 1, seq: rows, dim: dim, seed: seed).scalars)
+        } else {
+            x = Tensor.randomNormal(shape, mean: inputMean, standardDeviation: 2, seed: seed)
+        }
         y = Tensor.zeros(shape)
         sink = y
         bytes = x.scalarCount * MemoryLayout<Float>.stride
-    }
-
-    /// A single-thread memcpy of the input's bytes into the output.
-    func memcpyOnce() {
-        x.withUnsafeBufferPointer { src in
-            y.withUnsafeMutableBufferPointer { dst in
-                guard let d = dst.baseAddress, let s = src.baseAddress else { return }
-                d.update(from: s, count: src.count)
-            }
+        if workload.isBackward {
+            dy = Tensor.randomNormal(shape, seed: seed &+ 3)
+            statistics = try norm.forwardForTraining(x).statistics
+            gradientSink = workload == .backwardAccumulating ? try norm.zeroGradients(inputShape: shape) : nil
+        } else {
+            dy = Tensor.zeros([0])
+            statistics = nil
         }
     }
 
-    /// The same memcpy split into `threads` contiguous parts on Dispatch's threads.
-    func memcpyParallel(threads: Int) {
+    /// A single-thread pass that only streams the bytes a call must move: a memcpy of
+    /// the input into the output (forward), or `y = x + dy` (backward: reads x and dy,
+    /// writes a tensor of their size).
+    func baselineOnce() {
         x.withUnsafeBufferPointer { src in
             y.withUnsafeMutableBufferPointer { dst in
                 guard let d = dst.baseAddress, let s = src.baseAddress else { return }
-                let count = src.count
-                let (dp, sp) = (UncheckedPointer(d), UncheckedPointer(UnsafeMutablePointer(mutating: s)))
-                DispatchQueue.concurrentPerform(iterations: threads) { t in
-                    let lo = t * count / threads, hi = (t + 1) * count / threads
-                    (dp.pointer + lo).update(from: sp.pointer + lo, count: hi - lo)
+                if workload.isBackward {
+                    dy.withUnsafeBufferPointer { g in BenchState.add(s, g.baseAddress!, d, src.count) }
+                } else {
+                    d.update(from: s, count: src.count)
                 }
             }
         }
     }
 
+    /// The same pass split into `threads` contiguous parts on Dispatch's threads.
+    func baselineParallel(threads: Int) {
+        x.withUnsafeBufferPointer { src in
+            y.withUnsafeMutableBufferPointer { dst in
+                guard let d = dst.baseAddress, let s = src.baseAddress else { return }
+                dy.withUnsafeBufferPointer { g in
+                    let count = src.count, backward = workload.isBackward
+                    let (dp, sp) = (UncheckedPointer(d), UncheckedPointer(UnsafeMutablePointer(mutating: s)))
+                    let gp = UncheckedPointer(UnsafeMutablePointer(mutating: g.baseAddress ?? s))
+                    DispatchQueue.concurrentPerform(iterations: threads) { t in
+                        let lo = t * count / threads, hi = (t + 1) * count / threads
+                        if backward {
+                            BenchState.add(sp.pointer + lo, gp.pointer + lo, dp.pointer + lo, hi - lo)
+                        } else {
+                            (dp.pointer + lo).update(from: sp.pointer + lo, count: hi - lo)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// out = a + b over `count` floats, SIMD16 over raw pointers: each byte read or
+    /// written once, at streaming speed.
+    @inline(never)
+    static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int) {
+        typealias V = SIMD16<Float>
+        var i = 0
+        while i &+ 16 <= count {
+            let v = UnsafeRawPointer(a + i).loadUnaligned(as: V.self) + UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: v, as: V.self)
+            i &+= 16
+        }
+        while i < count {
+            out[i] = a[i] + b[i]
+            i &+= 1
+        }
+    }
+
     struct Timings {
         var workload: [Double] = []  // seconds per call
+        /// The streaming baseline (a memcpy for forward), one thread and `threads` threads.
         var memcpy: [Double] = []
         var memcpyParallel: [Double] = []
         var inner = 1
     }
 
-    /// Times `iterations` samples of the workload and as many memcpy samples (and
-    /// parallel memcpy samples when `threads > 1`), in alternating rounds of about
+    /// Times `iterations` samples of the workload and as many baseline samples (and
+    /// parallel baseline samples when `threads > 1`), in alternating rounds of about
     /// 20 ms each: both see the same load over the run, and workload calls still come
     /// back to back within a round, as in a model (and as PyTorch's timing script
     /// calls its kernel), so helper threads stay awake between calls.
     func measure(iterations requested: Int?, threads: Int, progress: Progress) -> Timings {
         // Warm up (page faults, caches, helper threads), then estimate one call.
-        for _ in 0..<3 { workload.runOnce(self); memcpyOnce() }
+        for _ in 0..<3 { workload.runOnce(self); baselineOnce() }
         var estimate = Double.infinity
         for _ in 0..<5 { estimate = min(estimate, seconds { self.workload.runOnce(self) }) }
         var t = Timings()
@@ -172,11 +255,11 @@ final class BenchState {
                 t.workload.append(seconds { for _ in 0..<inner { self.workload.runOnce(self) } } / Double(inner))
             }
             for _ in 0..<n {
-                t.memcpy.append(seconds { for _ in 0..<inner { self.memcpyOnce() } } / Double(inner))
+                t.memcpy.append(seconds { for _ in 0..<inner { self.baselineOnce() } } / Double(inner))
             }
             if threads > 1 {
                 for _ in 0..<n {
-                    t.memcpyParallel.append(seconds { for _ in 0..<inner { self.memcpyParallel(threads: threads) } } / Double(inner))
+                    t.memcpyParallel.append(seconds { for _ in 0..<inner { self.baselineParallel(threads: threads) } } / Double(inner))
                 }
             }
             done += n
@@ -188,7 +271,7 @@ final class BenchState {
 }
 
 /// A pointer that may cross into Dispatch's `@Sendable` closures: each part of the
-/// parallel memcpy writes its own range while the caller waits.
+/// parallel baseline writes its own range while the caller waits.
 struct UncheckedPointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
@@ -261,6 +344,7 @@ struct BenchReport {
     let shape: [Int]
     let threads: Int
     let inputMean: Float
+    let gpt2Like: Bool
     let result: BenchState.Timings
     let bytes: Int
     let load: (Double?, Double?)
@@ -278,23 +362,32 @@ struct BenchReport {
     var work: Summary { Summary(result.workload) }
     var memcpy: Summary { Summary(result.memcpy) }
     var memcpyParallel: Summary? { result.memcpyParallel.isEmpty ? nil : Summary(result.memcpyParallel) }
-    /// GB/s for a call of `seconds`: 2 x bytes (read and write) over the time.
-    func gbps(_ seconds: Double) -> Double { 2 * Double(bytes) / seconds / 1e9 }
+    /// GB/s for a call of `seconds`: the bytes a call must move (`workload.streams` x
+    /// the input's) over the time.
+    func gbps(_ seconds: Double) -> Double { Double(workload.streams * bytes) / seconds / 1e9 }
+
+    /// What the baseline is called: a memcpy for forward, the x + dy pass for backward.
+    var baselineName: String { workload.isBackward ? "stream" : "memcpy" }
 
     var text: String {
         let w = work, m = memcpy
+        let name = baselineName
         var lines = [
             "normkit bench: \(workload.rawValue), shape \(shape)" + (inputMean != 0 ? ", input mean \(inputMean)" : "")
+                + (gpt2Like ? ", GPT-2-like input" : "")
                 + ", threads \(threads), \(result.workload.count) iterations"
                 + (result.inner > 1 ? " x \(result.inner) calls each" : "")
                 + ", load \(load.0.map { fixed($0, 2) } ?? "?") -> \(load.1.map { fixed($0, 2) } ?? "?")",
-            "  \(pad(workload.rawValue, 16)) median \(us(w.median)) us  min \(us(w.min)) us  \(fixed(gbps(w.median), 2)) GB/s",
-            "  \(pad("memcpy 1 thread", 16)) median \(us(m.median)) us  min \(us(m.min)) us  \(fixed(gbps(m.median), 2)) GB/s",
+            "  \(pad(workload.rawValue, 19)) median \(us(w.median)) us  min \(us(w.min)) us  \(fixed(gbps(w.median), 2)) GB/s",
+            "  \(pad("\(name) 1 thread", 19)) median \(us(m.median)) us  min \(us(m.min)) us  \(fixed(gbps(m.median), 2)) GB/s",
         ]
         if let p = memcpyParallel {
-            lines.append("  \(pad("memcpy \(threads) thr", 16)) median \(us(p.median)) us  min \(us(p.min)) us  \(fixed(gbps(p.median), 2)) GB/s")
+            lines.append("  \(pad("\(name) \(threads) threads", 19)) median \(us(p.median)) us  min \(us(p.min)) us  \(fixed(gbps(p.median), 2)) GB/s")
         }
-        lines.append("  ratio to memcpy (median): \(fixed(w.median / m.median, 3))"
+        if workload.isBackward {
+            lines.append("  (stream: y = x + dy, reading x and dy and writing y: the bytes backward must move)")
+        }
+        lines.append("  ratio to \(name) (median): \(fixed(w.median / m.median, 3))"
             + (memcpyParallel.map { " (1 thread), \(fixed(w.median / $0.median, 3)) (\(threads) threads)" } ?? ""))
         return lines.joined(separator: "\n")
     }
@@ -308,9 +401,12 @@ struct BenchReport {
             ("dim", String(shape.last!)),
             ("threads", String(threads)),
             ("input_mean", num(Double(inputMean))),
+            ("gpt2_like", gpt2Like ? "true" : "false"),
+            ("baseline", workload.isBackward ? "\"stream x+dy->dx\"" : "\"memcpy\""),
             ("iterations", String(result.workload.count)),
             ("calls_per_iteration", String(result.inner)),
             ("bytes", String(bytes)),
+            ("traffic_bytes", String(workload.streams * bytes)),
             ("median_us", num(w.median * 1e6)),
             ("min_us", num(w.min * 1e6)),
             ("gbps", num(gbps(w.median))),

@@ -209,6 +209,46 @@ struct BackwardReferenceTests {
         expectWithinBound(try backwardErrors(long, xl, dyl), "dy = x̂ + noise")
     }
 
+    /// Rows on both sides of the fast path's gate (|mean|·rstd <= 16, rstd in
+    /// [2^-30, 2^30]) and on its edges: the fast path (where β·x and γ cancel by up to
+    /// 16x) and the careful path must both stay within the bound, and random gradients
+    /// must not need the Double fallback on either side.
+    @Test(arguments: [768, 4099])
+    func bothSidesOfTheFastPathGate(dim: Int) throws {
+        let norm = try randomAffineLayer(dim: dim, seed: 12)
+        for meanRatio: Float in [0, 1, 8, 15.9, 16.1, 40, 1000] {
+            for spread: Float in [0x1p-29, 0.03, 1, 0x1p29, 0x1p31] {
+                let base = Tensor.randomNormal([2, dim], seed: UInt64(dim) &+ UInt64(meanRatio * 10)).scalars
+                let x = try Tensor(shape: [2, dim], scalars: base.map { meanRatio * spread + spread * $0 })
+                let dy = Tensor.randomNormal([2, dim], seed: 3)
+                let what = "dim \(dim), mean \(meanRatio) std, std \(spread)"
+                expectWithinBound(try backwardErrors(norm, x, dy), what)
+                #expect(try fallbackCount(norm, x, dy) == 0, "\(what): random dy took the fallback")
+                // dy = x̂ + noise: correlated with x̂ (large c) but not cancelling.
+                let aligned = try LayerNorm(dim: dim)(x).scalars
+                let dyc = try Tensor(shape: [2, dim], scalars: zip(aligned, dy.scalars).map { $0 + 0.5 * $1 })
+                expectWithinBound(try backwardErrors(norm, x, dyc), "\(what), dy = x̂ + noise")
+            }
+        }
+    }
+
+    /// Float overflow inside a row whose gradient is finite: on the fast path β = -r²·c
+    /// overflows (dy ~ 1e25 on a spread of 1e-8 with eps 1e-30, r ~ 1e8: dx ~ 1e33); on
+    /// the careful path dy·w overflows (dy ~ 1e37, w = 100, spread 1e10: dx ~ 1e29). Both
+    /// must notice (an infinite max|t|) and recompute the row in Double.
+    @Test func overflowInsideARowWithAFiniteGradient() throws {
+        let dim = 768
+        let tiny = try LayerNorm(dim: dim, eps: 1e-30)
+        let xTiny = Tensor.randomNormal([2, dim], standardDeviation: 1e-8, seed: 1)
+        let dyHuge = Tensor.randomNormal([2, dim], standardDeviation: 1e25, seed: 2)
+        expectWithinBound(try backwardErrors(tiny, xTiny, dyHuge), "fast path, β overflows")
+        var wide = try LayerNorm(dim: dim)
+        wide.weight = Tensor.randomNormal([dim], mean: 100, standardDeviation: 1, seed: 3)
+        let xWide = Tensor.randomNormal([2, dim], standardDeviation: 1e10, seed: 4)
+        let dyHuger = Tensor.randomNormal([2, dim], standardDeviation: 1e37, seed: 5)
+        expectWithinBound(try backwardErrors(wide, xWide, dyHuger), "careful path, dy·w overflows")
+    }
+
     func fallbackCount(_ norm: LayerNorm, _ x: Tensor, _ dy: Tensor) throws -> Int {
         let (_, statistics) = try norm.forwardForTraining(x)
         var weightSums: [Double]? = [Double](repeating: 0, count: norm.dim)

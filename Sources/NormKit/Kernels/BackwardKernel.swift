@@ -5,41 +5,49 @@
 // weight w and output gradient dy:
 //
 //     x̂ = (x - μ)·r,   g = dy ⊙ w,   a = Σg / n,   c = Σ g·x̂ / n
-//     dx = r·(g - a - x̂·c)
+//     dx = r·(g - a - x̂·c) = r·g + β·x + γ,   β = -r²·c,   γ = r²·c·μ - r·a
 //     dweight = Σ_rows dy ⊙ x̂,   dbias = Σ_rows dy
 //
-// Per row (docs/numerics.md, "Backward", has the derivation and the error argument):
+// Two paths per row (docs/numerics.md, "Backward", has the derivation and the error
+// argument); both end with the same check, and a row the check refuses is recomputed
+// in Double from x, dy and w alone (`exactRow`).
 //
-// 1. a = Σ dy·w / n from `cblas_dsdot` (BLAS.dotDouble): a Double result, and on
-//    OpenBLAS 0.3.21 float blocks of 32 added in Double, ~7u per term at worst.
-// 2. One SIMD pass rebuilds x̂ = ((x - μ_hi) - μ_lo)·r into a scratch row and
-//    p = dy ⊙ x̂ into another. μ is split into two floats, so x - μ_hi is exact where
-//    x is near the mean (Sterbenz) and only μ_lo is rounded: a float μ near 1e6 would
-//    be off by 0.03. Rows with a spread above ~1e30 are first scaled by a power of
-//    two, so that x - μ and r stay inside float's range.
-// 3. c = Σ p·w / n, again with `cblas_dsdot`.
-// 4. One SIMD pass writes dx = r·((g - a) - x̂·c), g = dy·w, tracking T = max|t|.
-//    (An accumulating call writes to a scratch row and adds it into dx with saxpy
-//    after step 5, so a rejected row finds dx untouched.)
-// 5. A check bounds the row's float rounding (and the saved statistics' error) from
-//    T, |a|, |c| and max|x̂| (from x's range, tracked in pass 2). Where g - a - x̂·c cancels
-//    (dy nearly in the span of 1 and x̂, e.g. dy = y on a row of small spread) the
-//    bound fails and the row is recomputed in Double from x, dy and w alone, with
-//    statistics recomputed two-pass. Random and real gradients do not take that path.
-// 6. `cblas_saxpy` adds p and dy into the block's partial dweight and dbias.
+// * Fast path, for rows whose mean is within `fastMeanRatio` standard deviations of
+//   zero (|μ|·r <= 16) and whose rstd is in [2^-30, 2^30]: random and real activations.
+//   1. One SIMD pass: d = (x - μ_hi) - μ_lo (μ split into two floats, so d is exact
+//      near the mean) and p = d·dy into a scratch row, tracking max|d|.
+//   2. a = Σ dy·w / n and c = r·Σ p·w / n with `cblas_dsdot` (BLAS.dotDouble).
+//   3. One SIMD pass: dx = (dy·w)·r + (x·β + γ), tracking max|dx|. Three products and
+//      two sums per element, x read again instead of a stored x̂: the row's bytes are
+//      read twice and p written once, which is what streaming from DRAM pays for.
+//      β·x and γ cancel when |μ|·r is large, which is what the gate bounds.
+//   4. `cblas_saxpy` adds r·p and dy into the block's partial dweight and dbias.
+// * Careful path, for every other row (a mean far from zero against the spread, a
+//   spread above ~1e9 or below ~1e-9, NaN): x̂ = ((x - μ_hi) - μ_lo)·r into a scratch
+//   row (rows with a spread above ~1e30 first scaled by a power of two, so that x - μ
+//   and r stay inside float's range), p = dy·x̂, a and c from `cblas_dsdot`, then
+//   dx = r·((g - a) - x̂·c) from the stored x̂: nothing cancels but t itself.
 //
-// Both passes prefetch the lines `prefetchDistance` floats ahead (a few rows): the
-// hardware prefetchers stop at 4 KB pages, and without it the row's memory traffic
-// does not overlap its arithmetic (measured: 30% of the time).
+// The check bounds the row's float rounding (and the saved statistics' error) from
+// T = max|t|, |a|, |c| and max|x̂|. Where g - a - x̂·c cancels (dy nearly in the span
+// of 1 and x̂, e.g. dy = y on a row of small spread) the bound fails and the row takes
+// the Double fallback. Random and real gradients do not.
+//
+// Memory: both passes prefetch the lines `prefetchDistance` floats ahead (a few rows):
+// the hardware prefetchers stop at 4 KB pages and do not run ahead while the BLAS
+// calls work on cached rows, and without it the kernel streaming from DRAM was 30-45%
+// slower (docs/performance.md, "Backward"). An accumulating call writes the row's gradient to a scratch row and adds
+// it into dx with saxpy only once the row is accepted: a rejected row must find dx as
+// it was.
 //
 // Determinism: rows are grouped into fixed blocks of `blockRows`; each block's
 // partial sums are accumulated in row order inside the block, and the caller adds
 // the partials in block order (in Double). Block boundaries do not depend on how
-// blocks are spread over threads, so the result is bitwise the same for every
-// thread count.
+// blocks are spread over threads, and a row's path depends on its own statistics
+// only, so the result is bitwise the same for every thread count.
 //
 // No fused multiply-add (see SIMDKernels): multiplies and adds round separately, and
-// the error bound in step 5 assumes exactly that.
+// the error bounds assume exactly that.
 
 enum BackwardKernel {
     /// Rows per block of partial weight/bias gradients. Fixed: changing it changes
@@ -90,8 +98,10 @@ struct BackwardJob: @unchecked Sendable {
     /// 3·dim floats per call, nothing per row.
     func run(blocks: Range<Int>) {
         let n = dim
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 3 &* n)
-        defer { scratch.deallocate() }
+        // 64-byte aligned: the BLAS kernels read p with 64-byte loads.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: 3 &* n &* MemoryLayout<Float>.stride, alignment: 64)
+        defer { raw.deallocate() }
+        let scratch = raw.bindMemory(to: Float.self, capacity: 3 &* n)
         let xhat = scratch, p = scratch + n, delta = scratch + 2 &* n
         for b in blocks {
             let first = b &* BackwardKernel.blockRows
@@ -102,9 +112,10 @@ struct BackwardJob: @unchecked Sendable {
             pb?.update(repeating: 0, count: n)
             var fallbacks = 0
             for row in first..<end {
-                if !self.row(row, xhat: xhat, p: p, delta: delta) { fallbacks &+= 1 }
+                let result = self.row(row, xhat: xhat, p: p, delta: delta)
+                if result.fellBack { fallbacks &+= 1 }
                 let offset = row &* n
-                if let pw { BLAS.axpy(n, 1, p, pw) }
+                if let pw { BLAS.axpy(n, result.pScale, p, pw) }
                 if let pb { BLAS.axpy(n, 1, dy + offset, pb) }
             }
             fallbackRows?[b] = fallbacks
@@ -113,9 +124,9 @@ struct BackwardJob: @unchecked Sendable {
 
     /// u = 2^-24, float's unit roundoff.
     static let u = 0x1p-24
-    /// What a fast-path row may be off by, relative to max(1, max|dx|), before it is
-    /// recomputed in Double: well under the 1e-5 NormKit promises, leaving room for
-    /// second-order terms and the final rounding.
+    /// What a row may be off by, relative to max(1, max|dx|), before it is recomputed
+    /// in Double: well under the 1e-5 NormKit promises, leaving room for second-order
+    /// terms and the final rounding.
     static let tolerance = 4e-6
     /// The error assumed of forward's saved statistics: |δrstd|/rstd and |δmean|·rstd.
     /// The forward kernel's are a few u (docs/numerics.md); 8u leaves a margin.
@@ -124,17 +135,21 @@ struct BackwardJob: @unchecked Sendable {
     /// exceeds it with probability below 2·exp(-λ²/2) = 3e-8 (Hoeffding).
     static let lambda = 6.0
 
-    /// How far ahead (in floats) the passes prefetch: 2304 = three rows of 768
-    /// measured best, within noise of 1536 to 4608.
+    /// The fast path takes rows with |mean|·rstd up to this (the mean within 16
+    /// standard deviations of zero): there β·x and γ cancel by at most that factor.
+    static let fastMeanRatio = 16.0
+    /// ... and rstd in this range: β = -rstd²·c and γ stay far from float's limits.
+    static let fastRstdRange = 0x1p-30...0x1p30
+
+    /// How far ahead (in floats) the passes prefetch: three rows of 768. Distances
+    /// from 768 to 4608 measured the same.
     static let prefetchDistance = 2304
 
-    /// Writes row `row` of dx and its p = dy ⊙ x̂ into `p`. Returns false when the
-    /// row took the Double fallback. When accumulating, the row's gradient goes to
-    /// `delta` first and is added into dx (saxpy) only once the row is accepted: a
-    /// rejected row must find dx as it was.
+    /// Writes row `row` of dx, and into `p` the row's dweight term divided by `pScale`
+    /// (dy ⊙ x̂ = pScale·p). `fellBack` tells whether the row took the Double fallback.
     @inline(__always)
     func row(_ row: Int, xhat: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>,
-             delta: UnsafeMutablePointer<Float>) -> Bool {
+             delta: UnsafeMutablePointer<Float>) -> (pScale: Float, fellBack: Bool) {
         let n = dim
         let offset = row &* n
         let x = self.x + offset, dy = self.dy + offset, dx = self.dx + offset
@@ -142,11 +157,58 @@ struct BackwardJob: @unchecked Sendable {
         guard mu.isFinite && r.isFinite && r > 0 else {
             // Forward saw NaN or infinity in this row: its output was NaN, so is its gradient.
             nanRow(dx, p, n)
-            return true
+            return (1, false)
         }
         // Prefetch this far ahead while the rest of the tensor lasts (the current
         // row, harmlessly, near the end).
         let ahead = offset &+ n &+ Self.prefetchDistance <= rows &* n ? Self.prefetchDistance : 0
+        let accepted: Bool
+        let pScale: Float
+        if Self.fastRstdRange.contains(r) && abs(mu) * r <= Self.fastMeanRatio {
+            accepted = fastRow(x, dy, dx, p, delta, n, mean: mu, rstd: r, ahead: ahead)
+            pScale = Float(r)
+        } else {
+            accepted = carefulRow(x, dy, dx, xhat, p, delta, n, mean: mu, rstd: r, ahead: ahead)
+            pScale = 1
+        }
+        if accepted {
+            if accumulate { BLAS.axpy(n, 1, delta, dx) }
+            return (pScale, false)
+        }
+        exactRow(x, dy, dx, p, n)
+        return (1, true)
+    }
+
+    /// The fast path (see the file comment): p = d·dy with d = x - μ, then
+    /// dx = (dy·w)·r + (x·β + γ) into dx (into `delta` when accumulating). Returns
+    /// whether the check accepts the row.
+    @inline(__always)
+    func fastRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                 _ p: UnsafeMutablePointer<Float>, _ delta: UnsafeMutablePointer<Float>, _ n: Int,
+                 mean mu: Double, rstd r: Double, ahead: Int) -> Bool {
+        let invN = 1 / Double(n)
+        let mHi = Float(mu)
+        let mLo = Float(mu - Double(mHi))
+        let dMax = BackwardSIMD.centre(x, dy, p, n, meanHi: mHi, meanLo: mLo, ahead: ahead)
+        let a = BLAS.dotDouble(n, dy, weight) * invN
+        let c = r * (BLAS.dotDouble(n, p, weight) * invN)
+        let beta = -(r * r * c), gamma = r * (r * c * mu - a)
+        let eMax = BackwardSIMD.affineGradient(
+            dy, weight, x, accumulate ? delta : dx, n, rstd: Float(r), beta: Float(beta), gamma: Float(gamma),
+            prefetch: UnsafePointer(dx + ahead))
+        // max|x̂| from max|d|: d is x - μ up to 3u of itself (and 2u² of the mean).
+        let M = abs(mu) * r
+        let X = Double(dMax) * r * (1 + 4 * Self.u) + 2 * Self.u * Self.u * M
+        return acceptsFast(a: a, c: c, tMax: Double(eMax) / r, xMax: X, meanRatio: M, r: r, n: n)
+    }
+
+    /// The careful path (see the file comment): x̂ into `xhat`, p = dy·x̂, then
+    /// dx = r·((g - a) - x̂·c). Returns whether the check accepts the row.
+    @inline(__always)
+    func carefulRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                    _ xhat: UnsafeMutablePointer<Float>, _ p: UnsafeMutablePointer<Float>,
+                    _ delta: UnsafeMutablePointer<Float>, _ n: Int,
+                    mean mu: Double, rstd r: Double, ahead: Int) -> Bool {
         let invN = 1 / Double(n)
         let a = BLAS.dotDouble(n, dy, weight) * invN
 
@@ -172,19 +234,40 @@ struct BackwardJob: @unchecked Sendable {
 
         // max|x̂| from the range of x (·s): exact up to the rounding of x̂ itself.
         let xMax = max(Double(range.max) - ms, ms - Double(range.min)) * rs
-        if accepts(a: a, c: c, tMax: Double(tMax), xMax: xMax, r: r, scaledMean: ms, scaledRstd: rs, n: n) {
-            if accumulate { BLAS.axpy(n, 1, delta, dx) }
-            return true
-        }
-        exactRow(x, dy, dx, p, n)
-        return false
+        return accepts(a: a, c: c, tMax: Double(tMax), xMax: xMax, r: r, scaledMean: ms, scaledRstd: rs, n: n)
     }
 
-    /// Whether the first-order bound on the row's |dx - dx64| (docs/numerics.md,
-    /// "Backward") is within `tolerance·max(1, max|dx|)`: per-element roundings,
+    /// The fast path's check: whether the first-order bound on the row's |dx - dx64|
+    /// (docs/numerics.md, "Backward") is within `tolerance·max(1, max|dx|)`. Per element
+    /// of dx = (dy·w)·r + (x·β + γ), in units of r: 3u·|g| from the product and r's
+    /// rounding, 2u·r·C·|x| from x·β and β's rounding, u·(|γ|/r + |a + x̂·c|) from the
+    /// inner sum and γ's rounding, u·|t| from the outer sum; with |g| <= T + A + X·C and
+    /// r·|x| <= M + X that is u·(4T + 5A + 6X·C + 3M·C). Then as for the careful path:
+    /// dsdot's error in a, c's error (d·dy rounded, dsdot; 12u per term), and the saved
+    /// statistics'. False for NaN and for an infinite T (see `accepts`).
+    @inline(__always)
+    func acceptsFast(a: Double, c: Double, tMax T: Double, xMax X: Double, meanRatio M: Double,
+                     r: Double, n: Int) -> Bool {
+        let u = Self.u
+        let A = abs(a), C = abs(c)
+        let gMax = T + A + X * C, gRms = T + A + C
+        var bound = u * (4 * T + 5 * A + 6 * X * C + 3 * M * C)
+        bound += 8 * u * gRms
+        let typical = Self.lambda * min(gMax, X * gRms) / Double(n).squareRoot()
+        bound += 12 * u * X * min(gRms, typical)
+        bound += Self.statisticsError * (2 * X * C + C + X * A)
+        // Float underflow: a few absolute 2^-149 roundings per element, scaled by r.
+        // An infinite T means a float product or β, γ overflowed (huge gradients on a
+        // tiny spread with a small eps) where dx itself may be finite: recompute in Double.
+        return T.isFinite && r * bound + 0x1p-140 * (1 + r * T) <= Self.tolerance * max(1, r * T)
+    }
+
+    /// The careful path's check: whether the first-order bound on the row's |dx - dx64|
+    /// (docs/numerics.md, "Backward") is within `tolerance·max(1, max|dx|)`: per-element roundings,
     /// dsdot's float blocks, c's float products (probabilistic, λ), and the saved
-    /// statistics' assumed error. False for NaN: any NaN or infinite input makes a,
-    /// c or T NaN or infinite.
+    /// statistics' assumed error. False for NaN and for an infinite T: any NaN or
+    /// infinite input makes a, c or T NaN or infinite, and a float overflow inside the
+    /// row (dx may still be finite) makes T infinite.
     @inline(__always)
     func accepts(a: Double, c: Double, tMax T: Double, xMax X: Double, r: Double,
                  scaledMean ms: Double, scaledRstd rs: Double, n: Int) -> Bool {
@@ -201,7 +284,7 @@ struct BackwardJob: @unchecked Sendable {
         let typical = Self.lambda * min(gMax, X * gRms) / Double(n).squareRoot()
         bound += 12 * u * X * min(gRms, typical)
         bound += Self.statisticsError * (2 * X * C + C + X * A)
-        return r * bound + 0x1p-148 * T <= Self.tolerance * max(1, r * T)
+        return T.isFinite && r * bound + 0x1p-148 * T <= Self.tolerance * max(1, r * T)
     }
 
     /// The Double fallback: statistics, x̂, a, c and dx all recomputed in Double from
@@ -245,15 +328,17 @@ struct BackwardJob: @unchecked Sendable {
     }
 }
 
-/// The two element-wise passes of the backward row, over raw pointers with scalar
-/// tails that compute exactly what the vector body does.
+/// The element-wise passes of the backward row, over raw pointers with scalar tails
+/// that compute exactly what the vector body does.
 ///
 /// Two SIMD8<Float> per step rather than one SIMD16: on the baseline x86-64 target
 /// a SIMD16 is four SSE registers, and the passes' constants and accumulators then
-/// spill (pass 1 ran 1.6x slower). Running maxima use `replace(with:where: v .> m)`,
-/// which compiles to maxps; `pointwiseMax` compiles to a per-lane scalar loop (it
-/// orders NaN) and was 30x slower. NaN lanes are skipped by the maximum, which is
-/// safe here: any NaN input also makes the row's a or c NaN, and the check rejects it.
+/// spill (the careful pass 1 ran 1.6x slower). Running maxima use
+/// `replace(with:where: v .> m)`, which compiles to maxps; `pointwiseMax` compiles to a
+/// per-lane scalar loop (it orders NaN) and was 30x slower. NaN lanes are skipped by
+/// the maximum, which is safe here: any NaN input also makes the row's a or c NaN, and
+/// the check rejects it. The fast path's passes keep one maximum per SIMD8 half (two
+/// independent maxps chains per step, not one chain of two).
 enum BackwardSIMD {
     typealias V = SIMD8<Float>
 
@@ -265,6 +350,73 @@ enum BackwardSIMD {
     @inline(__always)
     static func store(_ v: V, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
+    }
+
+    /// The fast path's first pass: d = (x - meanHi) - meanLo and p = d·dy into `p`;
+    /// returns max|d|. Prefetches x and dy `ahead` floats on.
+    @inline(__always)
+    static func centre(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ p: UnsafeMutablePointer<Float>, _ n: Int,
+        meanHi: Float, meanLo: Float, ahead: Int
+    ) -> Float {
+        let hv = V(repeating: meanHi), lv = V(repeating: meanLo)
+        var m0 = V(), m1 = V()
+        var i = 0
+        while i &+ 16 <= n {
+            Prefetch.line(x + (i &+ ahead))
+            Prefetch.line(dy + (i &+ ahead))
+            let d0 = (load(x + i) - hv) - lv
+            let d1 = (load(x + (i &+ 8)) - hv) - lv
+            store(d0 * load(dy + i), p + i)
+            store(d1 * load(dy + (i &+ 8)), p + (i &+ 8))
+            let a0 = magnitude(d0), a1 = magnitude(d1)
+            m0.replace(with: a0, where: a0 .> m0)
+            m1.replace(with: a1, where: a1 .> m1)
+            i &+= 16
+        }
+        m0.replace(with: m1, where: m1 .> m0)
+        var dMax = largest(m0)
+        while i < n {
+            let d = (x[i] - meanHi) - meanLo
+            p[i] = d * dy[i]
+            dMax = Swift.max(dMax, abs(d))
+            i &+= 1
+        }
+        return dMax
+    }
+
+    /// The fast path's second pass: out = (dy·w)·rstd + (x·beta + gamma); returns
+    /// max|out|. Prefetches the lines from `prefetch` on (the output rows ahead: for an
+    /// accumulating call `out` is a scratch row, and the real output is what needs fetching).
+    @inline(__always)
+    static func affineGradient(
+        _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+        _ out: UnsafeMutablePointer<Float>, _ n: Int, rstd: Float, beta: Float, gamma: Float,
+        prefetch: UnsafePointer<Float>
+    ) -> Float {
+        let rv = V(repeating: rstd), bv = V(repeating: beta), gv = V(repeating: gamma)
+        var m0 = V(), m1 = V()
+        var i = 0
+        while i &+ 16 <= n {
+            Prefetch.line(prefetch + i)
+            let e0 = (load(dy + i) * load(w + i)) * rv + (load(x + i) * bv + gv)
+            let e1 = (load(dy + (i &+ 8)) * load(w + (i &+ 8))) * rv + (load(x + (i &+ 8)) * bv + gv)
+            store(e0, out + i)
+            store(e1, out + (i &+ 8))
+            let a0 = magnitude(e0), a1 = magnitude(e1)
+            m0.replace(with: a0, where: a0 .> m0)
+            m1.replace(with: a1, where: a1 .> m1)
+            i &+= 16
+        }
+        m0.replace(with: m1, where: m1 .> m0)
+        var eMax = largest(m0)
+        while i < n {
+            let e = (dy[i] * w[i]) * rstd + (x[i] * beta + gamma)
+            out[i] = e
+            eMax = Swift.max(eMax, abs(e))
+            i &+= 1
+        }
+        return eMax
     }
 
     /// x̂ = ((x - meanHi) - meanLo)·rstd into `xhat` (which may be `x`), p = dy·x̂
