@@ -161,8 +161,12 @@ extension LayerNorm {
     /// accumulation over micro-batches). The weight and bias sums are added in
     /// `Double` and rounded once.
     ///
-    /// - Parameter gradients: `input` shaped like `input`; `weight` and `bias` `[dim]`,
-    ///   or `[0]` where the layer has no such parameter (see ``zeroGradients(inputShape:)``).
+    /// - Parameters:
+    ///   - outputGradient: ∂loss/∂output, shaped like `input`.
+    ///   - input: the input that was given to ``forwardForTraining(_:)``.
+    ///   - statistics: what ``forwardForTraining(_:)`` returned for that input.
+    ///   - gradients: `input` shaped like `input`; `weight` and `bias` `[dim]`, or `[0]`
+    ///     where the layer has no such parameter (see ``zeroGradients(inputShape:)``).
     /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
     ///   of `gradients` has the wrong shape (then nothing is changed).
     public func backward(
