@@ -30,7 +30,9 @@ struct FileReliabilityTests {
 
     /// A directory, a path through a regular file, the empty path (the current
     /// directory) and /dev/null are `io` errors naming the path and the system's reason;
-    /// an empty regular file is `invalidFile` ("too short"). Nothing traps.
+    /// an empty regular file is `invalidFile` ("too short"). Nothing traps, and under
+    /// `--sanitize=address` nothing leaks (Foundation's reader lost 4 KiB per empty
+    /// file; FileAccess.read no longer calls it for one).
     @Test func unreadablePathsAreIOErrors() throws {
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
