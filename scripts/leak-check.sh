@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Memory check: a long loop of NormKit calls (Sources/normkit-leakcheck) must
-#   1. not grow resident memory after warm-up (LEAK_ITERATIONS, default 20000), and
-#   2. lose nothing under valgrind memcheck (LEAK_VALGRIND_ITERATIONS, default 300):
-#      any definitely or indirectly lost block, invalid access or use of an
-#      uninitialised value fails the run.
+# Memory check: a long loop of NormKit calls (Sources/normkit-leakcheck: forward,
+# backward fresh and accumulating, a parallel forward/backward on the worker pool,
+# safetensors and .npy encode/parse in memory and on disk, and every error path) must
+#   1. not grow resident memory after warm-up (LEAK_ITERATIONS, default 20000, ~7 s), and
+#   2. lose nothing under valgrind memcheck (LEAK_VALGRIND_ITERATIONS, default 150,
+#      ~25 s: valgrind runs the pool's threads one at a time): any definitely or
+#      indirectly lost block, invalid access or use of an uninitialised value fails the run.
 # Each check first runs with --inject-leak and must FAIL then, so a check that can no
 # longer see a leak is itself an error. Without valgrind (and no way to install it),
 # step 2 falls back to LeakSanitizer on an address-sanitized build.
@@ -11,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 iterations=${LEAK_ITERATIONS:-20000}
-valgrind_iterations=${LEAK_VALGRIND_ITERATIONS:-300}
+valgrind_iterations=${LEAK_VALGRIND_ITERATIONS:-150}
 
 echo "== leak check: build"
 swift build -c release --product normkit-leakcheck

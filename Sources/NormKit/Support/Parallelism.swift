@@ -21,7 +21,9 @@ import Musl
 /// bitwise identical for 1, 2 or 64 threads.
 ///
 /// The default is the `NORMKIT_THREADS` environment variable when it holds a whole
-/// number >= 1, read once at first use, and otherwise the number of online cores.
+/// number >= 1 (clamped to ``maxThreadCount``), read once at first use, and otherwise
+/// the number of online cores: `0`, `-1`, `abc` or an empty value are ignored, not
+/// errors (docs/reliability.md lists what each gets).
 ///
 /// ```swift
 /// Parallelism.threadCount = 1                      // every call from now on, process-wide
@@ -38,11 +40,25 @@ public enum Parallelism {
     /// The thread count when nothing was set: `NORMKIT_THREADS` if it is a whole number
     /// >= 1 (clamped to ``maxThreadCount``), otherwise the number of active cores.
     public static let defaultThreadCount: Int = {
-        if let raw = getenv("NORMKIT_THREADS"), let n = Int(String(cString: raw)), n >= 1 {
-            return min(n, maxThreadCount)
+        if let raw = getenv("NORMKIT_THREADS"), let n = threadCount(environmentValue: String(cString: raw)) {
+            return n
         }
         return activeProcessorCount
     }()
+
+    /// The thread count a `NORMKIT_THREADS` value asks for, or nil when it is not a whole
+    /// number >= 1 (then the core count is used): decimal digits with an optional `+`,
+    /// nothing else (no spaces, signs, fractions or hex). A number beyond `Int` is as
+    /// "huge" as `1000` and is clamped the same way, to ``maxThreadCount``.
+    static func threadCount(environmentValue text: String) -> Int? {
+        var digits = Substring(text)
+        if digits.first == "+" { digits = digits.dropFirst() }
+        guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
+            return nil
+        }
+        guard let n = Int(digits) else { return maxThreadCount }  // digits only, so it overflowed
+        return n >= 1 ? min(n, maxThreadCount) : nil
+    }
 
     /// The number of online cores (`sysconf(_SC_NPROCESSORS_ONLN)`).
     public static let activeProcessorCount: Int = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
