@@ -180,13 +180,11 @@ struct BackwardReliabilityTests {
 
     // MARK: known issues
 
-    /// KNOWN ISSUE (BackwardKernel): output gradients near Float.max make the float
-    /// products dy·w or dy·x̂ overflow; the row check then compares infinities
-    /// (inf <= inf holds) and accepts the row, so the input gradient is ±inf or NaN where
-    /// the exact gradient is finite. Here x = [0, 1, 2, 3], dy = [-3e38, 0, 0, 3e38]:
-    /// exact dx ≈ [-2.68e37, 8.05e37, -8.05e37, 2.68e37], NormKit gives [inf, inf, -inf, -inf].
-    /// (A row check that rejects a non-finite max|t| would send the row to the Double
-    /// fallback, which gets it right.)
+    /// Output gradients near Float.max make the float products dy·w or dy·x̂ overflow.
+    /// The row check once compared infinities (inf <= inf holds) and accepted such rows,
+    /// giving ±inf or NaN where the exact gradient is finite (x = [0, 1, 2, 3],
+    /// dy = [-3e38, 0, 0, 3e38]: exact dx ≈ [-2.68e37, 8.05e37, -8.05e37, 2.68e37]). The
+    /// check now needs a finite maximum, so these rows go to the Double fallback.
     @Test func hugeOutputGradientsOverflowWhereTheExactGradientIsFinite() throws {
         var doubled = try LayerNorm(dim: 8)
         doubled.weight = Tensor(shape: [8], repeating: 2)
@@ -199,10 +197,8 @@ struct BackwardReliabilityTests {
             let expected = try Reference.layerNormBackwardDouble(outputGradient: dy, input: x, weight: norm.weight, eps: norm.eps)
             #expect(expected.input.allSatisfy { abs($0) < Double(Float.greatestFiniteMagnitude) })
             let got = try gradients(norm, x, dy)
-            withKnownIssue("backward accepts rows whose float products overflowed (inf <= inf in the row check)") {
-                #expect(got.input.scalars.allSatisfy { $0.isFinite }, "dx \(got.input.scalars), exact \(expected.input)")
-                #expect(Reference.maxRowError(got.input, expected: expected.input) <= backwardBound)
-            }
+            #expect(got.input.scalars.allSatisfy { $0.isFinite }, "dx \(got.input.scalars), exact \(expected.input)")
+            #expect(Reference.maxRowError(got.input, expected: expected.input) <= backwardBound)
         }
     }
 
