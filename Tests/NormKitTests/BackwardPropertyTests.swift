@@ -284,20 +284,7 @@ struct BackwardPropertyTests {
     /// ε·(Sw + Sw') plus twice the statistics term of `backwardMatchesReferenceOnEveryRowFamily`.
     @Test func scaledInputGivesScaledGradientExact() {
         PropertyRun.check("scaledInputGivesScaledGradientExact", cases: 300) { g, check in
-            let dim = g.dim()
-            let k = 1 << g.rng.int(0...11)
-            let ints = (0..<dim).map { _ in g.rng.int(-k...k) }
-            let c = g.rng.int(-((1 << 23) - k)...((1 << 23) - k))
-            var p = g.rng.int(-40...60)
-            let eps0 = g.eps()
-            var eps1 = eps0 * Float(sign: .plus, exponent: 2 * p, significand: 1)
-            while !(eps1.isNormal && eps1.isFinite) {
-                p /= 2
-                eps1 = eps0 * Float(sign: .plus, exponent: 2 * p, significand: 1)
-            }
-            let a = Double(sign: .plus, exponent: p, significand: 1)
-            let x = try Tensor(shape: [1, dim], scalars: ints.map { Float($0) })
-            let shifted = try Tensor(shape: [1, dim], scalars: ints.map { Float(Double($0 + c) * a) })
+            let (dim, k, c, p, a, eps0, eps1, x, shifted) = try g.exactScaleShiftCase()
             var n0 = try LayerNorm(dim: dim, eps: eps0)
             var n1 = try LayerNorm(dim: dim, eps: eps1)
             if g.rng.bool() { n0.weight = try Tensor(shape: [dim], scalars: g.weight(dim: dim)) }

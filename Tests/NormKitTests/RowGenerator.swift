@@ -118,6 +118,31 @@ struct RowGenerator {
         rng.unit() < 0.5 ? 1e-5 : Float(rng.decades(-12, 0))
     }
 
+    /// A case for the exact form of scale-and-shift invariance, shared by the forward
+    /// and backward properties: x = small integers in [-k, k], a = 2^p, c an integer
+    /// below 2^23 - k, eps1 = eps0·a² (p halved until eps1 is a normal float), and
+    /// shifted = a·(x + c). Every value is exact in Float, so LN_eps1(shifted) = LN_eps0(x)
+    /// with no eps effect. (The draws keep their order, so a seed replays the same case.)
+    mutating func exactScaleShiftCase() throws -> (
+        dim: Int, k: Int, c: Int, p: Int, a: Double, eps0: Float, eps1: Float, x: Tensor, shifted: Tensor
+    ) {
+        let dim = dim()
+        let k = 1 << rng.int(0...11)
+        let ints = (0..<dim).map { _ in rng.int(-k...k) }
+        let c = rng.int(-((1 << 23) - k)...((1 << 23) - k))
+        var p = rng.int(-40...60)
+        let eps0 = eps()
+        var eps1 = eps0 * Float(sign: .plus, exponent: 2 * p, significand: 1)
+        while !(eps1.isNormal && eps1.isFinite) {
+            p /= 2
+            eps1 = eps0 * Float(sign: .plus, exponent: 2 * p, significand: 1)
+        }
+        let a = Double(sign: .plus, exponent: p, significand: 1)
+        let x = try Tensor(shape: [1, dim], scalars: ints.map { Float($0) })
+        let shifted = try Tensor(shape: [1, dim], scalars: ints.map { Float(Double($0 + c) * a) })
+        return (dim, k, c, p, a, eps0, eps1, x, shifted)
+    }
+
     mutating func family() -> RowFamily { rng.pick(RowFamily.allCases) }
 
     /// One finite row of `dim` elements from `family`.
