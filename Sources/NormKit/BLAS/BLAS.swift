@@ -91,13 +91,4 @@ enum BLAS {
     /// `maxChunk` ones, for sums written as dot products (`dotRepeating`) and
     /// constant shifts written as axpy (`axpyRepeating`).
     static let ones = [Float](repeating: 1, count: maxChunk)
-
-    /// A short name for the BLAS in use, for `normkit` and the docs.
-    static var implementationName: String {
-        #if canImport(Accelerate)
-        return "Accelerate"
-        #else
-        return "OpenBLAS"
-        #endif
-    }
 }

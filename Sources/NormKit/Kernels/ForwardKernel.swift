@@ -111,7 +111,7 @@ enum ForwardKernel {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ fast: RowStatistics?, _ p: ForwardParameters
     ) -> RowStatistics {
         guard let s = fast else { return carefulRow(x, y, p) }
-        affine(x, y, p.dim, shift: Float(s.mean), scale: Float(s.rstd), p.weight, p.bias)
+        SIMDKernels.affine(x, y, p.dim, shift: Float(s.mean), scale: Float(s.rstd), p.weight, p.bias)
         return s
     }
 
@@ -181,14 +181,5 @@ enum ForwardKernel {
         // x - mean = (z - residual)·2^-k, so x̂ = (z - residual)·(rstd·2^-k).
         SIMDKernels.affineInPlace(y, n, shift: Float(residual), scale: Float(rstd * unscale), p.weight, p.bias)
         return RowStatistics(mean: (centre + residual) * unscale, rstd: rstd)
-    }
-
-    /// y = (x - shift)·scale·w + b over n elements.
-    @inline(__always)
-    static func affine(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int,
-        shift: Float, scale: Float, _ w: UnsafePointer<Float>, _ b: UnsafePointer<Float>
-    ) {
-        SIMDKernels.affine(x, y, n, shift: shift, scale: scale, w, b)
     }
 }
