@@ -41,6 +41,7 @@ public enum InstructionSet: String, Sendable, CaseIterable, Comparable, CustomSt
     /// The level's name, as `NORMKIT_ISA` and `normkit --isa` spell it.
     public var description: String { rawValue }
 
+    /// Lower levels first: `baseline < avx2 < avx512`.
     public static func < (a: InstructionSet, b: InstructionSet) -> Bool { a.code < b.code }
 
     /// The best level this CPU and OS support (cpuid and xgetbv; ``baseline`` off x86-64).
