@@ -196,12 +196,8 @@ extension LayerNorm {
     /// Checks backward's arguments; returns the row count.
     func validateBackward(outputGradient: Tensor, input: Tensor, statistics: Statistics) throws(NormKitError) -> Int {
         let rows = try validate(input: input.shape)
-        guard outputGradient.shape == input.shape else {
-            throw .shapeMismatch(name: "outputGradient", expected: input.shape, actual: outputGradient.shape)
-        }
-        guard statistics.inputShape == input.shape else {
-            throw .shapeMismatch(name: "statistics.inputShape", expected: input.shape, actual: statistics.inputShape)
-        }
+        try NormValidation.backward(outputGradient: outputGradient.shape, input: input.shape,
+                                    statistics: statistics.inputShape)
         return rows
     }
 

@@ -44,6 +44,16 @@ enum NormValidation {
         }
     }
 
+    /// Checks backward's tensors against the input's shape.
+    static func backward(outputGradient: [Int], input: [Int], statistics: [Int]) throws(NormKitError) {
+        guard outputGradient == input else {
+            throw .shapeMismatch(name: "outputGradient", expected: input, actual: outputGradient)
+        }
+        guard statistics == input else {
+            throw .shapeMismatch(name: "statistics.inputShape", expected: input, actual: statistics)
+        }
+    }
+
     /// Checks the layer's `dim` and `eps` at init.
     static func layerSettings(dim: Int, eps: Float) throws(NormKitError) {
         guard dim >= 1 else { throw .invalidDimension(dim) }
