@@ -1,3 +1,5 @@
+import CNormKernels
+
 extension LayerNorm {
     /// Normalises `input` over its last axis.
     ///
@@ -70,11 +72,12 @@ extension LayerNorm {
     func withParameters<R>(_ body: (ForwardParameters) -> R) -> R {
         let w = elementwiseAffine ? weight : identityWeight
         let b = usesBias ? bias : identityBias
+        let kernels = Kernels.layerNorm
         return w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
                 BLAS.ones.withUnsafeBufferPointer { ones in
                     body(ForwardParameters(dim: dim, eps: Double(eps), weight: wp.baseAddress!,
-                                           bias: bp.baseAddress!, ones: ones.baseAddress!))
+                                           bias: bp.baseAddress!, ones: ones.baseAddress!, kernels: kernels))
                 }
             }
         }
