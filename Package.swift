@@ -29,9 +29,17 @@ let package = Package(
                 .brew(["openblas"]),
             ]
         ),
+        // The kernel layer: element-wise loops written once in C (clang vector
+        // extensions) and compiled per instruction set through per-function target
+        // attributes, chosen at run time (docs/architecture.md). No flags.
+        .target(
+            name: "CNormKernels",
+            path: "Sources/CNormKernels"
+        ),
         .target(
             name: "NormKit",
             dependencies: [
+                "CNormKernels",
                 .target(name: "COpenBLAS", condition: .when(platforms: [.linux, .android, .windows])),
             ],
             path: "Sources/NormKit"

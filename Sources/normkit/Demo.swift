@@ -22,7 +22,8 @@ struct Demo: ParsableCommand {
         let x = Activations.gpt2Like(batch: batch, seq: seq, dim: dim, seed: seed)
         let norm = try LayerNorm(dim: dim)
         print("NormKit demo: LayerNorm(dim: \(dim), eps: \(norm.eps)) over GPT-2-like activations \(x.shape), seed \(seed)")
-        print("(unit noise plus a few huge feature dimensions, as in GPT-2's residual stream)\n")
+        print("(unit noise plus a few huge feature dimensions, as in GPT-2's residual stream)")
+        print("kernels: \(InstructionSet.current) (this CPU supports \(InstructionSet.supported.map(\.rawValue).joined(separator: ", ")); NORMKIT_ISA overrides)\n")
 
         // Warm up once, then time a few calls and keep the median.
         var y = try norm(x)

@@ -25,6 +25,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time the backward pass (the same as --workload backward).")
     var backward = false
 
+    @Option(help: "Instruction-set level of the kernels: \(InstructionSet.allCases.map(\.rawValue).joined(separator: ", ")) (default: NORMKIT_ISA, else the best this CPU has, \(InstructionSet.detected)).")
+    var isa: String?
+
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
@@ -42,6 +45,9 @@ struct Bench: ParsableCommand {
         guard dims.last! >= 1 else { throw ValidationError("the last dimension of --shape must be >= 1") }
         if let threads, threads < 1 || threads > Parallelism.maxThreadCount {
             throw ValidationError("--threads must be in 1...\(Parallelism.maxThreadCount), got \(threads)")
+        }
+        if let isa {
+            do { _ = try InstructionSet(supportedNamed: isa) } catch { throw ValidationError("--isa: \(error)") }
         }
         if let iterations, iterations < 1 { throw ValidationError("--iterations must be >= 1, got \(iterations)") }
         if backward && !workload.isBackward && workload != .forward {
@@ -61,6 +67,11 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        let level = try isa.map { name throws(NormKitError) in try InstructionSet(supportedNamed: name) } ?? InstructionSet.current
+        try InstructionSet.with(level) { try run(isa: level) }
+    }
+
+    func run(isa level: InstructionSet) throws {
         let dims = try parsedShape()
         let threadCount = threads ?? Parallelism.defaultThreadCount
         Parallelism.threadCount = threadCount
@@ -69,7 +80,7 @@ struct Bench: ParsableCommand {
         let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean, gpt2Like: gpt2Like)
         let result = state.measure(iterations: iterations, threads: threadCount, progress: Progress())
         let report = BenchReport(
-            workload: workload, shape: dims, threads: threadCount, inputMean: inputMean, gpt2Like: gpt2Like,
+            workload: workload, shape: dims, threads: threadCount, isa: level, inputMean: inputMean, gpt2Like: gpt2Like,
             result: result, bytes: state.bytes, load: (before: loadBefore, after: LoadAverage.read()))
         print(json ? report.json : report.text)
     }

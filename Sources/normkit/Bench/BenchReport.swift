@@ -3,12 +3,15 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import NormKit
 
 /// The numbers of one bench run, as text or JSON.
 struct BenchReport {
     let workload: Workload
     let shape: [Int]
     let threads: Int
+    /// The kernels' instruction-set level during the run.
+    let isa: InstructionSet
     let inputMean: Float
     let gpt2Like: Bool
     let result: BenchState.Timings
@@ -42,7 +45,8 @@ struct BenchReport {
         var lines = [
             "normkit bench: \(workload.rawValue), shape \(shape)" + (inputMean != 0 ? ", input mean \(inputMean)" : "")
                 + (gpt2Like ? ", GPT-2-like input" : "")
-                + ", threads \(threads), \(result.workload.count) iterations"
+                + ", threads \(threads), isa \(isa.rawValue)"
+                + ", \(result.workload.count) iterations"
                 + (result.inner > 1 ? " x \(result.inner) calls each" : "")
                 + ", load \(load.before.map { fixed($0, 2) } ?? "?") -> \(load.after.map { fixed($0, 2) } ?? "?")",
             "  \(workload.rawValue.padded(to: 19)) median \(us(w.median)) us  min \(us(w.min)) us  \(fixed(gbps(w.median), 2)) GB/s",
@@ -65,7 +69,7 @@ struct BenchReport {
         let w = work, m = memcpy, p = memcpyParallel
         let record = Record(
             workload: workload.rawValue, shape: shape, rows: shape.dropLast().reduce(1, *), dim: shape.last!,
-            threads: threads, inputMean: Record.number(Double(inputMean)), gpt2Like: gpt2Like,
+            threads: threads, isa: isa.rawValue, inputMean: Record.number(Double(inputMean)), gpt2Like: gpt2Like,
             baseline: workload.isBackward ? "stream x+dy->dx" : "memcpy",
             iterations: result.workload.count, callsPerIteration: result.inner,
             bytes: bytes, trafficBytes: workload.streams * bytes,
@@ -97,6 +101,7 @@ extension BenchReport {
         let rows: Int
         let dim: Int
         let threads: Int
+        let isa: String
         let inputMean: Double?
         let gpt2Like: Bool
         let baseline: String
@@ -126,7 +131,7 @@ extension BenchReport {
         static func number(_ v: Double) -> Double? { v.isFinite ? (v * 1e4).rounded() / 1e4 : nil }
 
         enum CodingKeys: String, CodingKey {
-            case workload, shape, rows, dim, threads
+            case workload, shape, rows, dim, threads, isa
             case inputMean = "input_mean", gpt2Like = "gpt2_like", baseline, iterations
             case callsPerIteration = "calls_per_iteration", bytes, trafficBytes = "traffic_bytes"
             case medianUs = "median_us", minUs = "min_us", gbps
@@ -144,6 +149,7 @@ extension BenchReport {
             try c.encode(rows, forKey: .rows)
             try c.encode(dim, forKey: .dim)
             try c.encode(threads, forKey: .threads)
+            try c.encode(isa, forKey: .isa)
             try c.encode(inputMean, forKey: .inputMean)
             try c.encode(gpt2Like, forKey: .gpt2Like)
             try c.encode(baseline, forKey: .baseline)
