@@ -1,5 +1,6 @@
 import ArgumentParser
 import NormKit
+import NormKitTesting
 
 /// `normkit accuracy`: NormKit's error on every catalogued hard row, against float64
 /// (forward, or with `--backward` the three gradients).

@@ -1,4 +1,5 @@
 import NormKit
+import NormKitTesting
 import Testing
 
 /// The gradient bound of the RMSNorm issue: per row for dx, over the tensor for dweight.

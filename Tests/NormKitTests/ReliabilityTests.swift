@@ -14,6 +14,7 @@ import Glibc
 import Darwin
 #endif
 @testable import NormKit
+import NormKitTesting
 import Testing
 
 /// One bad input and the exact error message it must produce.

@@ -1,3 +1,5 @@
+import NormKit
+
 extension Reference {
     /// RMSNorm over the last axis, naive and in `Double`, returned unrounded:
     /// `y = x / sqrt(mean(x²) + eps) · (weightOffset + weight)` per row.
@@ -10,7 +12,7 @@ extension Reference {
     ///   - weight: `[dim]`, or `nil` for ones.
     ///   - eps: added to the mean square.
     ///   - weightOffset: added to every weight (1 for Gemma).
-    /// - Throws: ``NormKitError`` when `weight` is not `[dim]`.
+    /// - Throws: `NormKitError` when `weight` is not `[dim]`.
     public static func rmsNormDouble(
         _ input: Tensor, weight: Tensor? = nil, eps: Float = 1e-6, weightOffset: Float = 0
     ) throws(NormKitError) -> [Double] {
@@ -40,7 +42,7 @@ extension Reference {
     ///
     ///     dx = r·(g - x̂·mean(g·x̂)),   dweight += dy·x̂
     ///
-    /// - Throws: ``NormKitError`` when `outputGradient`'s shape is not `input`'s or
+    /// - Throws: `NormKitError` when `outputGradient`'s shape is not `input`'s or
     ///   `weight` is not `[dim]`.
     public static func rmsNormBackwardDouble(
         outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, eps: Float = 1e-6, weightOffset: Float = 0
