@@ -90,12 +90,6 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func count(_ shape: [Int]) -> String {
-        var n = 1
-        for d in shape {
-            let (p, o) = n.multipliedReportingOverflow(by: d)
-            if o { return "overflowing" }
-            n = p
-        }
-        return String(n)
+        Shape.product(shape).map(String.init) ?? "overflowing"
     }
 }

@@ -27,12 +27,7 @@ enum NormValidation {
     /// built from saved values; throws for an invalid shape.
     static func rowCount(inputShape: [Int]) throws(NormKitError) -> Int {
         _ = try Shape.elementCount(inputShape)
-        var rows = 1
-        for d in inputShape.dropLast() {
-            let (product, overflow) = rows.multipliedReportingOverflow(by: d)
-            if overflow { throw .shapeOverflow(shape: inputShape) }
-            rows = product
-        }
+        guard let rows = Shape.product(inputShape.dropLast()) else { throw .shapeOverflow(shape: inputShape) }
         return rows
     }
 
