@@ -82,7 +82,7 @@ extension GPT2 {
     /// - Parameters:
     ///   - file: the checkpoint.
     ///   - eps: GPT-2's `layer_norm_epsilon`, 1e-5.
-    /// - Throws: what ``normLayerNames(in:)`` and ``LayerNorm/init(loading:from:eps:)`` throw.
+    /// - Throws: what ``normLayerNames(in:)`` and ``LayerNorm/init(loading:from:eps:requireBias:)`` throw.
     public static func normLayers(from file: SafeTensors, eps: Float = 1e-5) throws(NormKitError) -> [NamedLayer] {
         var layers: [NamedLayer] = []
         for name in try normLayerNames(in: file) {
