@@ -4,7 +4,7 @@
 /// them into one sentence, so a log line is enough to find the fault:
 ///
 /// ```
-/// input's last dimension must be 768 (the LayerNorm's dim), got shape [2, 4, 512]
+/// input's last dimension must be 768 (the layer's dim), got shape [2, 4, 512]
 /// ```
 public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A shape holds a negative dimension.
@@ -25,9 +25,9 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case parameterShapeMismatch(name: String, expected: [Int], actual: [Int])
     /// Two tensors that must have the same shape do not.
     case shapeMismatch(name: String, expected: [Int], actual: [Int])
-    /// A LayerNorm `dim` below 1.
+    /// A norm layer's `dim` below 1 (LayerNorm, RMSNorm).
     case invalidDimension(Int)
-    /// A LayerNorm `eps` that is not finite and greater than zero.
+    /// A norm layer's `eps` that is not finite and greater than zero.
     case invalidEpsilon(Float)
     /// A setting outside its allowed range (a thread count, an iteration count, ...).
     case invalidArgument(name: String, expected: String, actual: String)
@@ -35,6 +35,10 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidFile(format: String, offset: Int?, reason: String)
     /// A tensor or layer name that a file does not hold; `available` lists what it does hold.
     case missingTensor(name: String, available: [String])
+    /// A checkpoint layer of another kind than the one asked for: a weight-only layer
+    /// (an RMSNorm, in Llama-family files) loaded as a LayerNorm, or a layer with a bias
+    /// (a LayerNorm) loaded as an RMSNorm. `reason` says what was found and what to call.
+    case layerKindMismatch(name: String, reason: String)
     /// An error from the file system, with the path and the system's message.
     case io(path: String, reason: String)
     /// A well-formed file holding something NormKit does not read: a dtype it does not
@@ -56,15 +60,15 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .reshapeMismatch(from, to):
             return "cannot reshape \(from) (\(Self.count(from)) elements) to \(to) (\(Self.count(to)) elements)"
         case let .inputShapeMismatch(expected, actual):
-            return "input's last dimension must be \(expected) (the LayerNorm's dim), got shape \(actual)"
+            return "input's last dimension must be \(expected) (the layer's dim), got shape \(actual)"
         case let .parameterShapeMismatch(name, expected, actual):
             return "\(name) must have shape \(expected), got \(actual)"
         case let .shapeMismatch(name, expected, actual):
             return "\(name) must have shape \(expected), got \(actual)"
         case let .invalidDimension(dim):
-            return "LayerNorm dim must be >= 1, got \(dim)"
+            return "a norm layer's dim must be >= 1, got \(dim)"
         case let .invalidEpsilon(eps):
-            return "LayerNorm eps must be finite and > 0, got \(eps)"
+            return "a norm layer's eps must be finite and > 0, got \(eps)"
         case let .invalidArgument(name, expected, actual):
             return "\(name) must be \(expected), got \(actual)"
         case let .invalidFile(format, offset, reason):
@@ -76,6 +80,8 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
             var list = available.isEmpty ? "none" : available.prefix(50).joined(separator: ", ")
             if available.count > 50 { list += ", ... (\(available.count - 50) more)" }
             return "no tensor or layer named '\(name)'; available: \(list)"
+        case let .layerKindMismatch(name, reason):
+            return "layer '\(name)': \(reason)"
         case let .io(path, reason):
             return "\(path): \(reason)"
         case let .unsupported(format, reason):
@@ -84,12 +90,6 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func count(_ shape: [Int]) -> String {
-        var n = 1
-        for d in shape {
-            let (p, o) = n.multipliedReportingOverflow(by: d)
-            if o { return "overflowing" }
-            n = p
-        }
-        return String(n)
+        Shape.product(shape).map(String.init) ?? "overflowing"
     }
 }

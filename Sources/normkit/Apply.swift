@@ -9,13 +9,18 @@ import NormKit
 /// `normkit apply`: one checkpoint LayerNorm over a .npy activation file.
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Normalise a .npy activation file with a LayerNorm from a safetensors checkpoint.",
+        abstract: "Normalise a .npy activation file with a LayerNorm or RMSNorm from a safetensors checkpoint.",
         discussion: """
             Reads PREFIX.weight and PREFIX.bias (or PREFIX.gamma/PREFIX.beta) from the checkpoint; \
             a leading 'transformer.' in PREFIX is optional. The input's last dimension must be the \
             layer's size; the output is float32 .npy (version 1.0) of the same shape.
 
+            A weight-only layer (Llama-family files: model.layers.0.input_layernorm, model.norm) is \
+            refused unless --kind says what it is: --kind rms for an RMSNorm, --kind layer for a LayerNorm \
+            without bias. --kind rms refuses a layer that has a bias.
+
             Example: normkit apply --weights model.safetensors --prefix h.0.ln_1 --input x.npy --output y.npy
+            Example: normkit apply --kind rms --eps 1e-5 --weights llama.safetensors --prefix model.norm --input x.npy --output y.npy
             """
     )
 
@@ -23,16 +28,19 @@ struct Apply: ParsableCommand {
     @Option(help: "The layer's name, e.g. h.0.ln_1 or ln_f ('normkit inspect' lists them).") var prefix: String
     @Option(help: "Input activations (.npy: <f4, <f8, <f2 or >f4; last dimension = the layer's size).") var input: String
     @Option(help: "Where to write the result (.npy, <f4).") var output: String
-    @Option(help: "Added to the variance before the square root (GPT-2: 1e-5).") var eps: Float = 1e-5
+    @Option(help: "Added to the variance (or mean square) before the square root (default: 1e-5 for a LayerNorm, GPT-2's; 1e-6 for an RMSNorm).") var eps: Float?
+    @Option(help: "The layer's kind: 'layer' (LayerNorm) or 'rms' (RMSNorm, Llama-family). Required for a weight-only layer.") var kind: NormKind?
+    @Option(help: "RMSNorm only: the scale is weight-offset + weight (1 for Gemma).") var weightOffset: Float = 0
 
     func run() throws {
         let file = try withPath(weights) { () throws(NormKitError) in try SafeTensors(contentsOf: URL(fileURLWithPath: weights)) }
-        let norm = try withPath(weights) { () throws(NormKitError) in try LayerNorm(loading: prefix, from: file, eps: eps) }
+        let norm = try withPath(weights) { () throws(NormKitError) in
+            try LoadedNorm.load(prefix, from: file, kind: kind, eps: eps, weightOffset: weightOffset)
+        }
         let x = try withPath(input) { () throws(NormKitError) in try Tensor(npyContentsOf: URL(fileURLWithPath: input)) }
-        let y = try withPath(input) { () throws(NormKitError) in try norm(x) }
+        let y = try withPath(input) { () throws(NormKitError) in try norm.apply(x) }
         try y.writeNPY(to: URL(fileURLWithPath: output))
-        let parts = norm.usesBias ? "weight and bias" : "weight, no bias"
-        print("\(prefix): LayerNorm(dim: \(norm.dim), eps: \(norm.eps)), \(parts)")
+        print("\(prefix): \(norm.summary)")
         print("\(input) \(x.shape) -> \(output) \(y.shape)")
     }
 }

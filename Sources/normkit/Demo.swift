@@ -1,5 +1,6 @@
 import ArgumentParser
 import NormKit
+import NormKitTesting
 
 /// `normkit demo`: LayerNorm over GPT-2-like activations, checked against the reference.
 struct Demo: ParsableCommand {

@@ -62,11 +62,15 @@ struct Inspect: ParsableCommand {
             let weight = st.info(named: name + ".weight") ?? st.info(named: name + ".gamma")
             let hasBias = st.contains(name + ".bias") || st.contains(name + ".beta")
             let dim = weight.map { "\($0.shape.first ?? 0)" } ?? "?"
-            print("  \(name.padded(to: nameWidth)) \((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(hasBias ? "weight and bias" : "weight only")")
+            print("  \(name.padded(to: nameWidth)) \((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(hasBias ? "weight and bias: LayerNorm" : "weight only: RMSNorm (Llama family) or LayerNorm without bias")")
         }
         if let gpt2 = try? GPT2.normLayerNames(in: st), let blocks = try? GPT2.blockCount(in: st) {
             print("")
             print("GPT-2 layout: \(blocks) blocks, \(gpt2.count) norm layers in model order (\(gpt2.first ?? "") ... \(gpt2.last ?? ""))")
+        }
+        if let llama = try? Llama.normLayerNames(in: st), let layers = try? Llama.layerCount(in: st) {
+            print("")
+            print("Llama layout: \(layers) layers, \(llama.count) RMSNorm layers in model order (\(llama.first ?? "") ... \(llama.last ?? ""))")
         }
     }
 }

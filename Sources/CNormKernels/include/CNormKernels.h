@@ -50,4 +50,7 @@ const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for(int32_t level);
 
 #pragma clang assume_nonnull end
 
+// Other kernel families (SwiftPM's module for this target is this umbrella header).
+#include "nk_rmsnorm.h"
+
 #endif

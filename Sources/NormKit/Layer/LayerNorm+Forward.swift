@@ -24,9 +24,7 @@ extension LayerNorm {
     ///   when `output`'s shape differs from `input`'s.
     public func forward(_ input: Tensor, into output: inout Tensor) throws(NormKitError) {
         let rows = try validate(input: input.shape)
-        guard output.shape == input.shape else {
-            throw .shapeMismatch(name: "output", expected: input.shape, actual: output.shape)
-        }
+        try NormValidation.output(output.shape, input: input.shape)
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { out in
                 runForward(x, out, rows: rows)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import NormKit
+import NormKitTesting
 
 /// What `normkit bench` can time. Each case builds its own inputs and says which bytes
 /// one call must move (the baseline streams exactly those).
