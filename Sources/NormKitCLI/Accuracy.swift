@@ -14,12 +14,19 @@ struct Accuracy: ParsableCommand {
     @Option(help: "Seeds per row kind (default: 20; with --backward 10).") var seeds: Int?
     @Flag(help: "Check the backward pass: dx (per row), dweight and dbias, with random dy and with dy = x̂.")
     var backward = false
+    @Flag(help: "Check RMSNorm instead: forward, dx and dweight on the RMSNorm rows, at every instruction set (default dims 1,3,17,768,4096,4099; seeds 5).")
+    var rms = false
 
     func run() throws {
         let dimList = (dims ?? (backward ? "1,3,17,768,4099" : "768")).split(separator: ",").compactMap { Int($0) }
         let seeds = self.seeds ?? (backward ? 10 : 20)
         guard !dimList.isEmpty, dimList.allSatisfy({ $0 >= 1 }), seeds >= 1 else {
             throw ValidationError("--dims needs positive integers, --seeds >= 1")
+        }
+        if rms {
+            let rmsDims = (dims ?? "1,3,17,768,4096,4099").split(separator: ",").compactMap { Int($0) }
+            try RMSAccuracy.table(dims: rmsDims, seeds: self.seeds ?? 5).forEach { print($0) }
+            return
         }
         if backward {
             try BackwardAccuracy.table(dims: dimList, seeds: seeds).lines.forEach { print($0) }

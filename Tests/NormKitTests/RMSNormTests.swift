@@ -25,37 +25,13 @@ func rmsErrors(_ norm: RMSNorm, _ x: Tensor, seed: UInt64 = 11) throws -> (forwa
     return worst
 }
 
-/// The rows the RMSNorm issue lists, by name.
+/// The rows the RMSNorm issue lists (`Reference.RMSRow`), by name.
 enum RMSRows {
-    static let names = [
-        "randn", "1e20*randn", "1e30*randn", "1e-25*randn", "zeros", "constant", "1e6 + randn",
-        "near eps", "just below eps", "massive channels", "subnormal", "near float max", "one huge",
-        "one tiny among zeros", "uniform [0, 1)",
-    ]
+    static let names = Reference.RMSRow.allCases.map(\.rawValue)
 
     static func make(_ name: String, dim: Int, seed: UInt64 = 7) -> [Float] {
-        let noise = Tensor.randomNormal([dim], seed: seed).scalars
-        switch name {
-        case "randn": return noise
-        case "1e20*randn": return noise.map { 1e20 * $0 }
-        case "1e30*randn": return noise.map { 1e30 * $0 }
-        case "1e-25*randn": return noise.map { 1e-25 * $0 }
-        case "zeros": return [Float](repeating: 0, count: dim)
-        case "constant": return [Float](repeating: 3.7, count: dim)
-        case "1e6 + randn": return noise.map { 1e6 + $0 }
-        // mean(x²) ≈ eps = 1e-6 and a tenth of it: eps is not negligible.
-        case "near eps": return noise.map { 1e-3 * $0 }
-        case "just below eps": return noise.map { 3e-4 * $0 }
-        // GPT-2-like: unit noise with a few channels of hundreds (massive activations).
-        case "massive channels":
-            return noise.enumerated().map { i, v in i % 97 == 5 ? 300 * (1 + 0.1 * v) : v }
-        case "subnormal": return noise.map { Float(1e-40 * Double($0)) }
-        case "near float max": return noise.map { $0 >= 0 ? 3e38 : -3e38 }
-        case "one huge": return noise.enumerated().map { $0.offset == dim / 2 ? 1e30 : $0.element }
-        case "one tiny among zeros": return (0..<dim).map { $0 == dim / 3 ? 1e-30 : 0 }
-        case "uniform [0, 1)": return Tensor.randomUniform([dim], seed: seed).scalars
-        default: fatalError("unknown row \(name)")
-        }
+        guard let row = Reference.RMSRow(rawValue: name) else { fatalError("unknown row \(name)") }
+        return row.values(dim: dim, seed: seed)
     }
 }
 
