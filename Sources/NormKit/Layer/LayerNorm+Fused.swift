@@ -132,7 +132,6 @@ extension LayerNorm {
         withParameters { parameters in
             var job = FusedLayerNormJob(x: x, residual: residual, sum: sum, y: y, parameters: parameters,
                                         add: add, mean: mean, rstd: rstd)
-            job.parameters.groupRows = true
             RowDriver.run(rows: rows, dim: dim, job: &job) { context, start, end, _ in
                 let j = context.assumingMemoryBound(to: FusedLayerNormJob.self).pointee
                 let n = j.parameters.dim
