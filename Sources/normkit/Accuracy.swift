@@ -14,12 +14,22 @@ struct Accuracy: ParsableCommand {
     @Flag(help: "Check the backward pass: dx (per row), dweight and dbias, with random dy and with dy = x̂.")
     var backward = false
 
-    func run() throws {
-        let dimList = (dims ?? (backward ? "1,3,17,768,4099" : "768")).split(separator: ",").compactMap { Int($0) }
-        let seeds = self.seeds ?? (backward ? 10 : 20)
-        guard !dimList.isEmpty, dimList.allSatisfy({ $0 >= 1 }), seeds >= 1 else {
-            throw ValidationError("--dims needs positive integers, --seeds >= 1")
+    func validate() throws {
+        if let seeds, seeds < 1 { throw ValidationError("--seeds must be >= 1, got \(seeds)") }
+        // A row of each dim, its gradients and float64 references (generously 64 bytes per element).
+        for dim in try parsedDims() {
+            try CommandInput.checkFitsInMemory(elements: dim, bytesPerElement: 64, what: "--dims \(dim)")
         }
+    }
+
+    private func parsedDims() throws -> [Int] {
+        try CommandInput.integerList(dims ?? (backward ? "1,3,17,768,4099" : "768"),
+                                     flag: "--dims", minimum: 1, example: "768,1024")
+    }
+
+    func run() throws {
+        let dimList = try parsedDims()
+        let seeds = self.seeds ?? (backward ? 10 : 20)
         if backward {
             try BackwardAccuracy.table(dims: dimList, seeds: seeds).lines.forEach { print($0) }
             return

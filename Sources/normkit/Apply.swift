@@ -21,19 +21,39 @@ struct Apply: ParsableCommand {
 
     @Option(help: "The .safetensors checkpoint.") var weights: String
     @Option(help: "The layer's name, e.g. h.0.ln_1 or ln_f ('normkit inspect' lists them).") var prefix: String
-    @Option(help: "Input activations (.npy: <f4, <f8, <f2 or >f4; last dimension = the layer's size).") var input: String
-    @Option(help: "Where to write the result (.npy, <f4).") var output: String
-    @Option(help: "Added to the variance before the square root (GPT-2: 1e-5).") var eps: Float = 1e-5
+    @Option(help: "Input activations (.npy: <f4, <f8, <f2 or >f4; last dimension = the layer's size); - reads standard input.")
+    var input: String
+    @Option(help: "Where to write the result (.npy, <f4); - writes standard output. Must not be one of the inputs.")
+    var output: String
+    // Unconditional, so `--eps -1` is read as a value (and refused as negative), not as a flag.
+    @Option(parsing: .unconditional, help: "Added to the variance before the square root (GPT-2: 1e-5).")
+    var eps: String = "1e-5"
 
     func run() throws {
+        let eps = try CommandInput.epsilon(self.eps)
+        try CommandInput.checkOutput(("--output", output), isNotAnyOf: [("--weights", weights), ("--input", input)])
         let file = try withPath(weights) { () throws(NormKitError) in try SafeTensors(contentsOf: URL(fileURLWithPath: weights)) }
         let norm = try withPath(weights) { () throws(NormKitError) in try LayerNorm(loading: prefix, from: file, eps: eps) }
-        let x = try withPath(input) { () throws(NormKitError) in try Tensor(npyContentsOf: URL(fileURLWithPath: input)) }
-        let y = try withPath(input) { () throws(NormKitError) in try norm(x) }
-        try y.writeNPY(to: URL(fileURLWithPath: output))
+        let inputName = input == "-" ? "standard input" : input
+        let stdinBytes = input == "-" ? try CommandInput.readStandardInput() : nil
+        let x = try withPath(inputName) { () throws(NormKitError) in
+            if let stdinBytes { return try Tensor(npyData: stdinBytes) }
+            return try Tensor(npyContentsOf: URL(fileURLWithPath: input))
+        }
+        let y = try withPath(inputName) { () throws(NormKitError) in try norm(x) }
+        if output == "-" {
+            try CommandInput.writeStandardOutput(y.npyData())
+        } else {
+            try y.writeNPY(to: URL(fileURLWithPath: output))
+        }
+        // The summary goes to stderr when the data goes to stdout.
         let parts = norm.usesBias ? "weight and bias" : "weight, no bias"
-        print("\(prefix): LayerNorm(dim: \(norm.dim), eps: \(norm.eps)), \(parts)")
-        print("\(input) \(x.shape) -> \(output) \(y.shape)")
+        let summary = """
+            \(prefix): LayerNorm(dim: \(norm.dim), eps: \(norm.eps)), \(parts)
+            \(inputName) \(x.shape) -> \(output == "-" ? "standard output" : output) \(y.shape)
+
+            """
+        if output == "-" { CommandInput.writeStandardError(summary) } else { print(summary, terminator: "") }
     }
 }
 
