@@ -9,6 +9,9 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "NormKit", targets: ["NormKit"]),
+        // Test support: the float64 reference and the hard-row catalogue, for NormKit's
+        // tests and for downstream packages that test their use of NormKit against it.
+        .library(name: "NormKitTesting", targets: ["NormKitTesting"]),
         .executable(name: "normkit", targets: ["normkit"]),
     ],
     dependencies: [
@@ -26,17 +29,31 @@ let package = Package(
                 .brew(["openblas"]),
             ]
         ),
+        // The kernel layer: element-wise loops written once in C (clang vector
+        // extensions) and compiled per instruction set through per-function target
+        // attributes, chosen at run time (docs/architecture.md). No flags.
+        .target(
+            name: "CNormKernels",
+            path: "Sources/CNormKernels"
+        ),
         .target(
             name: "NormKit",
             dependencies: [
+                "CNormKernels",
                 .target(name: "COpenBLAS", condition: .when(platforms: [.linux, .android, .windows])),
             ],
             path: "Sources/NormKit"
+        ),
+        .target(
+            name: "NormKitTesting",
+            dependencies: ["NormKit"],
+            path: "Sources/NormKitTesting"
         ),
         .executableTarget(
             name: "normkit",
             dependencies: [
                 "NormKit",
+                "NormKitTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/normkit"
@@ -45,12 +62,12 @@ let package = Package(
         // checked for resident-memory growth. Not a product; dependents never build it.
         .executableTarget(
             name: "normkit-leakcheck",
-            dependencies: ["NormKit"],
+            dependencies: ["NormKit", "NormKitTesting"],
             path: "Sources/normkit-leakcheck"
         ),
         .testTarget(
             name: "NormKitTests",
-            dependencies: ["NormKit"],
+            dependencies: ["NormKit", "NormKitTesting"],
             path: "Tests/NormKitTests",
             // Read through #filePath (Tests/NormKitTests/SafeTensorsTests.swift), not bundled.
             exclude: ["Fixtures"]

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Builds the DocC catalog (Sources/NormKit/NormKit.docc) against NormKit's symbol graph
-# with warnings as errors: a broken symbol link or an undocumented parameter fails.
+# Builds the DocC catalogs of both libraries (Sources/NormKit/NormKit.docc and
+# Sources/NormKitTesting/NormKitTesting.docc) against their symbol graphs with warnings
+# as errors: a broken symbol link or an undocumented parameter fails.
 # Uses the toolchain's docc; no plugin dependency reaches NormKit's users.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 graphs=$(mktemp -d)
 out=$(mktemp -d)
 trap 'rm -rf "$graphs" "$out"' EXIT
-swift build --target NormKit --scratch-path .build-docs \
-    -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$graphs" >/dev/null
-docc convert Sources/NormKit/NormKit.docc --additional-symbol-graph-dir "$graphs" \
-    --fallback-display-name NormKit --fallback-bundle-identifier org.normkit.NormKit \
-    --output-path "$out" --warnings-as-errors
-echo "check-docs: DocC catalog builds without warnings"
+# One build emits both modules' graphs (NormKitTesting depends on NormKit); each catalog
+# is converted against its own module's graph only.
+swift build --target NormKitTesting --scratch-path .build-docs \
+    -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$graphs/all" >/dev/null
+for module in NormKit NormKitTesting; do
+    mkdir -p "$graphs/$module"
+    cp "$graphs/all/$module".symbols.json "$graphs/all/$module"@*.symbols.json "$graphs/$module/" 2>/dev/null || true
+    docc convert "Sources/$module/$module.docc" --additional-symbol-graph-dir "$graphs/$module" \
+        --fallback-display-name "$module" --fallback-bundle-identifier "org.normkit.$module" \
+        --output-path "$out/$module" --warnings-as-errors
+done
+echo "check-docs: DocC catalogs build without warnings"

@@ -21,11 +21,14 @@ sources=(
     Sources/NormKit/Tensor/Shape.swift
     Sources/NormKit/IO/FileAccess.swift
     Sources/NormKit/IO/FloatConversion.swift
+    Sources/NormKit/IO/ByteCursor.swift
     Sources/NormKit/IO/JSON.swift
     Sources/NormKit/IO/SafeTensors.swift
     Sources/NormKit/IO/NormLayerNames.swift
     Sources/NormKit/IO/GPT2.swift
-    Sources/NormKit/IO/NPY.swift
+    Sources/NormKit/IO/NPY/NPYHeader.swift
+    Sources/NormKit/IO/NPY/Tensor+NPY.swift
+    Sources/NormKit/IO/NPY/PythonLiteral.swift
 )
 targets=(safetensors npy)
 declare -A main=([safetensors]=Fuzz/SafeTensorsFuzz.swift [npy]=Fuzz/NPYFuzz.swift)

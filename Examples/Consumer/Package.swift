@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // A separate package that depends on NormKit the way any downstream project would:
-// proof that the product builds as a dependency and the COpenBLAS module map reaches it.
+// proof that both products build as dependencies and the COpenBLAS module map reaches them.
 import PackageDescription
 
 let package = Package(
@@ -11,7 +11,10 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "Consumer",
-            dependencies: [.product(name: "NormKit", package: "NormKit")]
+            dependencies: [
+                .product(name: "NormKit", package: "NormKit"),
+                .product(name: "NormKitTesting", package: "NormKit"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -4,7 +4,7 @@
 /// them into one sentence, so a log line is enough to find the fault:
 ///
 /// ```
-/// input's last dimension must be 768 (the LayerNorm's dim), got shape [2, 4, 512]
+/// input's last dimension must be 768 (the layer's dim), got shape [2, 4, 512]
 /// ```
 public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A shape holds a negative dimension.
@@ -25,9 +25,9 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case parameterShapeMismatch(name: String, expected: [Int], actual: [Int])
     /// Two tensors that must have the same shape do not.
     case shapeMismatch(name: String, expected: [Int], actual: [Int])
-    /// A LayerNorm `dim` below 1.
+    /// A norm layer's `dim` below 1 (LayerNorm, RMSNorm).
     case invalidDimension(Int)
-    /// A LayerNorm `eps` that is not finite and greater than zero.
+    /// A norm layer's `eps` that is not finite and greater than zero.
     case invalidEpsilon(Float)
     /// A setting outside its allowed range (a thread count, an iteration count, ...).
     case invalidArgument(name: String, expected: String, actual: String)
@@ -56,15 +56,15 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .reshapeMismatch(from, to):
             return "cannot reshape \(from) (\(Self.count(from)) elements) to \(to) (\(Self.count(to)) elements)"
         case let .inputShapeMismatch(expected, actual):
-            return "input's last dimension must be \(expected) (the LayerNorm's dim), got shape \(actual)"
+            return "input's last dimension must be \(expected) (the layer's dim), got shape \(actual)"
         case let .parameterShapeMismatch(name, expected, actual):
             return "\(name) must have shape \(expected), got \(actual)"
         case let .shapeMismatch(name, expected, actual):
             return "\(name) must have shape \(expected), got \(actual)"
         case let .invalidDimension(dim):
-            return "LayerNorm dim must be >= 1, got \(dim)"
+            return "a norm layer's dim must be >= 1, got \(dim)"
         case let .invalidEpsilon(eps):
-            return "LayerNorm eps must be finite and > 0, got \(eps)"
+            return "a norm layer's eps must be finite and > 0, got \(eps)"
         case let .invalidArgument(name, expected, actual):
             return "\(name) must be \(expected), got \(actual)"
         case let .invalidFile(format, offset, reason):

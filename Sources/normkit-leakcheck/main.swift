@@ -17,6 +17,7 @@ import Darwin
 #endif
 import Foundation
 import NormKit
+import NormKitTesting
 
 struct Options {
     var iterations = 2000

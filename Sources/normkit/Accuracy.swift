@@ -1,5 +1,6 @@
 import ArgumentParser
 import NormKit
+import NormKitTesting
 
 /// `normkit accuracy`: NormKit's error on every catalogued hard row, against float64
 /// (forward, or with `--backward` the three gradients).
@@ -35,12 +36,12 @@ struct Accuracy: ParsableCommand {
             return
         }
         print("max over \(seeds) seeds of max_row |y - y64| / max(1, max |y64|); bound 1e-6")
-        var header = "row".padding(28)
-        for d in dimList { header += "dim \(d)".padding(14) }
+        var header = "row".padded(to: 28)
+        for d in dimList { header += "dim \(d)".padded(to: 14) }
         print(header)
         var worst = 0.0
         for kind in Reference.HardRow.allCases {
-            var line = kind.rawValue.padding(28)
+            var line = kind.rawValue.padded(to: 28)
             for dim in dimList {
                 let norm = try LayerNorm(dim: dim)
                 var err = 0.0
@@ -50,7 +51,7 @@ struct Accuracy: ParsableCommand {
                     err = max(err, Reference.maxRowError(y, expected: try Reference.layerNormDouble(x)))
                 }
                 worst = max(worst, err)
-                line += sci(err).padding(14)
+                line += sci(err).padded(to: 14)
             }
             print(line)
         }
@@ -66,12 +67,12 @@ enum BackwardAccuracy {
     /// and, as a second family, dy = x̂ (the gradient of Σy²/2, where terms cancel).
     static func table(dims: [Int], seeds: Int) throws -> (lines: [String], worst: Double) {
         var lines = ["max over \(seeds) seeds of the worst of dx (per row), dweight, dbias errors; bound 1e-5"]
-        var header = "row".padding(28)
-        for d in dims { header += "dim \(d)".padding(12) }
+        var header = "row".padded(to: 28)
+        for d in dims { header += "dim \(d)".padded(to: 12) }
         lines.append(header + "   (dy random | dy = x̂)")
         var worst = 0.0
         for kind in Reference.HardRow.allCases {
-            var line = kind.rawValue.padding(28)
+            var line = kind.rawValue.padded(to: 28)
             var aligned = ""
             for dim in dims {
                 var plain = try LayerNorm(dim: dim)
@@ -90,8 +91,8 @@ enum BackwardAccuracy {
                     }
                 }
                 worst = max(worst, eRandom, eAligned)
-                line += sci(eRandom).padding(12)
-                aligned += sci(eAligned).padding(12)
+                line += sci(eRandom).padded(to: 12)
+                aligned += sci(eAligned).padded(to: 12)
             }
             lines.append(line + "|  " + aligned)
         }
@@ -109,9 +110,4 @@ enum BackwardAccuracy {
                    Reference.maxError(got.weight, expected: expected.weight),
                    Reference.maxError(got.bias, expected: expected.bias))
     }
-}
-
-extension String {
-    /// The string padded with spaces to `n` characters.
-    func padding(_ n: Int) -> String { self + String(repeating: " ", count: max(0, n - count)) }
 }

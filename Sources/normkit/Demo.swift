@@ -1,5 +1,6 @@
 import ArgumentParser
 import NormKit
+import NormKitTesting
 
 /// `normkit demo`: LayerNorm over GPT-2-like activations, checked against the reference.
 struct Demo: ParsableCommand {
@@ -27,15 +28,14 @@ struct Demo: ParsableCommand {
         let x = Activations.gpt2Like(batch: batch, seq: seq, dim: dim, seed: seed)
         let norm = try LayerNorm(dim: dim)
         print("NormKit demo: LayerNorm(dim: \(dim), eps: \(norm.eps)) over GPT-2-like activations \(x.shape), seed \(seed)")
-        print("(unit noise plus a few huge feature dimensions, as in GPT-2's residual stream)\n")
+        print("(unit noise plus a few huge feature dimensions, as in GPT-2's residual stream)")
+        print("kernels: \(InstructionSet.current) (this CPU supports \(InstructionSet.supported.map(\.rawValue).joined(separator: ", ")); NORMKIT_ISA overrides)\n")
 
         // Warm up once, then time a few calls and keep the median.
         var y = try norm(x)
-        var times: [Duration] = []
-        let clock = ContinuousClock()
+        var times: [Double] = []
         for _ in 0..<9 {
-            let t = try clock.measure { y = try norm(x) }
-            times.append(t)
+            times.append(try seconds { () throws(NormKitError) in y = try norm(x) })
         }
         times.sort()
         let expected = try Reference.layerNormDouble(x, weight: norm.weight, bias: norm.bias, eps: norm.eps)
@@ -48,7 +48,7 @@ struct Demo: ParsableCommand {
             let before = Stats(x.scalars[(r * dim)..<((r + 1) * dim)])
             let after = Stats(y.scalars[(r * dim)..<((r + 1) * dim)])
             let b = r / max(seq, 1), s = r % max(seq, 1)
-            print(pad("[\(b), \(s)]", 12), fmt(before.mean), fmt(before.std), fmt(after.mean), fmt(after.std))
+            print("[\(b), \(s)]".padded(to: 12), fmt(before.mean), fmt(before.std), fmt(after.mean), fmt(after.std))
         }
         print("")
         print("max error vs float64 reference: \(sci(error)) (relative to max(1, max |y|) per row; bound 1e-6)")
@@ -56,8 +56,7 @@ struct Demo: ParsableCommand {
         print("time per call: \(micros(median)) us median of \(times.count) (\(rows) rows x \(dim))")
     }
 
-    private func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
-    private func fmt(_ v: Double) -> String { pad(" " + sci(v), 14) }
+    private func fmt(_ v: Double) -> String { (" " + sci(v)).padded(to: 14) }
 }
 
 /// Mean and (biased) standard deviation of a slice, in Double.
@@ -72,27 +71,9 @@ struct Stats {
     }
 }
 
-/// A number in compact scientific or fixed notation.
-func sci(_ v: Double) -> String {
-    if v == 0 { return "0" }
-    if !v.isFinite { return String(v) }
-    let a = abs(v)
-    if a >= 1e-3 && a < 1e5 {
-        let scaled = (v * 10000).rounded() / 10000
-        return String(scaled)
-    }
-    var e = 0
-    var m = a
-    while m >= 10 { m /= 10; e += 1 }
-    while m < 1 { m *= 10; e -= 1 }
-    let digits = (m * 100).rounded() / 100
-    return "\(v < 0 ? "-" : "")\(digits)e\(e)"
-}
-
-/// Microseconds of a duration, with two decimals.
-func micros(_ d: Duration) -> String {
-    let us = Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12
-    return String((us * 100).rounded() / 100)
+/// Microseconds of a duration in seconds, with two decimals.
+func micros(_ seconds: Double) -> String {
+    String((seconds * 1e6 * 100).rounded() / 100)
 }
 
 /// Seeded inputs shaped like real transformer activations.

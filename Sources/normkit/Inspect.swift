@@ -50,9 +50,9 @@ struct Inspect: ParsableCommand {
         let infos = st.tensorInfos
         let nameWidth = max(4, infos.map(\.name.count).max() ?? 0)
         print("")
-        print(pad("name", nameWidth), pad("dtype", 7), "shape")
+        print("name".padded(to: nameWidth), "dtype".padded(to: 7), "shape")
         for info in infos {
-            print(pad(info.name, nameWidth), pad(info.dtype.rawValue, 7), info.shape)
+            print(info.name.padded(to: nameWidth), info.dtype.rawValue.padded(to: 7), info.shape)
         }
 
         let norms = st.normLayerNames
@@ -62,13 +62,11 @@ struct Inspect: ParsableCommand {
             let weight = st.info(named: name + ".weight") ?? st.info(named: name + ".gamma")
             let hasBias = st.contains(name + ".bias") || st.contains(name + ".beta")
             let dim = weight.map { "\($0.shape.first ?? 0)" } ?? "?"
-            print("  \(pad(name, nameWidth)) \(pad(weight?.dtype.rawValue ?? "?", 5)) dim \(dim), \(hasBias ? "weight and bias" : "weight only")")
+            print("  \(name.padded(to: nameWidth)) \((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(hasBias ? "weight and bias" : "weight only")")
         }
         if let gpt2 = try? GPT2.normLayerNames(in: st), let blocks = try? GPT2.blockCount(in: st) {
             print("")
             print("GPT-2 layout: \(blocks) blocks, \(gpt2.count) norm layers in model order (\(gpt2.first ?? "") ... \(gpt2.last ?? ""))")
         }
     }
-
-    private func pad(_ s: String, _ n: Int) -> String { s + String(repeating: " ", count: max(0, n - s.count)) }
 }

@@ -19,6 +19,7 @@
 //     dbias = Σ_rows dy,   both independent of x and w
 //     LN_eps(a·x + c) = LN_{eps/a²}(x), so its input gradient is dx_{eps/a²}(x)/a.
 import NormKit
+import NormKitTesting
 import Testing
 
 /// Float's unit roundoff, 2^-24.

@@ -6,6 +6,7 @@
 // Misbehaviour that is not fixed yet is recorded with `withKnownIssue`: the test passes
 // while the bug is there and FAILS once it is fixed, so the fixer updates the row.
 @testable import NormKit
+import NormKitTesting
 import Testing
 
 /// Fresh gradients through the public API.

@@ -1,5 +1,6 @@
 import Dispatch
 @testable import NormKit
+import NormKitTesting
 import Testing
 
 /// The backward accuracy bound of the training issue: |got - expected| / max(1, max|expected|),

@@ -1,5 +1,6 @@
 import Foundation
 import NormKit
+import NormKitTesting
 import Testing
 
 @Suite("Checkpoints")

@@ -1,4 +1,5 @@
 import NormKit
+import NormKitTesting
 import Testing
 
 @Suite("LayerNorm forward against the float64 reference")

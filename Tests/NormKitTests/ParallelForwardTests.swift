@@ -1,4 +1,5 @@
 @testable import NormKit
+import NormKitTesting
 import Synchronization
 import Testing
 

@@ -8,6 +8,7 @@
 //
 // A failure prints the case's seed and the command that replays it (RowGenerator.swift).
 import NormKit
+import NormKitTesting
 import Testing
 
 /// The unit roundoff of Float, 2^-24.

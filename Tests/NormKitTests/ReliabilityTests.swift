@@ -14,6 +14,7 @@ import Glibc
 import Darwin
 #endif
 @testable import NormKit
+import NormKitTesting
 import Testing
 
 /// One bad input and the exact error message it must produce.
@@ -63,43 +64,43 @@ struct BadInput: Sendable, CustomTestStringConvertible {
             _ = try Tensor.zeros([1]).reshaped(to: [])
         },
         // LayerNorm dim and eps
-        BadInput(name: "dim 0", message: "LayerNorm dim must be >= 1, got 0") { _ = try LayerNorm(dim: 0) },
-        BadInput(name: "dim -1", message: "LayerNorm dim must be >= 1, got -1") { _ = try LayerNorm(dim: -1) },
-        BadInput(name: "dim Int.min", message: "LayerNorm dim must be >= 1, got \(Int.min)") {
+        BadInput(name: "dim 0", message: "a norm layer's dim must be >= 1, got 0") { _ = try LayerNorm(dim: 0) },
+        BadInput(name: "dim -1", message: "a norm layer's dim must be >= 1, got -1") { _ = try LayerNorm(dim: -1) },
+        BadInput(name: "dim Int.min", message: "a norm layer's dim must be >= 1, got \(Int.min)") {
             _ = try LayerNorm(dim: .min)
         },
-        BadInput(name: "eps 0", message: "LayerNorm eps must be finite and > 0, got 0.0") {
+        BadInput(name: "eps 0", message: "a norm layer's eps must be finite and > 0, got 0.0") {
             _ = try LayerNorm(dim: 4, eps: 0)
         },
-        BadInput(name: "eps -0", message: "LayerNorm eps must be finite and > 0, got -0.0") {
+        BadInput(name: "eps -0", message: "a norm layer's eps must be finite and > 0, got -0.0") {
             _ = try LayerNorm(dim: 4, eps: -0.0)
         },
-        BadInput(name: "eps negative", message: "LayerNorm eps must be finite and > 0, got -1e-05") {
+        BadInput(name: "eps negative", message: "a norm layer's eps must be finite and > 0, got -1e-05") {
             _ = try LayerNorm(dim: 4, eps: -1e-5)
         },
-        BadInput(name: "eps negative subnormal", message: "LayerNorm eps must be finite and > 0, got -1e-45") {
+        BadInput(name: "eps negative subnormal", message: "a norm layer's eps must be finite and > 0, got -1e-45") {
             _ = try LayerNorm(dim: 4, eps: -.leastNonzeroMagnitude)
         },
-        BadInput(name: "eps NaN", message: "LayerNorm eps must be finite and > 0, got nan") {
+        BadInput(name: "eps NaN", message: "a norm layer's eps must be finite and > 0, got nan") {
             _ = try LayerNorm(dim: 4, eps: .nan)
         },
-        BadInput(name: "eps +inf", message: "LayerNorm eps must be finite and > 0, got inf") {
+        BadInput(name: "eps +inf", message: "a norm layer's eps must be finite and > 0, got inf") {
             _ = try LayerNorm(dim: 4, eps: .infinity)
         },
-        BadInput(name: "eps -inf", message: "LayerNorm eps must be finite and > 0, got -inf") {
+        BadInput(name: "eps -inf", message: "a norm layer's eps must be finite and > 0, got -inf") {
             _ = try LayerNorm(dim: 4, eps: -.infinity)
         },
         // forward: input, weight, bias, output shapes
         BadInput(name: "input last dim differs",
-                 message: "input's last dimension must be 768 (the LayerNorm's dim), got shape [2, 4, 512]") {
+                 message: "input's last dimension must be 768 (the layer's dim), got shape [2, 4, 512]") {
             _ = try LayerNorm(dim: 768)(Tensor.zeros([2, 4, 512]))
         },
         BadInput(name: "input last dim 0",
-                 message: "input's last dimension must be 8 (the LayerNorm's dim), got shape [5, 0]") {
+                 message: "input's last dimension must be 8 (the layer's dim), got shape [5, 0]") {
             _ = try LayerNorm(dim: 8)(Tensor.zeros([5, 0]))
         },
         BadInput(name: "input transposed",
-                 message: "input's last dimension must be 8 (the LayerNorm's dim), got shape [8, 3]") {
+                 message: "input's last dimension must be 8 (the layer's dim), got shape [8, 3]") {
             _ = try LayerNorm(dim: 8)(Tensor.zeros([8, 3]))
         },
         BadInput(name: "weight too long", message: "weight must have shape [8], got [9]") {

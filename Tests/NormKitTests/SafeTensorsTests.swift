@@ -237,6 +237,12 @@ struct SafeTensorsTests {
         add("header length 2^64-1", safetensorsBytes("{}", length: .max), 0, "exceeds")
         // UTF-8 JSON object.
         add("header not UTF-8", safetensorsBytes([0x7B, 0x22, 0xFF, 0x22, 0x3A, 0x31, 0x7D]), 10, "not valid UTF-8")
+        // Ill-formed UTF-8 after a valid two-byte character: the offset is that of the
+        // bad sequence's first byte (overlong, surrogate, above U+10FFFF, truncated).
+        for (name, bad) in [("overlong '/'", [0xC0, 0xAF]), ("surrogate U+D800", [0xED, 0xA0, 0x80]),
+                            ("above U+10FFFF", [0xF4, 0x90, 0x80, 0x80]), ("truncated euro sign", [0xE2, 0x82])] as [(String, [UInt8])] {
+            add("header not UTF-8: \(name)", safetensorsBytes([0x7B, 0x22, 0xC3, 0xA9] + bad + [0x22, 0x3A, 0x31, 0x7D]), 12, "not valid UTF-8")
+        }
         header("header not JSON", #"{"a":"#, at: nil, "expected a JSON value")
         header("header a JSON array", "[]", at: "[", "must be a JSON object, got an array")
         header("header empty", "", at: nil, "expected a JSON value")

@@ -87,7 +87,7 @@ struct TensorTests {
 
     @Test func errorMessagesNameExpectedAndActual() {
         let e = NormKitError.inputShapeMismatch(expectedLastDimension: 768, actual: [2, 4, 512])
-        #expect(e.description == "input's last dimension must be 768 (the LayerNorm's dim), got shape [2, 4, 512]")
+        #expect(e.description == "input's last dimension must be 768 (the layer's dim), got shape [2, 4, 512]")
         #expect(NormKitError.scalarCountMismatch(shape: [2, 3], expected: 6, actual: 5).description
             == "shape [2, 3] needs 6 scalars, got 5")
     }

@@ -1,4 +1,5 @@
 import NormKit
+import NormKitTesting
 import Testing
 
 /// The accuracy bound of the foundation issue: per row, |y - y64| / max(1, max |y64|).

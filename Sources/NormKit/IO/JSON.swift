@@ -55,182 +55,147 @@ struct JSONParser {
     static let maxValues = 1 << 22
 
     private var valueCount = 0
-
-    private let bytes: UnsafeRawBufferPointer
-    private var pos = 0
-    /// Added to every reported offset (the text's position in its file).
-    private let base: Int
-    private let format: String
+    private var cursor: ByteCursor
 
     /// Parses `bytes` as one JSON value surrounded by optional whitespace.
     static func parse(
         _ bytes: UnsafeRawBufferPointer, format: String, baseOffset: Int
     ) throws(NormKitError) -> JSONValue {
-        var parser = JSONParser(bytes: bytes, base: baseOffset, format: format)
-        parser.skipWhitespace()
+        var parser = JSONParser(cursor: ByteCursor(bytes, base: baseOffset, format: format, whitespace: .json))
+        parser.cursor.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
-        parser.skipWhitespace()
-        if parser.pos < bytes.count {
-            throw parser.error("unexpected \(parser.describeByte()) after the end of the JSON value")
+        parser.cursor.skipWhitespace()
+        if !parser.cursor.atEnd {
+            throw parser.cursor.error("unexpected \(parser.cursor.describeByte()) after the end of the JSON value")
         }
         return value
     }
 
-    private init(bytes: UnsafeRawBufferPointer, base: Int, format: String) {
-        self.bytes = bytes
-        self.base = base
-        self.format = format
-    }
-
-    private func error(_ reason: String, at position: Int? = nil) -> NormKitError {
-        .invalidFile(format: format, offset: base &+ (position ?? pos), reason: reason)
-    }
-
-    private var peek: UInt8? { pos < bytes.count ? bytes[pos] : nil }
-
-    private func describeByte() -> String {
-        guard let b = peek else { return "end of header" }
-        if b >= 0x20 && b < 0x7F { return "'\(Character(Unicode.Scalar(b)))'" }
-        return "byte 0x" + String(b, radix: 16)
-    }
-
-    private mutating func skipWhitespace() {
-        while let b = peek, b == 0x20 || b == 0x09 || b == 0x0A || b == 0x0D { pos += 1 }
-    }
-
-    private mutating func expect(_ byte: UInt8, _ what: String) throws(NormKitError) {
-        guard peek == byte else { throw error("expected \(what), got \(describeByte())") }
-        pos += 1
-    }
+    private init(cursor: ByteCursor) { self.cursor = cursor }
 
     private mutating func parseValue(depth: Int) throws(NormKitError) -> JSONValue {
         guard depth < Self.maxDepth else {
-            throw error("JSON nested deeper than \(Self.maxDepth) levels")
+            throw cursor.error("JSON nested deeper than \(Self.maxDepth) levels")
         }
         valueCount += 1
         guard valueCount <= Self.maxValues else {
-            throw error("the header holds more than \(Self.maxValues) JSON values")
+            throw cursor.error("the header holds more than \(Self.maxValues) JSON values")
         }
-        let start = pos
-        switch peek {
+        let start = cursor.pos
+        switch cursor.peek {
         case UInt8(ascii: "{"): return try parseObject(depth: depth)
         case UInt8(ascii: "["): return try parseArray(depth: depth)
-        case UInt8(ascii: "\""): return .string(try parseString(), offset: base &+ start)
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true, offset: base &+ start)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false, offset: base &+ start)
-        case UInt8(ascii: "n"): try literal("null"); return .null(offset: base &+ start)
+        case UInt8(ascii: "\""): return .string(try parseString(), offset: cursor.offset(start))
+        case UInt8(ascii: "t"): try literal("true"); return .bool(true, offset: cursor.offset(start))
+        case UInt8(ascii: "f"): try literal("false"); return .bool(false, offset: cursor.offset(start))
+        case UInt8(ascii: "n"): try literal("null"); return .null(offset: cursor.offset(start))
         case let b? where b == UInt8(ascii: "-") || (b >= 0x30 && b <= 0x39):
-            return .number(try parseNumber(), offset: base &+ start)
+            return .number(try parseNumber(), offset: cursor.offset(start))
         default:
-            throw error("expected a JSON value, got \(describeByte())")
+            throw cursor.error("expected a JSON value, got \(cursor.describeByte())")
         }
     }
 
     private mutating func literal(_ word: StaticString) throws(NormKitError) {
-        let start = pos
+        let start = cursor.pos
         let count = word.utf8CodeUnitCount
-        guard bytes.count - pos >= count else { throw error("invalid literal", at: start) }
+        guard cursor.bytes.count - cursor.pos >= count else { throw cursor.error("invalid literal", at: start) }
         let p = word.utf8Start
-        for i in 0..<count where bytes[pos + i] != p[i] {
-            throw error("invalid literal (expected '\(word)')", at: start)
+        for i in 0..<count where cursor.bytes[cursor.pos + i] != p[i] {
+            throw cursor.error("invalid literal (expected '\(word)')", at: start)
         }
-        pos += count
+        cursor.pos += count
     }
 
     private mutating func parseObject(depth: Int) throws(NormKitError) -> JSONValue {
-        let start = pos
-        pos += 1  // '{'
+        let start = cursor.pos
+        cursor.pos += 1  // '{'
         var members: [JSONMember] = []
         var seen: Set<String> = []
-        skipWhitespace()
-        if peek == UInt8(ascii: "}") {
-            pos += 1
-            return .object(members, offset: base &+ start)
+        cursor.skipWhitespace()
+        if cursor.peek == UInt8(ascii: "}") {
+            cursor.pos += 1
+            return .object(members, offset: cursor.offset(start))
         }
         while true {
-            skipWhitespace()
-            let keyOffset = pos
-            guard peek == UInt8(ascii: "\"") else {
-                throw error("expected a string key, got \(describeByte())")
+            cursor.skipWhitespace()
+            let keyOffset = cursor.pos
+            guard cursor.peek == UInt8(ascii: "\"") else {
+                throw cursor.error("expected a string key, got \(cursor.describeByte())")
             }
             let key = try parseString()
             guard seen.insert(key).inserted else {
-                throw error("duplicate key '\(key)'", at: keyOffset)
+                throw cursor.error("duplicate key '\(key)'", at: keyOffset)
             }
-            skipWhitespace()
-            try expect(UInt8(ascii: ":"), "':' after key '\(key)'")
-            skipWhitespace()
+            cursor.skipWhitespace()
+            try cursor.expect(UInt8(ascii: ":"), "':' after key '\(key)'")
+            cursor.skipWhitespace()
             let value = try parseValue(depth: depth + 1)
-            members.append(JSONMember(key: key, keyOffset: base &+ keyOffset, value: value))
-            skipWhitespace()
-            if peek == UInt8(ascii: ",") { pos += 1; continue }
-            try expect(UInt8(ascii: "}"), "',' or '}' in object")
-            return .object(members, offset: base &+ start)
+            members.append(JSONMember(key: key, keyOffset: cursor.offset(keyOffset), value: value))
+            cursor.skipWhitespace()
+            if cursor.consume(UInt8(ascii: ",")) { continue }
+            try cursor.expect(UInt8(ascii: "}"), "',' or '}' in object")
+            return .object(members, offset: cursor.offset(start))
         }
     }
 
     private mutating func parseArray(depth: Int) throws(NormKitError) -> JSONValue {
-        let start = pos
-        pos += 1  // '['
+        let start = cursor.pos
+        cursor.pos += 1  // '['
         var elements: [JSONValue] = []
-        skipWhitespace()
-        if peek == UInt8(ascii: "]") {
-            pos += 1
-            return .array(elements, offset: base &+ start)
+        cursor.skipWhitespace()
+        if cursor.peek == UInt8(ascii: "]") {
+            cursor.pos += 1
+            return .array(elements, offset: cursor.offset(start))
         }
         while true {
-            skipWhitespace()
+            cursor.skipWhitespace()
             elements.append(try parseValue(depth: depth + 1))
-            skipWhitespace()
-            if peek == UInt8(ascii: ",") { pos += 1; continue }
-            try expect(UInt8(ascii: "]"), "',' or ']' in array")
-            return .array(elements, offset: base &+ start)
+            cursor.skipWhitespace()
+            if cursor.consume(UInt8(ascii: ",")) { continue }
+            try cursor.expect(UInt8(ascii: "]"), "',' or ']' in array")
+            return .array(elements, offset: cursor.offset(start))
         }
     }
 
     /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, returned as its text.
     private mutating func parseNumber() throws(NormKitError) -> String {
-        let start = pos
-        func digits(_ parser: inout JSONParser) -> Int {
-            var n = 0
-            while let b = parser.peek, b >= 0x30 && b <= 0x39 { parser.pos += 1; n += 1 }
-            return n
+        let start = cursor.pos
+        cursor.consume(UInt8(ascii: "-"))
+        if cursor.peek == UInt8(ascii: "0") {
+            cursor.pos += 1
+            if let b = cursor.peek, b >= 0x30 && b <= 0x39 { throw cursor.error("number with a leading zero", at: start) }
+        } else if cursor.skip(while: ByteCursor.isDigit) == 0 {
+            throw cursor.error("expected digits in number", at: start)
         }
-        if peek == UInt8(ascii: "-") { pos += 1 }
-        if peek == UInt8(ascii: "0") {
-            pos += 1
-            if let b = peek, b >= 0x30 && b <= 0x39 { throw error("number with a leading zero", at: start) }
-        } else if digits(&self) == 0 {
-            throw error("expected digits in number", at: start)
+        if cursor.peek == UInt8(ascii: ".") {
+            cursor.pos += 1
+            if cursor.skip(while: ByteCursor.isDigit) == 0 { throw cursor.error("expected digits after '.' in number", at: start) }
         }
-        if peek == UInt8(ascii: ".") {
-            pos += 1
-            if digits(&self) == 0 { throw error("expected digits after '.' in number", at: start) }
+        if cursor.peek == UInt8(ascii: "e") || cursor.peek == UInt8(ascii: "E") {
+            cursor.pos += 1
+            if cursor.peek == UInt8(ascii: "+") || cursor.peek == UInt8(ascii: "-") { cursor.pos += 1 }
+            if cursor.skip(while: ByteCursor.isDigit) == 0 { throw cursor.error("expected digits in exponent", at: start) }
         }
-        if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
-            pos += 1
-            if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { pos += 1 }
-            if digits(&self) == 0 { throw error("expected digits in exponent", at: start) }
-        }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+        return cursor.text(from: start)
     }
 
-    /// A string starting at the opening quote. Raw bytes must be valid UTF-8 (the
+    /// A string starting at the opening quote. Raw cursor.bytes must be valid UTF-8 (the
     /// caller checks the whole text first) and not control characters; escapes
     /// include `\uXXXX` with surrogate pairs, and a lone surrogate is an error.
     private mutating func parseString() throws(NormKitError) -> String {
-        let start = pos
-        pos += 1  // opening quote
+        let start = cursor.pos
+        cursor.pos += 1  // opening quote
         var utf8: [UInt8] = []
         while true {
-            guard let b = peek else { throw error("unterminated string", at: start) }
-            if b == UInt8(ascii: "\"") { pos += 1; break }
-            if b < 0x20 { throw error("control character 0x\(String(b, radix: 16)) in a string; it must be escaped") }
-            if b != UInt8(ascii: "\\") { utf8.append(b); pos += 1; continue }
-            let escapeStart = pos
-            pos += 1
-            guard let e = peek else { throw error("unterminated escape", at: escapeStart) }
-            pos += 1
+            guard let b = cursor.peek else { throw cursor.error("unterminated string", at: start) }
+            if b == UInt8(ascii: "\"") { cursor.pos += 1; break }
+            if b < 0x20 { throw cursor.error("control character 0x\(String(b, radix: 16)) in a string; it must be escaped") }
+            if b != UInt8(ascii: "\\") { utf8.append(b); cursor.pos += 1; continue }
+            let escapeStart = cursor.pos
+            cursor.pos += 1
+            guard let e = cursor.peek else { throw cursor.error("unterminated escape", at: escapeStart) }
+            cursor.pos += 1
             switch e {
             case UInt8(ascii: "\""): utf8.append(0x22)
             case UInt8(ascii: "\\"): utf8.append(0x5C)
@@ -244,43 +209,43 @@ struct JSONParser {
                 var scalar = try hex4(escapeStart)
                 if scalar >= 0xD800 && scalar < 0xDC00 {
                     // A high surrogate must be followed by an escaped low surrogate.
-                    guard bytes.count - pos >= 6, bytes[pos] == UInt8(ascii: "\\"), bytes[pos + 1] == UInt8(ascii: "u") else {
-                        throw error("unpaired surrogate in \\u escape", at: escapeStart)
+                    guard cursor.bytes.count - cursor.pos >= 6, cursor.bytes[cursor.pos] == UInt8(ascii: "\\"), cursor.bytes[cursor.pos + 1] == UInt8(ascii: "u") else {
+                        throw cursor.error("unpaired surrogate in \\u escape", at: escapeStart)
                     }
-                    pos += 2
+                    cursor.pos += 2
                     let low = try hex4(escapeStart)
                     guard low >= 0xDC00 && low < 0xE000 else {
-                        throw error("unpaired surrogate in \\u escape", at: escapeStart)
+                        throw cursor.error("unpaired surrogate in \\u escape", at: escapeStart)
                     }
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                 } else if scalar >= 0xDC00 && scalar < 0xE000 {
-                    throw error("unpaired surrogate in \\u escape", at: escapeStart)
+                    throw cursor.error("unpaired surrogate in \\u escape", at: escapeStart)
                 }
                 guard let s = Unicode.Scalar(scalar) else {
-                    throw error("invalid \\u escape", at: escapeStart)
+                    throw cursor.error("invalid \\u escape", at: escapeStart)
                 }
                 utf8.append(contentsOf: String(Character(s)).utf8)
             default:
-                throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))'", at: escapeStart)
+                throw cursor.error("invalid escape '\\\(Character(Unicode.Scalar(e)))'", at: escapeStart)
             }
         }
         return String(decoding: utf8, as: UTF8.self)
     }
 
     private mutating func hex4(_ escapeStart: Int) throws(NormKitError) -> UInt32 {
-        guard bytes.count - pos >= 4 else { throw error("truncated \\u escape", at: escapeStart) }
+        guard cursor.bytes.count - cursor.pos >= 4 else { throw cursor.error("truncated \\u escape", at: escapeStart) }
         var v: UInt32 = 0
         for _ in 0..<4 {
-            let b = bytes[pos]
+            let b = cursor.bytes[cursor.pos]
             let d: UInt32
             switch b {
             case 0x30...0x39: d = UInt32(b - 0x30)
             case 0x41...0x46: d = UInt32(b - 0x41 + 10)
             case 0x61...0x66: d = UInt32(b - 0x61 + 10)
-            default: throw error("invalid hex digit in \\u escape", at: escapeStart)
+            default: throw cursor.error("invalid hex digit in \\u escape", at: escapeStart)
             }
             v = v << 4 | d
-            pos += 1
+            cursor.pos += 1
         }
         return v
     }
@@ -308,18 +273,5 @@ enum JSONText {
             }
         }
         return out + "\""
-    }
-
-    /// The index of the first byte where `bytes` stops being valid UTF-8, or nil
-    /// when all of it is valid. (Decoding replaces each invalid sequence with
-    /// U+FFFD, so valid text, and only valid text, re-encodes to the same bytes.)
-    static func firstInvalidUTF8(_ bytes: UnsafeRawBufferPointer) -> Int? {
-        let decoded = String(decoding: bytes, as: UTF8.self)
-        var i = 0
-        for b in decoded.utf8 {
-            if i >= bytes.count || bytes[i] != b { return i }
-            i += 1
-        }
-        return i == bytes.count ? nil : i
     }
 }

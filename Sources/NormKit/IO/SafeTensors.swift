@@ -215,7 +215,7 @@ extension SafeTensors {
         let dataSize = file.count - dataStart
 
         // 2. UTF-8 JSON, and an object at the top.
-        if let bad = JSONText.firstInvalidUTF8(header) {
+        if let bad = UTF8Validation.firstInvalidIndex(header) {
             throw fail(8 + bad, "the header is not valid UTF-8")
         }
         let root = try JSONParser.parse(header, format: format, baseOffset: 8)

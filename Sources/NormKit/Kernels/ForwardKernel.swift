@@ -21,6 +21,8 @@
 //   sdot of the centred row, in float, on values whose own rounding is relative to
 //   the spread rather than to the magnitude; the power of two is undone in Double.
 
+import CNormKernels
+
 /// The parameters a forward pass shares across rows.
 struct ForwardParameters {
     var dim: Int
@@ -33,6 +35,8 @@ struct ForwardParameters {
     var ones: UnsafePointer<Float>
     /// Whether fast-path rows may be written four at a time (see `ForwardKernel.run`).
     var groupRows = true
+    /// The kernel layer's LayerNorm functions at the level in force for this call.
+    var kernels: nk_layernorm_kernels
 }
 
 enum ForwardKernel {
@@ -67,9 +71,10 @@ enum ForwardKernel {
             let s0 = fastStatistics(x0, p), s1 = fastStatistics(x1, p)
             let s2 = fastStatistics(x2, p), s3 = fastStatistics(x3, p)
             if let s0, let s1, let s2, let s3 {
-                let shift = SIMD4(Float(s0.mean), Float(s1.mean), Float(s2.mean), Float(s3.mean))
-                let scale = SIMD4(Float(s0.rstd), Float(s1.rstd), Float(s2.rstd), Float(s3.rstd))
-                SIMDKernels.affine4(x0, y + row &* n, n, shift: shift, scale: scale, p.weight, p.bias)
+                affine(x0, y + row &* n, s0.mean, s0.rstd, p)
+                affine(x1, y + (row &+ 1) &* n, s1.mean, s1.rstd, p)
+                affine(x2, y + (row &+ 2) &* n, s2.mean, s2.rstd, p)
+                affine(x3, y + (row &+ 3) &* n, s3.mean, s3.rstd, p)
                 if let mean {
                     mean[row] = s0.mean; mean[row &+ 1] = s1.mean; mean[row &+ 2] = s2.mean; mean[row &+ 3] = s3.mean
                 }
@@ -111,8 +116,19 @@ enum ForwardKernel {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ fast: RowStatistics?, _ p: ForwardParameters
     ) -> RowStatistics {
         guard let s = fast else { return carefulRow(x, y, p) }
-        SIMDKernels.affine(x, y, p.dim, shift: Float(s.mean), scale: Float(s.rstd), p.weight, p.bias)
+        affine(x, y, s.mean, s.rstd, p)
         return s
+    }
+
+    /// y = ((x - mean)·rstd)·w + b by the kernel layer, with the mean as two floats.
+    @inline(__always)
+    static func affine(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ mean: Double, _ rstd: Double,
+        _ p: ForwardParameters
+    ) {
+        let hi = Float(mean)
+        let lo = Float(mean - Double(hi))
+        p.kernels.affine(x, y, p.dim, hi, lo.isFinite ? lo : 0, Float(rstd), p.weight, p.bias)
     }
 
     /// The row's mean and rstd from S1 = sdot(x, 1) and S2 = sdot(x, x), or nil when
@@ -147,7 +163,7 @@ enum ForwardKernel {
             // A constant row: x - mean is exactly 0, so y = 0·w + b: exactly the bias for
             // a finite weight, NaN where the weight is infinite or NaN (as IEEE and the
             // reference have it).
-            SIMDKernels.affine(x, y, n, shift: range.min, scale: 0, p.weight, p.bias)
+            p.kernels.affine(x, y, n, range.min, 0, 0, p.weight, p.bias)
             return RowStatistics(mean: Double(range.min), rstd: 1 / p.eps.squareRoot())
         }
         // z = x·2^k with max|z| in [1, 4): exact, and z² can neither overflow nor
@@ -179,7 +195,7 @@ enum ForwardKernel {
         let variance = scaledVariance * unscale * unscale
         let rstd = 1 / (variance + p.eps).squareRoot()
         // x - mean = (z - residual)·2^-k, so x̂ = (z - residual)·(rstd·2^-k).
-        SIMDKernels.affineInPlace(y, n, shift: Float(residual), scale: Float(rstd * unscale), p.weight, p.bias)
+        p.kernels.affine(y, y, n, Float(residual), 0, Float(rstd * unscale), p.weight, p.bias)
         return RowStatistics(mean: (centre + residual) * unscale, rstd: rstd)
     }
 }

@@ -1,3 +1,5 @@
+import CNormKernels
+
 extension LayerNorm {
     /// Normalises `input` over its last axis.
     ///
@@ -22,9 +24,7 @@ extension LayerNorm {
     ///   when `output`'s shape differs from `input`'s.
     public func forward(_ input: Tensor, into output: inout Tensor) throws(NormKitError) {
         let rows = try validate(input: input.shape)
-        guard output.shape == input.shape else {
-            throw .shapeMismatch(name: "output", expected: input.shape, actual: output.shape)
-        }
+        try NormValidation.output(output.shape, input: input.shape)
         input.withUnsafeBufferPointer { x in
             output.withUnsafeMutableBufferPointer { out in
                 runForward(x, out, rows: rows)
@@ -72,11 +72,12 @@ extension LayerNorm {
     func withParameters<R>(_ body: (ForwardParameters) -> R) -> R {
         let w = elementwiseAffine ? weight : identityWeight
         let b = usesBias ? bias : identityBias
+        let kernels = Kernels.layerNorm
         return w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
                 BLAS.ones.withUnsafeBufferPointer { ones in
                     body(ForwardParameters(dim: dim, eps: Double(eps), weight: wp.baseAddress!,
-                                           bias: bp.baseAddress!, ones: ones.baseAddress!))
+                                           bias: bp.baseAddress!, ones: ones.baseAddress!, kernels: kernels))
                 }
             }
         }

@@ -21,22 +21,10 @@ extension LayerNorm {
         ///   - reciprocalStandardDeviations: one `1/sqrt(var + eps)` per row.
         /// - Throws: ``NormKitError`` for an invalid shape or a wrong number of values.
         public init(inputShape: [Int], means: [Double], reciprocalStandardDeviations: [Double]) throws(NormKitError) {
-            _ = try Shape.elementCount(inputShape)
-            var rows = 1
-            for d in inputShape.dropLast() {
-                let (product, overflow) = rows.multipliedReportingOverflow(by: d)
-                if overflow { throw .shapeOverflow(shape: inputShape) }
-                rows = product
-            }
-            guard means.count == rows else {
-                throw .invalidArgument(name: "means", expected: "\(rows) values (one per row of \(inputShape))",
-                                       actual: "\(means.count)")
-            }
-            guard reciprocalStandardDeviations.count == rows else {
-                throw .invalidArgument(name: "reciprocalStandardDeviations",
-                                       expected: "\(rows) values (one per row of \(inputShape))",
-                                       actual: "\(reciprocalStandardDeviations.count)")
-            }
+            let rows = try NormValidation.rowCount(inputShape: inputShape)
+            try NormValidation.perRow("means", count: means.count, rows: rows, inputShape: inputShape)
+            try NormValidation.perRow("reciprocalStandardDeviations", count: reciprocalStandardDeviations.count,
+                                      rows: rows, inputShape: inputShape)
             self.inputShape = inputShape
             self.means = means
             self.reciprocalStandardDeviations = reciprocalStandardDeviations
@@ -208,12 +196,8 @@ extension LayerNorm {
     /// Checks backward's arguments; returns the row count.
     func validateBackward(outputGradient: Tensor, input: Tensor, statistics: Statistics) throws(NormKitError) -> Int {
         let rows = try validate(input: input.shape)
-        guard outputGradient.shape == input.shape else {
-            throw .shapeMismatch(name: "outputGradient", expected: input.shape, actual: outputGradient.shape)
-        }
-        guard statistics.inputShape == input.shape else {
-            throw .shapeMismatch(name: "statistics.inputShape", expected: input.shape, actual: statistics.inputShape)
-        }
+        try NormValidation.backward(outputGradient: outputGradient.shape, input: input.shape,
+                                    statistics: statistics.inputShape)
         return rows
     }
 

@@ -46,8 +46,7 @@ public struct LayerNorm: Sendable {
     /// - Throws: ``NormKitError/invalidDimension(_:)``, ``NormKitError/invalidEpsilon(_:)``, or
     ///   ``NormKitError/tooLarge(shape:elementCount:)`` for a `dim` no process could allocate.
     public init(dim: Int, eps: Float = 1e-5, elementwiseAffine: Bool = true, bias: Bool = true) throws(NormKitError) {
-        guard dim >= 1 else { throw .invalidDimension(dim) }
-        guard eps.isFinite && eps > 0 else { throw .invalidEpsilon(eps) }
+        try NormValidation.layerSettings(dim: dim, eps: eps)
         self.dim = dim
         self.eps = eps
         self.elementwiseAffine = elementwiseAffine
@@ -65,17 +64,9 @@ public struct LayerNorm: Sendable {
 
     /// Checks that `input` can be normalised by this layer, and returns its row count.
     func validate(input shape: [Int]) throws(NormKitError) -> Int {
-        guard let last = shape.last, last == dim else {
-            throw .inputShapeMismatch(expectedLastDimension: dim, actual: shape)
-        }
-        if elementwiseAffine && weight.shape != [dim] {
-            throw .parameterShapeMismatch(name: "weight", expected: [dim], actual: weight.shape)
-        }
-        if usesBias && bias.shape != [dim] {
-            throw .parameterShapeMismatch(name: "bias", expected: [dim], actual: bias.shape)
-        }
-        var rows = 1
-        for d in shape.dropLast() { rows &*= d }  // cannot overflow: a Tensor's shape product fits
+        let rows = try NormValidation.rows(of: shape, dim: dim)
+        if elementwiseAffine { try NormValidation.parameter("weight", weight, dim: dim) }
+        if usesBias { try NormValidation.parameter("bias", bias, dim: dim) }
         return rows
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NormKit
+import NormKitTesting
 
 // Normalise a [2, 4, 768] activation tensor and check it against the reference.
 let x = Tensor.randomNormal([2, 4, 768], mean: 3, standardDeviation: 5, seed: 1)

@@ -1,9 +1,12 @@
+import NormKit
+
 /// Naive, obviously correct implementations to test against.
 ///
 /// Everything here is scalar loops in `Double`: slow, simple, and exact to far
 /// better than float precision for any float input (a float's square and any sum of
 /// a few thousand of them fit a double with room to spare). NormKit's own tests use
-/// these; they are public so downstream projects can test against them too.
+/// these; they are public (in the `NormKitTesting` product) so downstream projects can
+/// test against them too.
 public enum Reference {
     /// LayerNorm over the last axis, computed in `Double` and returned unrounded.
     ///
@@ -17,7 +20,7 @@ public enum Reference {
     ///   - bias: `[dim]`, or `nil` for zeros.
     ///   - eps: added to the variance.
     /// - Returns: the row-major results, one `Double` per input element.
-    /// - Throws: ``NormKitError`` when weight or bias is not `[dim]`.
+    /// - Throws: `NormKitError` when weight or bias is not `[dim]`.
     public static func layerNormDouble(
         _ input: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5
     ) throws(NormKitError) -> [Double] {
@@ -36,19 +39,7 @@ public enum Reference {
         let rows = x.count / dim
         for r in 0..<rows {
             let start = r * dim
-            var sum = 0.0
-            for i in 0..<dim { sum += Double(x[start + i]) }
-            var mean = sum / Double(dim)
-            var correction = 0.0
-            for i in 0..<dim { correction += Double(x[start + i]) - mean }
-            mean += correction / Double(dim)
-            var squares = 0.0
-            for i in 0..<dim {
-                let d = Double(x[start + i]) - mean
-                squares += d * d
-            }
-            let variance = squares / Double(dim)
-            let rstd = 1 / (variance + Double(eps)).squareRoot()
+            let (mean, rstd) = doubleRowStatistics(count: dim, eps: Double(eps)) { Double(x[start + $0]) }
             for i in 0..<dim {
                 out[start + i] = (Double(x[start + i]) - mean) * rstd * Double(w[i]) + Double(b[i])
             }

@@ -1,3 +1,5 @@
+import NormKit
+
 extension Reference {
     /// A catalogue of rows on which float32 LayerNorms are known to go wrong, for
     /// testing any implementation (NormKit's tests and `normkit accuracy` use it).

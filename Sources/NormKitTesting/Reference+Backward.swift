@@ -1,3 +1,5 @@
+import NormKit
+
 extension Reference {
     /// LayerNorm gradients computed in `Double`, unrounded: see
     /// ``layerNormBackwardDouble(outputGradient:input:weight:eps:)``.
@@ -22,7 +24,7 @@ extension Reference {
     /// The weight and bias gradients are those of a layer that applies them, whether or
     /// not `weight` is given (`nil` means ones).
     ///
-    /// - Throws: ``NormKitError`` when `outputGradient`'s shape is not `input`'s or
+    /// - Throws: `NormKitError` when `outputGradient`'s shape is not `input`'s or
     ///   `weight` is not `[dim]`.
     public static func layerNormBackwardDouble(
         outputGradient: Tensor, input: Tensor, weight: Tensor? = nil, eps: Float = 1e-5
@@ -87,13 +89,9 @@ extension Reference {
         return out
     }
 
-    /// A row's mean (with one correction step) and `1/sqrt(var + eps)` (two-pass), in `Double`.
-    static func statistics(_ row: ArraySlice<Double>, eps: Double) -> (mean: Double, rstd: Double) {
-        let n = Double(row.count)
-        var mean = row.reduce(0, +) / n
-        mean += row.reduce(0) { $0 + ($1 - mean) } / n
-        let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n
-        return (mean, 1 / (variance + eps).squareRoot())
+    /// A row's mean and `1/sqrt(var + eps)` in `Double` (NormKit's `doubleRowStatistics`).
+    package static func statistics(_ row: ArraySlice<Double>, eps: Double) -> (mean: Double, rstd: Double) {
+        doubleRowStatistics(count: row.count, eps: eps) { row[row.startIndex + $0] }
     }
 
     /// The accuracy measure for a whole tensor (a weight or bias gradient): the

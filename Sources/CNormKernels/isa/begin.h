@@ -1,0 +1,101 @@
+// Included first by each per-ISA source file, after it defines NK_LEVEL (0, 1 or 2):
+//
+//   #define NK_LEVEL 2
+//   #include "isa/begin.h"
+//   #include "layernorm.h"      // the math, written once
+//   #include "isa/end.h"
+//
+// It gives the body:
+//   NK_W               floats per vector (4, 8 or 16 lanes of the level's registers; the
+//                      baseline uses two 128-bit registers per vector, 8 floats)
+//   nk_vf, nk_vd       float and double vectors of NK_W lanes (clang vector extensions)
+//   nk_load/nk_store   unaligned loads and stores of nk_vf
+//   NK_FMA(a, b, c)    a·b + c, fused (one rounding) where the level has FMA, else two roundings
+//   NK_NAME(f)         f_baseline, f_avx2 or f_avx512: the level's own symbol names
+//   NK_HAS_FMA         1 when NK_FMA is fused
+// and puts every function up to isa/end.h under the level's target attribute
+// (`#pragma clang attribute`), so no compiler flag is needed. x86 levels above the
+// baseline compile to nothing off x86-64 (NK_ENABLED is 0 there).
+#include <string.h>
+#include "CNormKernels.h"
+
+#if NK_LEVEL == 0
+#define NK_ENABLED 1
+#define NK_W 8
+#define NK_SUFFIX baseline
+#define NK_HAS_FMA 0
+#elif NK_LEVEL == 1 && defined(__x86_64__)
+#define NK_ENABLED 1
+#define NK_W 8
+#define NK_SUFFIX avx2
+#define NK_HAS_FMA 1
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#elif NK_LEVEL == 2 && defined(__x86_64__)
+#define NK_ENABLED 1
+#define NK_W 16
+#define NK_SUFFIX avx512
+#define NK_HAS_FMA 1
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))), apply_to = function)
+#else
+#define NK_ENABLED 0
+#endif
+
+#if NK_ENABLED
+#define NK_CAT2(a, b) a##_##b
+#define NK_CAT(a, b) NK_CAT2(a, b)
+#define NK_NAME(f) NK_CAT(f, NK_SUFFIX)
+
+// The math's rounding is exactly what the code says: no contraction of a·b + c into
+// an FMA behind our back (NK_FMA says where one is wanted).
+#pragma clang fp contract(off)
+
+// Vectors wider than the level's registers (the baseline's 8 floats, AVX2's 8
+// doubles) are passed between static, always-inlined helpers of this file only:
+// no call ever crosses an ABI boundary with them.
+#pragma clang diagnostic ignored "-Wpsabi"
+
+typedef float nk_vf __attribute__((vector_size(NK_W * 4)));
+typedef double nk_vd __attribute__((vector_size(NK_W * 8)));
+typedef int32_t nk_vi __attribute__((vector_size(NK_W * 4)));
+
+static inline __attribute__((always_inline)) nk_vf nk_load(const float *p) {
+    nk_vf v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void nk_store(float *p, nk_vf v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (nk_vf){} + s; }
+// Macros, not functions, for double vectors: at the AVX2 level they are 512 bits wide,
+// which no AVX2 calling convention passes in registers.
+#define nk_splatd(s) ((nk_vd){} + (double)(s))
+#define nk_widen(v) __builtin_convertvector((v), nk_vd)
+/// Σ of the lanes of a double vector, lane 0 first.
+#define nk_sumd(v)                                    \
+    ({                                                \
+        const nk_vd nk_sum_v_ = (v);                  \
+        double nk_sum_s_ = 0;                         \
+        for (int nk_sum_i_ = 0; nk_sum_i_ < NK_W; nk_sum_i_++) nk_sum_s_ += nk_sum_v_[nk_sum_i_]; \
+        nk_sum_s_;                                    \
+    })
+
+/// The first `k` (< NK_W) floats of `p` in a vector, the other lanes `fill`.
+static inline __attribute__((always_inline)) nk_vf nk_load_partial(const float *p, size_t k, float fill) {
+    float tmp[NK_W];
+    for (size_t i = 0; i < NK_W; i++) tmp[i] = fill;
+    memcpy(tmp, p, k * sizeof(float));
+    return nk_load(tmp);
+}
+/// Stores the first `k` (< NK_W) lanes of `v` at `p`.
+static inline __attribute__((always_inline)) void nk_store_partial(float *p, size_t k, nk_vf v) {
+    float tmp[NK_W];
+    nk_store(tmp, v);
+    memcpy(p, tmp, k * sizeof(float));
+}
+
+#if NK_HAS_FMA
+#define NK_FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
+#else
+#define NK_FMA(a, b, c) ((a) * (b) + (c))
+#endif
+
+#endif

@@ -1,0 +1,24 @@
+// NK_TABLE_GETTER(type, getter): defines `const type *getter(int32_t level)`, which
+// returns the table `type_baseline`, `type_avx2` or `type_avx512` (each defined by the
+// per-ISA files, at the end of the body: `const type NK_NAME(type) = { ... };`), or
+// NULL for a level this CPU lacks.
+#include "CNormKernels.h"
+
+#if defined(__x86_64__)
+#define NK_TABLE_GETTER(type, getter)                                   \
+    extern const type type##_baseline, type##_avx2, type##_avx512;      \
+    const type *getter(int32_t level) {                                 \
+        if (level < 0 || level > nk_isa_detected()) return NULL;        \
+        switch (level) {                                                \
+        case NK_ISA_AVX512: return &type##_avx512;                      \
+        case NK_ISA_AVX2: return &type##_avx2;                          \
+        default: return &type##_baseline;                               \
+        }                                                               \
+    }
+#else
+#define NK_TABLE_GETTER(type, getter)                                   \
+    extern const type type##_baseline;                                  \
+    const type *getter(int32_t level) {                                 \
+        return level == NK_ISA_BASELINE ? &type##_baseline : NULL;      \
+    }
+#endif

@@ -1,0 +1,103 @@
+// Shape checks shared by the norm layers (LayerNorm, RMSNorm): one wording of each
+// error, whichever layer throws it.
+
+enum NormValidation {
+    /// The row count of an input of `shape` for a layer of size `dim`, or the error
+    /// that makes it unusable (its last dimension is not `dim`).
+    @inline(__always)
+    static func rows(of shape: [Int], dim: Int) throws(NormKitError) -> Int {
+        guard let last = shape.last, last == dim else {
+            throw .inputShapeMismatch(expectedLastDimension: dim, actual: shape)
+        }
+        var rows = 1
+        for d in shape.dropLast() { rows &*= d }  // cannot overflow: a Tensor's shape product fits
+        return rows
+    }
+
+    /// Checks that a layer parameter (weight, bias) still has shape `[dim]`: they are
+    /// assignable, so they are checked on every call.
+    @inline(__always)
+    static func parameter(_ name: String, _ tensor: Tensor, dim: Int) throws(NormKitError) {
+        guard tensor.shape.count == 1 && tensor.shape[0] == dim else {
+            throw .parameterShapeMismatch(name: name, expected: [dim], actual: tensor.shape)
+        }
+    }
+
+    /// The row count of a valid `inputShape` (rank >= 1, product fits), for statistics
+    /// built from saved values; throws for an invalid shape.
+    static func rowCount(inputShape: [Int]) throws(NormKitError) -> Int {
+        _ = try Shape.elementCount(inputShape)
+        var rows = 1
+        for d in inputShape.dropLast() {
+            let (product, overflow) = rows.multipliedReportingOverflow(by: d)
+            if overflow { throw .shapeOverflow(shape: inputShape) }
+            rows = product
+        }
+        return rows
+    }
+
+    /// Checks that a saved-statistics array holds one value per row.
+    static func perRow(_ name: String, count: Int, rows: Int, inputShape: [Int]) throws(NormKitError) {
+        guard count == rows else {
+            throw .invalidArgument(name: name, expected: "\(rows) values (one per row of \(inputShape))",
+                                   actual: "\(count)")
+        }
+    }
+
+    /// Checks backward's tensors against the input's shape.
+    static func backward(outputGradient: [Int], input: [Int], statistics: [Int]) throws(NormKitError) {
+        guard outputGradient == input else {
+            throw .shapeMismatch(name: "outputGradient", expected: input, actual: outputGradient)
+        }
+        guard statistics == input else {
+            throw .shapeMismatch(name: "statistics.inputShape", expected: input, actual: statistics)
+        }
+    }
+
+    /// Checks the layer's `dim` and `eps` at init.
+    static func layerSettings(dim: Int, eps: Float) throws(NormKitError) {
+        guard dim >= 1 else { throw .invalidDimension(dim) }
+        guard eps.isFinite && eps > 0 else { throw .invalidEpsilon(eps) }
+    }
+
+    /// Checks `output` for a forward into caller storage: the same shape as the input.
+    @inline(__always)
+    static func output(_ output: [Int], input: [Int]) throws(NormKitError) {
+        guard output == input else {
+            throw .shapeMismatch(name: "output", expected: input, actual: output)
+        }
+    }
+}
+
+extension NormValidation {
+    /// The row count of a raw buffer of `count` floats for a layer of size `dim`.
+    static func rows(ofCount count: Int, dim: Int, name: String) throws(NormKitError) -> Int {
+        guard count % dim == 0 else {
+            throw .invalidArgument(name: name, expected: "a multiple of dim \(dim) floats", actual: "\(count) floats")
+        }
+        return count / dim
+    }
+
+    /// Checks that buffer `name` holds `expected` floats (the input's count).
+    static func count(_ name: String, _ count: Int, expected: Int) throws(NormKitError) {
+        guard count == expected else {
+            throw .invalidArgument(name: name, expected: "\(expected) floats (the input's count)", actual: "\(count) floats")
+        }
+    }
+
+    /// Checks the aliasing rule of the raw-buffer entry points: two buffers of `count`
+    /// floats are either the very same memory (in place) or do not overlap at all.
+    static func noPartialOverlap(
+        _ a: UnsafeRawPointer?, _ aName: String, _ b: UnsafeRawPointer?, _ bName: String, count: Int
+    ) throws(NormKitError) {
+        guard let a, let b, count > 0, a != b else { return }
+        let bytes = count &* MemoryLayout<Float>.stride
+        let lo = Int(bitPattern: a), hi = Int(bitPattern: b)
+        let distance = hi > lo ? hi &- lo : lo &- hi
+        if distance < bytes {
+            throw .invalidArgument(
+                name: "\(bName)", expected: "the same memory as \(aName) (in place) or memory disjoint from it",
+                actual: "a buffer overlapping \(aName) by \((bytes - distance) / MemoryLayout<Float>.stride) of \(count) floats (\(bName) starts \(hi > lo ? "" : "-")\(distance) bytes after \(aName))")
+        }
+    }
+}

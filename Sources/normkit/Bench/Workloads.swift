@@ -1,0 +1,155 @@
+import ArgumentParser
+import Dispatch
+import NormKit
+import NormKitTesting
+
+/// What `normkit bench` can time. Each case builds its own inputs and says which bytes
+/// one call must move (the baseline streams exactly those).
+enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
+    /// `LayerNorm.forward(_:into:)`: no allocation per call.
+    case forward
+    /// `LayerNorm.forward(_:)`: allocates its output each call.
+    case forwardAllocating = "forward-alloc"
+    /// `Reference.layerNorm`: the naive Double reference, for scale.
+    case reference
+    /// `LayerNorm.backward(outputGradient:input:statistics:)`: fresh gradients (dx,
+    /// dweight, dbias) each call, as PyTorch's `native_layer_norm_backward` returns them.
+    case backward
+    /// `LayerNorm.backward(..., accumulatingInto:)`: adds into gradients made once.
+    case backwardAccumulating = "backward-accumulate"
+
+    var isBackward: Bool { self == .backward || self == .backwardAccumulating }
+
+    /// Tensors a call reads or writes, each the input's size: forward reads x and
+    /// writes y; backward reads x and dy and writes dx (its statistics, weight and
+    /// parameter gradients are a few KB).
+    var streams: Int { isBackward ? 3 : 2 }
+
+    /// One call of the workload on `state`'s tensors.
+    func runOnce(_ state: BenchState) {
+        switch self {
+        case .forward:
+            try! state.norm.forward(state.x, into: &state.y)
+        case .forwardAllocating:
+            state.sink = try! state.norm.forward(state.x)
+        case .reference:
+            state.sink = try! Reference.layerNorm(state.x, weight: state.norm.weight, bias: state.norm.bias)
+        case .backward:
+            state.gradientSink = try! state.norm.backward(
+                outputGradient: state.dy, input: state.x, statistics: state.statistics!)
+        case .backwardAccumulating:
+            try! state.norm.backward(
+                outputGradient: state.dy, input: state.x, statistics: state.statistics!,
+                accumulatingInto: &state.gradientSink!)
+        }
+    }
+}
+
+/// The tensors a bench run works on and the baseline passes it times against
+/// (the timing loop is in Timing.swift).
+final class BenchState {
+    let workload: Workload
+    let norm: LayerNorm
+    let x: Tensor
+    /// The output gradient (backward workloads; empty otherwise).
+    let dy: Tensor
+    /// What forward saved for backward (backward workloads).
+    let statistics: LayerNorm.Statistics?
+    var y: Tensor
+    /// Where allocating workloads put their result, so it is not optimised away.
+    var sink: Tensor
+    /// Backward's gradients: the last fresh result, or what an accumulating call adds into.
+    var gradientSink: LayerNorm.Gradients?
+    /// Bytes of the input. A call must move `workload.streams` times as many.
+    let bytes: Int
+
+    init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0, gpt2Like: Bool = false) throws {
+        self.workload = workload
+        let dim = shape.last!
+        var norm = try LayerNorm(dim: dim)
+        // A non-trivial affine transform, so the kernel's weight and bias loads are real.
+        norm.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.2, seed: seed &+ 1)
+        norm.bias = Tensor.randomNormal([dim], standardDeviation: 0.1, seed: seed &+ 2)
+        self.norm = norm
+        if gpt2Like {
+            let rows = shape.dropLast().reduce(1, *)
+            x = try Tensor(shape: shape, scalars: Activations.gpt2Like(batch: 1, seq: rows, dim: dim, seed: seed).scalars)
+        } else {
+            x = Tensor.randomNormal(shape, mean: inputMean, standardDeviation: 2, seed: seed)
+        }
+        y = Tensor.zeros(shape)
+        sink = y
+        bytes = x.scalarCount * MemoryLayout<Float>.stride
+        if workload.isBackward {
+            dy = Tensor.randomNormal(shape, seed: seed &+ 3)
+            statistics = try norm.forwardForTraining(x).statistics
+            gradientSink = workload == .backwardAccumulating ? try norm.zeroGradients(inputShape: shape) : nil
+        } else {
+            dy = Tensor.zeros([0])
+            statistics = nil
+        }
+    }
+
+    /// A single-thread pass that only streams the bytes a call must move: a memcpy of
+    /// the input into the output (forward), or `y = x + dy` (backward: reads x and dy,
+    /// writes a tensor of their size).
+    func baselineOnce() {
+        x.withUnsafeBufferPointer { src in
+            y.withUnsafeMutableBufferPointer { dst in
+                guard let d = dst.baseAddress, let s = src.baseAddress else { return }
+                if workload.isBackward {
+                    dy.withUnsafeBufferPointer { g in BenchState.add(s, g.baseAddress!, d, src.count) }
+                } else {
+                    d.update(from: s, count: src.count)
+                }
+            }
+        }
+    }
+
+    /// The same pass split into `threads` contiguous parts on Dispatch's threads.
+    func baselineParallel(threads: Int) {
+        x.withUnsafeBufferPointer { src in
+            y.withUnsafeMutableBufferPointer { dst in
+                guard let d = dst.baseAddress, let s = src.baseAddress else { return }
+                dy.withUnsafeBufferPointer { g in
+                    let count = src.count, backward = workload.isBackward
+                    let (dp, sp) = (UncheckedPointer(d), UncheckedPointer(UnsafeMutablePointer(mutating: s)))
+                    let gp = UncheckedPointer(UnsafeMutablePointer(mutating: g.baseAddress ?? s))
+                    DispatchQueue.concurrentPerform(iterations: threads) { t in
+                        let lo = t * count / threads, hi = (t + 1) * count / threads
+                        if backward {
+                            BenchState.add(sp.pointer + lo, gp.pointer + lo, dp.pointer + lo, hi - lo)
+                        } else {
+                            (dp.pointer + lo).update(from: sp.pointer + lo, count: hi - lo)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// out = a + b over `count` floats, SIMD16 over raw pointers: each byte read or
+    /// written once, at streaming speed.
+    @inline(never)
+    static func add(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ count: Int) {
+        typealias V = SIMD16<Float>
+        var i = 0
+        while i &+ 16 <= count {
+            let v = UnsafeRawPointer(a + i).loadUnaligned(as: V.self) + UnsafeRawPointer(b + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(out + i).storeBytes(of: v, as: V.self)
+            i &+= 16
+        }
+        while i < count {
+            out[i] = a[i] + b[i]
+            i &+= 1
+        }
+    }
+
+}
+
+/// A pointer that may cross into Dispatch's `@Sendable` closures: each part of the
+/// parallel baseline writes its own range while the caller waits.
+struct UncheckedPointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
+}
