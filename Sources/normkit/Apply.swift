@@ -53,7 +53,7 @@ struct Apply: ParsableCommand {
             \(inputName) \(x.shape) -> \(output == "-" ? "standard output" : output) \(y.shape)
 
             """
-        if output == "-" { CommandInput.writeStandardError(summary) } else { print(summary, terminator: "") }
+        if output == "-" { writeStderr(summary) } else { print(summary, terminator: "") }
     }
 }
 

@@ -23,7 +23,7 @@ enum CommandInput {
         let items = text.split(separator: ",", omittingEmptySubsequences: false)
         var values: [Int] = []
         for (i, item) in items.enumerated() {
-            let trimmed = trim(item)
+            let trimmed = String(item.trimmingWhitespace())
             guard let n = Int(trimmed), n >= minimum else {
                 let what = trimmed.isEmpty ? "an empty item" : "'\(trimmed)'"
                 throw ValidationError(
@@ -32,11 +32,6 @@ enum CommandInput {
             values.append(n)
         }
         return values
-    }
-
-    /// `text` without leading and trailing spaces and tabs.
-    static func trim(_ text: Substring) -> String {
-        String(text.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
     }
 
     /// The product of `dims`, or an error naming `what` when it overflows Int.
@@ -77,7 +72,7 @@ enum CommandInput {
     /// `--eps` as typed: a finite number > 0 that stays > 0 as a Float (so `1e-50`, which
     /// underflows to 0, is named as typed instead of being blamed on a file as `0.0`).
     static func epsilon(_ text: String) throws -> Float {
-        let trimmed = trim(Substring(text))
+        let trimmed = String(Substring(text).trimmingWhitespace())
         guard let value = Double(trimmed), value.isFinite else {
             throw ValidationError("--eps must be a finite number > 0, like 1e-5; got '\(text)'")
         }
@@ -122,12 +117,6 @@ enum CommandInput {
             return nil
         }
         if let failure { throw ValidationError("cannot write standard output: \(String(cString: strerror(failure)))") }
-    }
-
-    /// Writes `text` to standard error.
-    static func writeStandardError(_ text: String) {
-        var bytes = Array(text.utf8)
-        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
 
     /// The device and inode `path` leads to (after symlinks; `-` is `standardStream`),
