@@ -12,7 +12,7 @@ let package = Package(
         // Test support: the float64 reference and the hard-row catalogue, for NormKit's
         // tests and for downstream packages that test their use of NormKit against it.
         .library(name: "NormKitTesting", targets: ["NormKitTesting"]),
-        .executable(name: "normkit", targets: ["normkit"]),
+        .executable(name: "normkit", targets: ["NormKitCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,14 +49,16 @@ let package = Package(
             dependencies: ["NormKit"],
             path: "Sources/NormKitTesting"
         ),
+        // The `normkit` command. Not named like its product: `normkit` and `NormKit` would be
+        // one folder and one module file on a case-insensitive file system (macOS's default).
         .executableTarget(
-            name: "normkit",
+            name: "NormKitCLI",
             dependencies: [
                 "NormKit",
                 "NormKitTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "Sources/normkit"
+            path: "Sources/NormKitCLI"
         ),
         // scripts/leak-check.sh: a long loop of NormKit calls, run under valgrind and
         // checked for resident-memory growth. Not a product; dependents never build it.

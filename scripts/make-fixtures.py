@@ -128,5 +128,55 @@ var = ((x64 - mean) ** 2).mean(-1, keepdims=True)
 y = (x64 - mean) / np.sqrt(var + 1e-5) * w.astype(np.float64) + b.astype(np.float64)
 np.save(path("gpt2_h0_ln1_expected.npy"), y.astype(np.float32))
 
+# ---------------------------------------------------------------- Llama-named checkpoints
+# Hugging Face's LlamaForCausalLM names (3 decoder layers, dim 8, RMSNorm: weights only),
+# in F32, F16 and BF16. Norm layer k in model order (model.layers.0.input_layernorm = 0,
+# model.layers.0.post_attention_layernorm = 1, ..., model.norm = 6) has
+#     weight[j] = 1 + k/32 + j/128     (exact in float32, float16 and bfloat16).
+LLAMA_LAYERS = 3
+
+
+def llama_weight(k):
+    return (1 + k / 32 + np.arange(DIM, dtype=np.float64) / 128).astype(np.float32)
+
+
+def llama_tensors(prefix):
+    t = {f"{prefix}embed_tokens.weight": rng.standard_normal((16, DIM)).astype(np.float32)}
+    k = 0
+    for i in range(LLAMA_LAYERS):
+        for name in ("input_layernorm", "post_attention_layernorm"):
+            t[f"{prefix}layers.{i}.{name}.weight"] = llama_weight(k)
+            k += 1
+        for proj in ("self_attn.q_proj", "self_attn.k_proj", "mlp.down_proj"):
+            t[f"{prefix}layers.{i}.{proj}.weight"] = (0.02 * rng.standard_normal((DIM, DIM))).astype(np.float32)
+    t[f"{prefix}norm.weight"] = llama_weight(k)
+    return t
+
+
+llama = llama_tensors("model.")
+llama["lm_head.weight"] = llama["model.embed_tokens.weight"].copy()
+save_file(llama, path("llama_f32.safetensors"), metadata={"format": "pt"})
+save_file({k: v.astype(np.float16) for k, v in llama.items()}, path("llama_f16.safetensors"), metadata={"format": "pt"})
+# BF16: the top halves of the float32 bits (truncation; the norm weights are exact).
+bf16_bits = {k: (np.ascontiguousarray(v).view(np.uint32) >> 16).astype("<u2") for k, v in llama.items()}
+safetensors.serialize_file(
+    {k: safetensors.TensorSpec(dtype="bfloat16", shape=list(b.shape), data_ptr=b.ctypes.data, data_len=b.nbytes)
+     for k, b in bf16_bits.items()},
+    path("llama_bf16.safetensors"),
+    metadata={"format": "pt"},
+)
+# LlamaModel names: no "model." prefix.
+save_file(llama_tensors(""), path("llama_model_unprefixed.safetensors"), metadata={"format": "pt"})
+
+# Activations for `apply --kind rms`, with one massive channel, and the float64 RMSNorm of
+# them with model.layers.0.input_layernorm (eps 1e-5), rounded to float32.
+x = rng.standard_normal((2, 3, DIM))
+x[..., 5] = 400 * (1 + 0.1 * x[..., 5])
+x = x.astype(np.float32)
+np.save(path("llama_activations.npy"), x)
+x64 = x.astype(np.float64)
+y = x64 / np.sqrt((x64 ** 2).mean(-1, keepdims=True) + 1e-5) * llama_weight(0).astype(np.float64)
+np.save(path("llama_l0_input_rms_expected.npy"), y.astype(np.float32))
+
 for name in sorted(os.listdir(OUT)):
     print(f"{os.path.getsize(path(name)):7d}  {name}")

@@ -35,6 +35,10 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidFile(format: String, offset: Int?, reason: String)
     /// A tensor or layer name that a file does not hold; `available` lists what it does hold.
     case missingTensor(name: String, available: [String])
+    /// A checkpoint layer of another kind than the one asked for: a weight-only layer
+    /// (an RMSNorm, in Llama-family files) loaded as a LayerNorm, or a layer with a bias
+    /// (a LayerNorm) loaded as an RMSNorm. `reason` says what was found and what to call.
+    case layerKindMismatch(name: String, reason: String)
     /// An error from the file system, with the path and the system's message.
     case io(path: String, reason: String)
     /// A well-formed file holding something NormKit does not read: a dtype it does not
@@ -76,6 +80,8 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
             var list = available.isEmpty ? "none" : available.prefix(50).joined(separator: ", ")
             if available.count > 50 { list += ", ... (\(available.count - 50) more)" }
             return "no tensor or layer named '\(name)'; available: \(list)"
+        case let .layerKindMismatch(name, reason):
+            return "layer '\(name)': \(reason)"
         case let .io(path, reason):
             return "\(path): \(reason)"
         case let .unsupported(format, reason):
@@ -84,12 +90,6 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func count(_ shape: [Int]) -> String {
-        var n = 1
-        for d in shape {
-            let (p, o) = n.multipliedReportingOverflow(by: d)
-            if o { return "overflowing" }
-            n = p
-        }
-        return String(n)
+        Shape.product(shape).map(String.init) ?? "overflowing"
     }
 }

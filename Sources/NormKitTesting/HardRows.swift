@@ -4,10 +4,9 @@ extension Reference {
     /// A catalogue of rows on which float32 LayerNorms are known to go wrong, for
     /// testing any implementation (NormKit's tests and `normkit accuracy` use it).
     ///
-    /// PyTorch 2.15's float32 CPU kernel, measured on this project's machines at
-    /// `dim` 768, is off by 2.7e-4 on ``largeMeanSmallSpread``, 3.5e-4 on
-    /// ``integerSteps``, 2.9e-2 on ``millionPlusNoise``, returns all zeros on
-    /// ``hugeNoise`` and NaN on ``enormousNoise``.
+    /// Statistics kept in float32 lose the spread to the mean on ``largeMeanSmallSpread``,
+    /// ``integerSteps`` and ``millionPlusNoise``, and a float32 sum of squares overflows on
+    /// ``hugeNoise`` and ``enormousNoise`` (docs/numerics.md has PyTorch's measured errors).
     public enum HardRow: String, CaseIterable, Sendable {
         /// `100 + 0.01·randn`: mean 10^4 times the spread.
         case largeMeanSmallSpread = "100 + 0.01*randn"

@@ -140,7 +140,7 @@ struct BackwardPropertyTests {
     /// x̂ from the saved statistics, whose error it assumes to be up to 8u in
     /// |δmean|·rstd (BackwardKernel.statisticsError), and dweight_j = Σ dy_j·x̂_j
     /// multiplies that absolute error by |dy_j|. Where x̂_j is small and dy_j large the
-    /// term exceeds the contract (known issue, `BackwardReliabilityTests.weightGradientContractFailsForALargeGradientAtASmallXHat`).
+    /// term exceeds the contract (K2, now fixed: `BackwardReliabilityTests.weightGradientMeetsTheContractForALargeGradientAtASmallXHat`).
     @Test func backwardMatchesReferenceOnEveryRowFamily() {
         PropertyRun.check("backwardMatchesReferenceOnEveryRowFamily", cases: 300) { g, check in
             let dim = g.dim()

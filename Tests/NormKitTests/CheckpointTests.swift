@@ -129,10 +129,16 @@ struct CheckpointTests {
         #expect(norm.weight == w && norm.bias == b && norm.eps == 1e-12 && norm.usesBias)
     }
 
-    @Test func weightWithoutBiasGivesALayerWithoutBias() throws {
+    @Test func weightWithoutBiasGivesALayerWithoutBiasOnlyWhenAskedFor() throws {
         let w = Tensor.randomNormal([5], seed: 3)
         let file = try SafeTensors(data: SafeTensors.encode(["model.norm.weight": w]))
-        let norm = try LayerNorm(loading: "model.norm", from: file)
+        // By default a weight-only layer is refused: in Llama-family files it is an RMSNorm.
+        let refusal = #expect(throws: NormKitError.self) { try LayerNorm(loading: "model.norm", from: file) }
+        let message = refusal.map { "\($0)" } ?? ""
+        for part in ["no bias", "RMSNorm(loading:from:)", "requireBias: false", "Llama"] {
+            #expect(message.contains(part), "\(message)")
+        }
+        let norm = try LayerNorm(loading: "model.norm", from: file, requireBias: false)
         #expect(!norm.usesBias && norm.weight == w)
         let x = Tensor.randomNormal([3, 5], seed: 4)
         let error = Reference.maxRowError(try norm(x), expected: try Reference.layerNormDouble(x, weight: w))

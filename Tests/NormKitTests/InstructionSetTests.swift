@@ -63,3 +63,18 @@ struct InstructionSetTests {
         #expect(empty.level == .avx2 && empty.warning == nil)
     }
 }
+
+@Suite("Instruction-set levels differ only in rounding")
+struct InstructionSetRoundingTests {
+    @Test func levelsActuallyRunDifferentCode() throws {
+        guard InstructionSet.supported.count > 1 else { return }
+        let x = Tensor.randomNormal([64, 768], mean: 0.3, standardDeviation: 2, seed: 12)
+        var norm = try LayerNorm(dim: 768)
+        norm.weight = Tensor.randomNormal([768], mean: 1, standardDeviation: 0.5, seed: 3)
+        norm.bias = Tensor.randomNormal([768], standardDeviation: 0.2, seed: 4)
+        let base = try InstructionSet.with(.baseline) { try norm(x) }
+        let best = try InstructionSet.with(InstructionSet.detected) { try norm(x) }
+        // A fused multiply-add rounds once where the baseline rounds twice: some bits differ.
+        #expect(base.scalars != best.scalars)
+    }
+}

@@ -22,20 +22,35 @@
 /// once; `NK_ISA_BASELINE` off x86-64.
 int32_t nk_isa_detected(void);
 
+/// Σ d and Σ d² of a row's differences d = x - shift, in double.
+typedef struct nk_moments {
+    double sum;
+    double sum_squares;
+} nk_moments;
+
 /// The LayerNorm kernels of one level.
 typedef struct nk_layernorm_kernels {
-    /// out[0] = Σ (x[i] - shift), out[1] = Σ (x[i] - shift)², both in double:
-    /// every difference and square is exact or rounded once in double, whatever the
-    /// row's magnitude (a float squared cannot overflow or underflow a double).
-    void (*row_moments)(const float *x, size_t n, float shift, double *out);
+    /// Σ (x[i] - shift) and Σ (x[i] - shift)², both in double: every difference and
+    /// square is exact or rounded once in double, whatever the row's magnitude (a float
+    /// squared can neither overflow nor underflow a double).
+    nk_moments (*row_moments)(const float *x, size_t n, float shift);
     /// y = ((x - mean_hi) - mean_lo)·scale·w + b (the mean as the sum of two floats).
     void (*affine)(const float *x, float *y, size_t n, float mean_hi, float mean_lo, float scale,
                    const float *w, const float *b);
+    /// One forward row (docs/numerics.md): the moments about `shift` (a float near the
+    /// mean, e.g. sdot(x, 1)/n; any finite value is correct, a far one costs a second
+    /// pass), the mean and rstd in double, then y. Writes them to stats[0], stats[1].
+    /// A row holding NaN or infinity gets y = NaN and NaN statistics.
+    void (*forward_row)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
+                        const float *b, double *stats);
 } nk_layernorm_kernels;
 
 /// The LayerNorm table of `level`, or NULL when this CPU lacks it.
 const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for(int32_t level);
 
 #pragma clang assume_nonnull end
+
+// Other kernel families (SwiftPM's module for this target is this umbrella header).
+#include "nk_rmsnorm.h"
 
 #endif

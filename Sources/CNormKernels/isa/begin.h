@@ -6,8 +6,7 @@
 //   #include "isa/end.h"
 //
 // It gives the body:
-//   NK_W               floats per vector (4, 8 or 16 lanes of the level's registers; the
-//                      baseline uses two 128-bit registers per vector, 8 floats)
+//   NK_W               floats per vector: the level's register width (4, 8 or 16)
 //   nk_vf, nk_vd       float and double vectors of NK_W lanes (clang vector extensions)
 //   nk_load/nk_store   unaligned loads and stores of nk_vf
 //   NK_FMA(a, b, c)    a·b + c, fused (one rounding) where the level has FMA, else two roundings
@@ -21,7 +20,7 @@
 
 #if NK_LEVEL == 0
 #define NK_ENABLED 1
-#define NK_W 8
+#define NK_W 4
 #define NK_SUFFIX baseline
 #define NK_HAS_FMA 0
 #elif NK_LEVEL == 1 && defined(__x86_64__)

@@ -3,7 +3,7 @@
 // (n mod NK_W elements) goes through the same vector code on a padded copy, so an
 // element's value does not depend on where in the row it sits.
 
-static void NK_NAME(nk_ln_row_moments)(const float *x, size_t n, float shift, double *out) {
+static nk_moments NK_NAME(nk_ln_row_moments)(const float *x, size_t n, float shift) {
     const nk_vd s = nk_splatd((double)shift);
     nk_vd a0 = {}, a1 = {}, q0 = {}, q1 = {};
     size_t i = 0;
@@ -22,8 +22,7 @@ static void NK_NAME(nk_ln_row_moments)(const float *x, size_t n, float shift, do
         a0 += d;
         q0 = NK_FMA(d, d, q0);
     }
-    out[0] = nk_sumd(a0 + a1);
-    out[1] = nk_sumd(q0 + q1);
+    return (nk_moments){nk_sumd(a0 + a1), nk_sumd(q0 + q1)};
 }
 
 static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_ln_affine_v)(
@@ -35,6 +34,12 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
                                   const float *w, const float *b) {
     const nk_vf hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
     size_t i = 0;
+    for (; i + 4 * NK_W <= n; i += 4 * NK_W) {
+        for (int j = 0; j < 4 * NK_W; j += NK_W) {
+            nk_store(y + i + j,
+                     NK_NAME(nk_ln_affine_v)(nk_load(x + i + j), nk_load(w + i + j), nk_load(b + i + j), hi, lo, r));
+        }
+    }
     for (; i + NK_W <= n; i += NK_W) {
         nk_store(y + i, NK_NAME(nk_ln_affine_v)(nk_load(x + i), nk_load(w + i), nk_load(b + i), hi, lo, r));
     }
@@ -45,7 +50,85 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
     }
 }
 
+/// y = ((x·p - mean_hi) - mean_lo)·scale·w + b for a power of two p: x·p is exact, and
+/// brings a row whose spread is near float's limits (x - mean could overflow, or lose
+/// digits among subnormals) to a spread near 1.
+static void NK_NAME(nk_ln_affine_scaled)(const float *x, float *y, size_t n, float p, float mean_hi, float mean_lo,
+                                         float scale, const float *w, const float *b) {
+    const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) {
+        nk_store(y + i, NK_NAME(nk_ln_affine_v)(nk_load(x + i) * pv, nk_load(w + i), nk_load(b + i), hi, lo, r));
+    }
+    if (i < n) {
+        const size_t k = n - i;
+        nk_store_partial(y + i, k, NK_NAME(nk_ln_affine_v)(nk_load_partial(x + i, k, 0) * pv, nk_load_partial(w + i, k, 0),
+                                                           nk_load_partial(b + i, k, 0), hi, lo, r));
+    }
+}
+
+/// The binary exponent of a positive normal double: v in [2^e, 2^(e+1)).
+static inline int NK_NAME(nk_exponent)(double v) {
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (int)((bits >> 52) & 0x7ff) - 1023;
+}
+
+/// 2^e as a float, for e in [-126, 127].
+static inline float NK_NAME(nk_pow2f)(int e) {
+    const uint32_t bits = (uint32_t)(e + 127) << 23;
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
+                                       const float *w, const float *b, double *stats) {
+    const double inv_n = 1.0 / (double)n;
+    if (!(shift - shift == 0)) shift = 0;  // NaN or infinite: any finite shift is correct
+    for (int pass = 0;; pass++) {
+        const nk_moments m = NK_NAME(nk_ln_row_moments)(x, n, shift);
+        const double delta = m.sum * inv_n, mean_square = m.sum_squares * inv_n;
+        if (!(delta - delta == 0 && mean_square - mean_square == 0)) break;  // NaN or ±inf in the row
+        const double variance = mean_square - delta * delta;
+        const double mean = (double)shift + delta;
+        // Accept when the shift is within a standard deviation of the mean: the
+        // subtraction above then cancels by a factor of at most 2. Else centre on the
+        // mean found, which every float of the row is at least as far from as it is
+        // from the nearest float (docs/numerics.md).
+        if (delta * delta <= variance || pass == 1) {
+            const double rstd = 1.0 / __builtin_sqrt((variance > 0 ? variance : 0) + eps);
+            if (variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100)) {
+                // Scale by p = 2^-e with e the exponent of the standard deviation: the
+                // spread becomes about 1. p stays a normal float, and so does rstd/p.
+                const int e_sd = NK_NAME(nk_exponent)(__builtin_sqrt(variance));
+                const int e_rstd = NK_NAME(nk_exponent)(rstd);
+                int k = -e_sd;
+                k = k < -126 ? -126 : k > 126 ? 126 : k;
+                if (k > e_rstd + 126) k = e_rstd + 126;  // rstd·2^-k >= 2^-126
+                const float p = NK_NAME(nk_pow2f)(k);
+                const double ms = mean * (double)p;
+                const float hi = (float)ms;
+                const float lo = (float)(ms - (double)hi);
+                NK_NAME(nk_ln_affine_scaled)(x, y, n, p, hi, lo, (float)(rstd / (double)p), w, b);
+            } else {
+                const float hi = (float)mean;
+                const float lo = (float)(mean - (double)hi);
+                NK_NAME(nk_ln_affine)(x, y, n, hi, lo, (float)rstd, w, b);
+            }
+            stats[0] = mean;
+            stats[1] = rstd;
+            return;
+        }
+        shift = (float)mean;
+    }
+    for (size_t i = 0; i < n; i++) y[i] = __builtin_nanf("");
+    stats[0] = __builtin_nan("");
+    stats[1] = __builtin_nan("");
+}
+
 const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .row_moments = NK_NAME(nk_ln_row_moments),
     .affine = NK_NAME(nk_ln_affine),
+    .forward_row = NK_NAME(nk_ln_forward_row),
 };

@@ -1,7 +1,7 @@
 // The one place NormKit calls BLAS.
 //
 // Every kernel goes through `BLAS`, so swapping the implementation (OpenBLAS on
-// Linux, Accelerate on Apple platforms) is this one file. Two rules hold here:
+// Linux, Accelerate on Apple platforms) is this one file. Three rules hold here:
 //
 // * OpenBLAS never starts its own threads inside our calls. Its level-1 routines
 //   (sdot, saxpy) go multi-threaded only above n = 10 000 in 0.3.x; we split every

@@ -18,25 +18,8 @@ public enum GPT2 {
     ///   `h.{i}.` tensors (not a GPT-2 checkpoint), listing its norm layers, and
     ///   ``NormKitError/invalidFile(format:offset:reason:)`` when the indices have a gap.
     public static func blockCount(in file: SafeTensors) throws(NormKitError) -> Int {
-        var indices = Set<Int>()
-        for name in file.names {
-            var rest = Substring(name)
-            if rest.hasPrefix("transformer.") { rest = rest.dropFirst("transformer.".count) }
-            guard rest.hasPrefix("h.") else { continue }
-            rest = rest.dropFirst(2)
-            guard let dot = rest.firstIndex(of: "."), let i = NaturalOrder.number(rest[..<dot]) else { continue }
-            indices.insert(i)
-        }
-        guard !indices.isEmpty else {
-            throw .missingTensor(name: "h.0.ln_1", available: file.normLayerNames)
-        }
-        let n = indices.count
-        if let missing = (0..<n).first(where: { !indices.contains($0) }) {
-            let top = indices.max() ?? 0
-            throw .invalidFile(format: "safetensors", offset: nil,
-                               reason: "GPT-2 blocks must be numbered h.0 ..< h.\(n): found \(n) block indices up to h.\(top) but no h.\(missing)")
-        }
-        return n
+        try file.numberedBlockCount(group: "h.", optionalPrefix: "transformer.", model: "GPT-2", unit: "block",
+                                    firstLayer: "h.0.ln_1")
     }
 
     /// Every norm layer's name in model order, `h.0.ln_1, h.0.ln_2, h.1.ln_1, ...,
@@ -54,14 +37,7 @@ public enum GPT2 {
             canonical.append("h.\(i).ln_2")
         }
         canonical.append("ln_f")
-        var names: [String] = []
-        names.reserveCapacity(canonical.count)
-        for name in canonical {
-            guard let actual = SafeTensors.prefixCandidates(name).first(where: { file.contains($0 + ".weight") || file.contains($0 + ".gamma") }) else {
-                throw .missingTensor(name: name, available: file.normLayerNames)
-            }
-            names.append(actual)
-        }
-        return names
+        return try file.resolveLayerNames(canonical, suffixes: ["weight", "gamma"],
+                                          candidates: SafeTensors.prefixCandidates)
     }
 }

@@ -3,8 +3,14 @@
 
 extension LayerNorm {
     /// A layer whose weight and bias come from a checkpoint: `prefix.weight` and
-    /// `prefix.bias`, or the older `prefix.gamma` and `prefix.beta`. A file without a
-    /// bias gives a layer without one (`usesBias == false`).
+    /// `prefix.bias`, or the older `prefix.gamma` and `prefix.beta`.
+    ///
+    /// A prefix with a weight and no bias is refused unless `requireBias` is false:
+    /// in Llama, Mistral, Qwen, Gemma and T5 files those layers are RMSNorm layers
+    /// (no mean subtracted), which ``RMSNorm/init(loading:from:eps:weightOffset:)``
+    /// loads. Loading one as a LayerNorm would give a wrong answer without any error.
+    /// With `requireBias: false` a weight-only prefix gives a bias-free LayerNorm
+    /// (`usesBias == false`), for files that really hold one.
     ///
     /// A prefix with a leading `transformer.` also matches the file's name without it,
     /// and the other way round, so `"h.0.ln_1"` and `"transformer.h.0.ln_1"` load the
@@ -19,11 +25,14 @@ extension LayerNorm {
     ///   norm layers (``SafeTensors/normLayerNames``) when there is no such layer;
     ///   ``NormKitError/invalidArgument(name:expected:actual:)`` for a weight that is
     ///   not rank 1; ``NormKitError/parameterShapeMismatch(name:expected:actual:)`` for a
-    ///   bias of another shape; ``NormKitError/invalidEpsilon(_:)``; and what
-    ///   ``SafeTensors/tensor(named:)`` throws (e.g. an unsupported dtype). A layer whose
-    ///   names mix the two conventions (`weight` with `beta`, `gamma` with `bias`) is
+    ///   bias of another shape; ``NormKitError/layerKindMismatch(name:reason:)`` for a
+    ///   weight-only prefix when `requireBias` is true; ``NormKitError/invalidEpsilon(_:)``;
+    ///   and what ``SafeTensors/tensor(named:)`` throws (e.g. an unsupported dtype). A layer
+    ///   whose names mix the two conventions (`weight` with `beta`, `gamma` with `bias`) is
     ///   refused as ambiguous (``SafeTensors/normParameterNames(for:)``).
-    public init(loading prefix: String, from file: SafeTensors, eps: Float = 1e-5) throws(NormKitError) {
+    public init(
+        loading prefix: String, from file: SafeTensors, eps: Float = 1e-5, requireBias: Bool = true
+    ) throws(NormKitError) {
         let found = try file.normParameterNames(for: prefix)
 
         let weight = try file.tensor(named: found.weight)
@@ -33,6 +42,13 @@ extension LayerNorm {
         }
         let dim = weight.shape[0]
         try self.init(dim: dim, eps: eps, elementwiseAffine: true, bias: found.bias != nil)
+        if requireBias && found.bias == nil {
+            throw .layerKindMismatch(
+                name: prefix,
+                reason: "the file has \(found.weight) and no bias. Llama-family files (Llama, Mistral, Qwen, Gemma, T5) "
+                    + "hold RMSNorm layers there: load it with RMSNorm(loading:from:). To load a LayerNorm without "
+                    + "bias on purpose, pass requireBias: false.")
+        }
         self.weight = weight
         if let biasName = found.bias {
             let bias = try file.tensor(named: biasName)
@@ -59,7 +75,7 @@ extension GPT2 {
     /// - Parameters:
     ///   - file: the checkpoint.
     ///   - eps: GPT-2's `layer_norm_epsilon`, 1e-5.
-    /// - Throws: what ``normLayerNames(in:)`` and ``LayerNorm/init(loading:from:eps:)`` throw.
+    /// - Throws: what ``normLayerNames(in:)`` and ``LayerNorm/init(loading:from:eps:requireBias:)`` throw.
     public static func normLayers(from file: SafeTensors, eps: Float = 1e-5) throws(NormKitError) -> [NamedLayer] {
         var layers: [NamedLayer] = []
         for name in try normLayerNames(in: file) {

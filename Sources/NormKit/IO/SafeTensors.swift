@@ -310,11 +310,8 @@ extension SafeTensors {
         for (i, d) in dims.enumerated() {
             shape.append(try nonNegativeInteger(d, "tensor '\(name)': shape[\(i)]"))
         }
-        var elements = 1
-        for d in shape {
-            let (p, overflow) = elements.multipliedReportingOverflow(by: d)
-            if overflow { throw fail(shapeOffset, "tensor '\(name)': the element count of shape \(shape) overflows") }
-            elements = p
+        guard let elements = Shape.product(shape) else {
+            throw fail(shapeOffset, "tensor '\(name)': the element count of shape \(shape) overflows")
         }
         let (bits, bitOverflow) = elements.multipliedReportingOverflow(by: dtype.bitWidth)
         if bitOverflow { throw fail(shapeOffset, "tensor '\(name)': the byte size of shape \(shape) of \(dtypeName) overflows") }

@@ -7,14 +7,17 @@
 //     dx = r·(g - x̂·mean(g·x̂)) = r·g - x·(r³·c/n)
 //     dweight = Σ_rows dy ⊙ x̂
 //
-// Everything is computed in Double from the float inputs and rounded once: products
-// of two floats are exact in Double, the row sum c has relative error below n·2^-53,
-// and the subtraction r·g - x·k, where dy is nearly parallel to x and the two terms
-// cancel, loses digits only of a Double. No fallback path is needed.
+// Everything is computed in Double (the C kernels `backward_dot` and `backward_row`)
+// from the float inputs and rounded once: products of two floats are exact in Double,
+// the row sum c has relative error below n·2^-53, and the subtraction r·g - x·k,
+// where dy is nearly parallel to x and the two terms cancel, loses digits only of a
+// Double. No fallback path is needed.
 //
 // Determinism: rows are grouped into fixed blocks of `blockRows`; each block sums its
 // rows' dweight terms in row order into its own partial, and the caller adds the
 // partials in block order. Block boundaries do not depend on the thread count.
+
+import CNormKernels
 
 enum RMSBackwardKernel {
     /// Rows per block of partial weight gradients. Fixed: changing it changes the
@@ -40,6 +43,8 @@ struct RMSBackwardJob {
     var offset: Float
     /// `blockCount × dim` partial sums of dy ⊙ x̂.
     var partials: UnsafeMutablePointer<Double>
+    /// The kernels of the call's instruction set (read on the calling thread).
+    var kernels: nk_rmsnorm_kernels
 
     func run(block b: Int) {
         let n = dim
@@ -49,28 +54,21 @@ struct RMSBackwardJob {
         for row in first ..< min(rows, first &+ RMSBackwardKernel.blockRows) {
             let o = row &* n
             RMSBackwardKernel.row(x + o, dy + o, dx + o, n, rrms: rrms[row], weight, offset,
-                                  accumulate: accumulate, partial: partial)
+                                  accumulate: accumulate, partial: partial, kernels: kernels)
         }
     }
 }
 
 extension RMSBackwardKernel {
-    /// One row (see the file comment).
+    /// One row (see the file comment), through the C kernels.
     @inline(__always)
     static func row(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int,
         rrms r: Double, _ w: UnsafePointer<Float>, _ offset: Float, accumulate: Bool,
-        partial: UnsafeMutablePointer<Double>
+        partial: UnsafeMutablePointer<Double>, kernels: nk_rmsnorm_kernels
     ) {
-        let o = Double(offset)
-        var c = 0.0
-        for i in 0..<n { c += Double(dy[i]) * (o + Double(w[i])) * Double(x[i]) }
+        let c = kernels.backward_dot(x, dy, w, offset, n)
         let k = r * r * r * c / Double(n)
-        for i in 0..<n {
-            let g = Double(dy[i]) * (o + Double(w[i]))
-            let v = Float(r * g - Double(x[i]) * k)
-            dx[i] = accumulate ? dx[i] + v : v
-            partial[i] += Double(dy[i]) * Double(x[i]) * r
-        }
+        kernels.backward_row(x, dy, dx, n, w, offset, r, k, accumulate ? 1 : 0, partial)
     }
 }

@@ -4,23 +4,22 @@
 //
 //     ms = Σx² / n,   r = 1/sqrt(ms + eps),   y = (x·r) ⊙ (o + w)
 //
-// Two paths, chosen per row from the row's own sum (docs/numerics.md, "RMSNorm"):
+// Σx² comes from the C kernel in Double (`row_sumsq`): a float's square is exact in
+// Double and no sum of them can overflow or underflow it, so one pass is exact to
+// n·2^-53 on every finite row, whatever its magnitude (1e30·randn, 1e-25·randn,
+// subnormals) and whatever BLAS library is linked (docs/numerics.md, "RMSNorm", says
+// why this is not `cblas_sdot`). r is Double; the output pass runs in float.
 //
-// * Fast path: S = sdot(x, x) (blocked for long rows, `BLAS.dot`), r in Double, then
-//   one element-wise pass. Taken when S is finite (no square overflowed float) and
-//   S/n >= 2^-96 (squares that fell into float's subnormal range, each off by at most
-//   2^-150, are then below 2^-54 of the sum). The sum has only positive terms, so its
-//   relative error is that of the summation order, not of any cancellation.
-// * Careful path, for every other row (|x| above ~1e19 or below ~1e-19 everywhere,
-//   zeros, NaN or infinity): scale the row by a power of two so that its largest
-//   magnitude is in [1, 4) (exact: only elements below 2^-126 of the largest can lose
-//   digits, and they are below float precision of the output), take sdot of the
-//   scaled row, and fold the power of two into r in Double.
+// One special case: when ms > 2^240 (|x| near float's limit), r is below float's
+// normal range. The row is then first scaled by 2^-64 (exact but for elements below
+// 2^-62, far under float precision of the output) and r by 2^64.
 //
-// A row's path and bits depend on that row alone, so the output does not depend on
-// how rows are grouped or split over threads. `y` may be the same memory as `x` (each
-// element is read before it is written, at the same index); it may not overlap it
-// otherwise.
+// A NaN or infinity makes ms NaN or infinite: the row comes out all NaN (r = NaN).
+//
+// A row's bits depend on that row alone, so the output does not depend on how rows
+// are split over threads. `y` may be the very same memory as `x`.
+
+import CNormKernels
 
 /// The parameters an RMSNorm pass shares across rows.
 struct RMSParameters {
@@ -30,6 +29,8 @@ struct RMSParameters {
     var weight: UnsafePointer<Float>
     /// Added to every weight: the scale is `offset + weight`.
     var offset: Float
+    /// The kernels of the call's instruction set (read on the calling thread).
+    var kernels: nk_rmsnorm_kernels
 }
 
 enum RMSKernel {
@@ -41,13 +42,15 @@ enum RMSKernel {
     ) {
         let n = p.dim
         for row in rows {
-            let r = normalizeRow(x + row &* n, y + row &* n, p)
+            let o = row &* n
+            let r = finish(x + o, y + o, sumOfSquares: p.kernels.row_sumsq(x + o, n), p)
             rrms?[row] = r
         }
     }
 
-    /// Adds `input` into `residual` (h = residual + input, the float sum), then writes
-    /// the norm of h into `y`; rows `rows`. `y` and `input` may each be `residual`'s memory.
+    /// sum = input + residual (the float sum), then y = norm(sum), rows `rows`: the sum
+    /// and its squares in one pass, giving the same bits as `run` on the sum. `sum` may
+    /// be `residual`'s or `input`'s memory, and `y` any of the three.
     static func runAdding(
         input: UnsafePointer<Float>, residual: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
         y: UnsafeMutablePointer<Float>, rows: Range<Int>,
@@ -56,48 +59,30 @@ enum RMSKernel {
         let n = p.dim
         for row in rows {
             let o = row &* n
-            ElementwiseKernels.add(input + o, residual + o, sum + o, n)
-            let r = normalizeRow(UnsafePointer(sum + o), y + o, p)
+            let squares = p.kernels.add_row_sumsq(input + o, residual + o, sum + o, n)
+            let r = finish(UnsafePointer(sum + o), y + o, sumOfSquares: squares, p)
             rrms?[row] = r
         }
     }
 
-    /// One row; returns its `1/sqrt(ms + eps)` (NaN for a row with NaN or infinity).
+    /// Writes the row from its sum of squares; returns its `1/sqrt(ms + eps)`.
     @inline(__always)
-    static func normalizeRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: RMSParameters) -> Double {
-        let ms = BLAS.dot(p.dim, x, x) / Double(p.dim)
-        guard ms.isFinite && ms >= 0x1p-96 else { return carefulRow(x, y, p) }
-        let r = 1 / (ms + p.eps).squareRoot()
-        ElementwiseKernels.scaleWeighted(x, y, p.dim, Float(r), p.weight, p.offset)
-        return r
-    }
-
-    /// The careful path (see the file comment).
-    @inline(never)
-    static func carefulRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: RMSParameters) -> Double {
+    static func finish(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, sumOfSquares: Double, _ p: RMSParameters
+    ) -> Double {
         let n = p.dim
-        let range = SIMDKernels.range(x, n)
-        guard range.finite else {
+        let ms = sumOfSquares / Double(n)
+        guard ms.isFinite else {
             y.update(repeating: .nan, count: n)
             return .nan
         }
-        let amax = max(abs(range.min), abs(range.max))
-        if amax == 0 {
-            // ms = 0: r = 1/sqrt(eps), y = 0·(o + w) (NaN where the weight is not finite).
-            let r = 1 / p.eps.squareRoot()
-            ElementwiseKernels.scaleWeighted(x, y, n, Float(r), p.weight, p.offset)
-            return r
+        let r = 1 / (ms + p.eps).squareRoot()
+        if ms <= 0x1p240 {
+            p.kernels.scale(x, y, n, Float(r), p.weight, p.offset)
+        } else {
+            SIMDKernels.scale(x, y, n, 0x1p-64)
+            p.kernels.scale(UnsafePointer(y), y, n, Float(r * 0x1p64), p.weight, p.offset)
         }
-        // z = x·2^k with max|z| in [1, 4) (k clamped to float's normal exponents: a
-        // subnormal row ends up in [2^-23, 4), still far from underflowing when squared).
-        let k = min(max(-Int(amax.exponent), -126), 126)
-        SIMDKernels.scale(x, y, n, Float(sign: .plus, exponent: k, significand: 1))
-        let msz = BLAS.dot(n, UnsafePointer(y), UnsafePointer(y)) / Double(n)
-        // ms(x) = msz·2^-2k; y = x·r·(o + w) = z·(r·2^-k)·(o + w), and r·2^-k =
-        // 1/sqrt(msz + eps·2^2k): every quantity stays inside Double's range.
-        let twoK = Double(sign: .plus, exponent: 2 &* k, significand: 1)
-        let s = 1 / (msz + p.eps * twoK).squareRoot()
-        ElementwiseKernels.scaleWeighted(UnsafePointer(y), y, n, Float(s), p.weight, p.offset)
-        return s * Double(sign: .plus, exponent: k, significand: 1)
+        return r
     }
 }

@@ -48,8 +48,6 @@ extension LayerNorm {
         let workers = RowParallel.workerCount(rows: rows, dim: dim, threads: .max) == 1 ? 1
             : RowParallel.workerCount(rows: rows, dim: dim, threads: Parallelism.effectiveThreadCount)
         withParameters { parameters in
-            var parameters = parameters
-            parameters.groupRows = rows &* dim <= ForwardKernel.groupedElementLimit
             if workers == 1 {
                 ForwardKernel.run(x: xBase, y: yBase, rows: 0..<rows, parameters: parameters, mean: mean, rstd: rstd)
                 return

@@ -232,9 +232,9 @@ extension LayerNorm {
     /// `forEachBlockRange` is handed the block count and a `@Sendable` body, and must
     /// call the body on disjoint ranges covering `0..<blockCount`, in any order and on
     /// any threads: the results do not depend on how (blocks are fixed groups of
-    /// `BackwardKernel.blockRows` rows). It defaults to one serial call over all
-    /// blocks. THIS is where a parallel-rows primitive plugs in, e.g.
-    /// `{ count, body in parallelFor(count, body) }`.
+    /// `BackwardKernel.blockRows` rows). The public calls pass
+    /// ``parallelBlockRanges(rows:)``; the default, one serial call over all blocks, is
+    /// for tests that compare the two.
     @discardableResult
     func runBackward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics, rows: Int,

@@ -65,8 +65,13 @@ public struct LayerNorm: Sendable {
     /// Checks that `input` can be normalised by this layer, and returns its row count.
     func validate(input shape: [Int]) throws(NormKitError) -> Int {
         let rows = try NormValidation.rows(of: shape, dim: dim)
+        try validateParameters()
+        return rows
+    }
+
+    /// Checks the weight and bias the layer applies (they are assignable).
+    func validateParameters() throws(NormKitError) {
         if elementwiseAffine { try NormValidation.parameter("weight", weight, dim: dim) }
         if usesBias { try NormValidation.parameter("bias", bias, dim: dim) }
-        return rows
     }
 }

@@ -27,12 +27,7 @@ enum NormValidation {
     /// built from saved values; throws for an invalid shape.
     static func rowCount(inputShape: [Int]) throws(NormKitError) -> Int {
         _ = try Shape.elementCount(inputShape)
-        var rows = 1
-        for d in inputShape.dropLast() {
-            let (product, overflow) = rows.multipliedReportingOverflow(by: d)
-            if overflow { throw .shapeOverflow(shape: inputShape) }
-            rows = product
-        }
+        guard let rows = Shape.product(inputShape.dropLast()) else { throw .shapeOverflow(shape: inputShape) }
         return rows
     }
 
@@ -99,5 +94,32 @@ extension NormValidation {
                 name: "\(bName)", expected: "the same memory as \(aName) (in place) or memory disjoint from it",
                 actual: "a buffer overlapping \(aName) by \((bytes - distance) / MemoryLayout<Float>.stride) of \(count) floats (\(bName) starts \(hi > lo ? "" : "-")\(distance) bytes after \(aName))")
         }
+    }
+}
+
+extension NormValidation {
+    /// Checks a fused call's residual against the input's shape.
+    @inline(__always)
+    static func residual(_ residual: [Int], input: [Int]) throws(NormKitError) {
+        guard residual == input else {
+            throw .shapeMismatch(name: "residual", expected: input, actual: residual)
+        }
+    }
+
+    /// Checks the raw buffers of a fused call: counts (a multiple of `dim`, all equal)
+    /// and the aliasing rule for each pair. Returns the row count.
+    static func fusedBuffers(
+        input: UnsafeBufferPointer<Float>, residual: UnsafeMutableBufferPointer<Float>,
+        output: UnsafeMutableBufferPointer<Float>, dim: Int
+    ) throws(NormKitError) -> Int {
+        let rows = try rows(ofCount: input.count, dim: dim, name: "input")
+        try count("residual", residual.count, expected: input.count)
+        try count("output", output.count, expected: input.count)
+        let i = UnsafeRawPointer(input.baseAddress), r = UnsafeRawPointer(residual.baseAddress)
+        let o = UnsafeRawPointer(output.baseAddress)
+        try noPartialOverlap(i, "input", r, "residual", count: input.count)
+        try noPartialOverlap(i, "input", o, "output", count: input.count)
+        try noPartialOverlap(r, "residual", o, "output", count: input.count)
+        return rows
     }
 }

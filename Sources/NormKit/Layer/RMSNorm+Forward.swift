@@ -54,7 +54,8 @@ extension RMSNorm {
     ) {
         guard rows > 0, let x, let y else { return }
         weight.withUnsafeBufferPointer { w in
-            let p = RMSParameters(dim: dim, eps: Double(eps), weight: w.baseAddress!, offset: weightOffset)
+            let p = RMSParameters(dim: dim, eps: Double(eps), weight: w.baseAddress!, offset: weightOffset,
+                                  kernels: Kernels.rmsNorm)
             var job = RMSJob(x: x, residual: residual, sum: sum, y: y, parameters: p, rrms: rrms)
             RowDriver.run(rows: rows, dim: dim, job: &job) { context, start, end, _ in
                 let j = context.assumingMemoryBound(to: RMSJob.self).pointee

@@ -162,7 +162,8 @@ extension RMSNorm {
                     weight.withUnsafeBufferPointer { w in
                         var job = RMSBackwardJob(
                             dim: n, rows: rows, x: x.baseAddress!, dy: dy.baseAddress!, dx: dx, accumulate: accumulate,
-                            rrms: r.baseAddress!, weight: w.baseAddress!, offset: weightOffset, partials: partials)
+                            rrms: r.baseAddress!, weight: w.baseAddress!, offset: weightOffset, partials: partials,
+                            kernels: Kernels.rmsNorm)
                         let threads = RowDriver.workers(rows: rows, dim: n)
                         withUnsafeMutablePointer(to: &job) { job in
                             RowParallel.forEachBlock(rows: blocks, blockSize: 1, threads: threads, context: job) { job, start, end, _ in

@@ -13,13 +13,23 @@ enum Shape {
         if shape.isEmpty { throw .emptyShape }
         if shape.contains(where: { $0 < 0 }) { throw .negativeDimension(shape: shape) }
         if shape.contains(0) { return 0 }
+        guard let count = product(shape) else { throw .shapeOverflow(shape: shape) }
+        if count > maxElementCount { throw .tooLarge(shape: shape, elementCount: count) }
+        return count
+    }
+
+    /// The product of `dimensions` taken in order, or nil as soon as a partial product
+    /// overflows `Int`: the one checked multiplication behind every element and row count
+    /// (``elementCount(_:)``, the layers' row counts, the file readers' header checks,
+    /// error messages). It does not look ahead for a zero: callers that give a zero
+    /// dimension precedence check for it first, as ``elementCount(_:)`` does.
+    static func product(_ dimensions: some Sequence<Int>) -> Int? {
         var count = 1
-        for d in shape {
+        for d in dimensions {
             let (p, overflow) = count.multipliedReportingOverflow(by: d)
-            if overflow { throw .shapeOverflow(shape: shape) }
+            if overflow { return nil }
             count = p
         }
-        if count > maxElementCount { throw .tooLarge(shape: shape, elementCount: count) }
         return count
     }
 }

@@ -169,11 +169,8 @@ public struct NPYHeader: Sendable, Equatable {
             }
             shape.append(v)
         }
-        var count = 1
-        for d in shape {
-            let (p, o) = count.multipliedReportingOverflow(by: d)
-            if o { throw Self.fail(shapeOffset, "the element count of shape \(shape) overflows") }
-            count = p
+        guard let count = Shape.product(shape) else {
+            throw Self.fail(shapeOffset, "the element count of shape \(shape) overflows")
         }
 
         // 5. The data: exactly count x itemsize bytes after the header (only for the

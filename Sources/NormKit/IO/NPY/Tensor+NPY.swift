@@ -40,7 +40,7 @@ extension Tensor {
             throw .unsupported(format: NPYHeader.format, reason: "a 0-d array (shape ()) has no rank >= 1 Tensor; save it with np.atleast_1d")
         }
         // Validated by the header parser: the product fits and the data is exactly this long.
-        let count = header.shape.reduce(1, *)
+        let count = Shape.product(header.shape)!
         let source = UnsafeRawBufferPointer(rebasing: file[header.dataOffset...])
         if !header.fortranOrder || header.shape.count == 1 {
             self.init(uncheckedShape: header.shape, count: count) { out in

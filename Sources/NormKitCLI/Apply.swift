@@ -9,13 +9,18 @@ import NormKit
 /// `normkit apply`: one checkpoint LayerNorm over a .npy activation file.
 struct Apply: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Normalise a .npy activation file with a LayerNorm from a safetensors checkpoint.",
+        abstract: "Normalise a .npy activation file with a LayerNorm or RMSNorm from a safetensors checkpoint.",
         discussion: """
             Reads PREFIX.weight and PREFIX.bias (or PREFIX.gamma/PREFIX.beta) from the checkpoint; \
             a leading 'transformer.' in PREFIX is optional. The input's last dimension must be the \
             layer's size; the output is float32 .npy (version 1.0) of the same shape.
 
+            A weight-only layer (Llama-family files: model.layers.0.input_layernorm, model.norm) is \
+            refused unless --kind says what it is: --kind rms for an RMSNorm, --kind layer for a LayerNorm \
+            without bias. --kind rms refuses a layer that has a bias.
+
             Example: normkit apply --weights model.safetensors --prefix h.0.ln_1 --input x.npy --output y.npy
+            Example: normkit apply --kind rms --eps 1e-5 --weights llama.safetensors --prefix model.norm --input x.npy --output y.npy
             """
     )
 
@@ -26,30 +31,32 @@ struct Apply: ParsableCommand {
     @Option(help: "Where to write the result (.npy, <f4); - writes standard output. Must not be one of the inputs.")
     var output: String
     // Unconditional, so `--eps -1` is read as a value (and refused as negative), not as a flag.
-    @Option(parsing: .unconditional, help: "Added to the variance before the square root (GPT-2: 1e-5).")
-    var eps: String = "1e-5"
+    @Option(parsing: .unconditional, help: "Added to the variance (or mean square) before the square root (default: 1e-5 for a LayerNorm, GPT-2's; 1e-6 for an RMSNorm).") var eps: String?
+    @Option(help: "The layer's kind: 'layer' (LayerNorm) or 'rms' (RMSNorm, Llama-family). Required for a weight-only layer.") var kind: NormKind?
+    @Option(help: "RMSNorm only: the scale is weight-offset + weight (1 for Gemma).") var weightOffset: Float = 0
 
     func run() throws {
-        let eps = try CommandInput.epsilon(self.eps)
+        let eps = try self.eps.map { try CommandInput.epsilon($0) }
         try CommandInput.checkOutput(("--output", output), isNotAnyOf: [("--weights", weights), ("--input", input)])
         let file = try withPath(weights) { () throws(NormKitError) in try SafeTensors(contentsOf: URL(fileURLWithPath: weights)) }
-        let norm = try withPath(weights) { () throws(NormKitError) in try LayerNorm(loading: prefix, from: file, eps: eps) }
+        let norm = try withPath(weights) { () throws(NormKitError) in
+            try LoadedNorm.load(prefix, from: file, kind: kind, eps: eps, weightOffset: weightOffset)
+        }
         let inputName = input == "-" ? "standard input" : input
         let stdinBytes = input == "-" ? try CommandInput.readStandardInput() : nil
         let x = try withPath(inputName) { () throws(NormKitError) in
             if let stdinBytes { return try Tensor(npyData: stdinBytes) }
             return try Tensor(npyContentsOf: URL(fileURLWithPath: input))
         }
-        let y = try withPath(inputName) { () throws(NormKitError) in try norm(x) }
+        let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
         if output == "-" {
             try CommandInput.writeStandardOutput(y.npyData())
         } else {
             try y.writeNPY(to: URL(fileURLWithPath: output))
         }
         // The summary goes to stderr when the data goes to stdout.
-        let parts = norm.usesBias ? "weight and bias" : "weight, no bias"
         let summary = """
-            \(prefix): LayerNorm(dim: \(norm.dim), eps: \(norm.eps)), \(parts)
+            \(prefix): \(norm.summary)
             \(inputName) \(x.shape) -> \(output == "-" ? "standard output" : output) \(y.shape)
 
             """

@@ -14,6 +14,8 @@ struct Accuracy: ParsableCommand {
     @Option(help: "Seeds per row kind (default: 20; with --backward 10).") var seeds: Int?
     @Flag(help: "Check the backward pass: dx (per row), dweight and dbias, with random dy and with dy = x̂.")
     var backward = false
+    @Flag(help: "Check RMSNorm instead: forward, dx and dweight on the RMSNorm rows, at every instruction set (default dims 1,3,17,768,4096,4099; seeds 5).")
+    var rms = false
 
     func validate() throws {
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be >= 1, got \(seeds)") }
@@ -24,12 +26,16 @@ struct Accuracy: ParsableCommand {
     }
 
     private func parsedDims() throws -> [Int] {
-        try CommandInput.integerList(dims ?? (backward ? "1,3,17,768,4099" : "768"),
+        try CommandInput.integerList(dims ?? (rms ? "1,3,17,768,4096,4099" : backward ? "1,3,17,768,4099" : "768"),
                                      flag: "--dims", minimum: 1, example: "768,1024")
     }
 
     func run() throws {
         let dimList = try parsedDims()
+        if rms {
+            try RMSAccuracy.table(dims: dimList, seeds: self.seeds ?? 5).forEach { print($0) }
+            return
+        }
         let seeds = self.seeds ?? (backward ? 10 : 20)
         if backward {
             try BackwardAccuracy.table(dims: dimList, seeds: seeds).lines.forEach { print($0) }

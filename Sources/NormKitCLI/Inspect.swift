@@ -68,7 +68,7 @@ struct Inspect: ParsableCommand {
                 let names = try st.normParameterNames(for: name)
                 let weight = st.info(named: names.weight)
                 let dim = weight.map { "\($0.shape.first ?? 0)" } ?? "?"
-                line = "\((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(names.bias != nil ? "weight and bias" : "weight only")"
+                line = "\((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(names.bias != nil ? "weight and bias: LayerNorm" : "weight only: RMSNorm (Llama family) or LayerNorm without bias")"
             } catch {
                 line = "not loadable: \(Self.shown("\(error)", limit: 300))"
             }
@@ -77,6 +77,10 @@ struct Inspect: ParsableCommand {
         if let gpt2 = try? GPT2.normLayerNames(in: st), let blocks = try? GPT2.blockCount(in: st) {
             print("")
             print("GPT-2 layout: \(blocks) blocks, \(gpt2.count) norm layers in model order (\(Self.shown(gpt2.first ?? "")) ... \(Self.shown(gpt2.last ?? "")))")
+        }
+        if let llama = try? Llama.normLayerNames(in: st), let layers = try? Llama.layerCount(in: st) {
+            print("")
+            print("Llama layout: \(layers) layers, \(llama.count) RMSNorm layers in model order (\(Self.shown(llama.first ?? "")) ... \(Self.shown(llama.last ?? "")))")
         }
     }
 

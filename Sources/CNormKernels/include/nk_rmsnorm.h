@@ -1,0 +1,36 @@
+// The RMSNorm and fused residual-add kernels (kernels/rmsnorm.h), per instruction set.
+#ifndef NK_RMSNORM_H
+#define NK_RMSNORM_H
+
+#include "CNormKernels.h"
+
+#pragma clang assume_nonnull begin
+
+/// The RMSNorm kernels of one level. Every output may be the very same memory as an
+/// input (each element is read before it is written, at its own index); no other
+/// overlap is allowed.
+typedef struct nk_rmsnorm_kernels {
+    /// Σ x[i]² in double (a float squared is exact in double, and no sum of them can
+    /// overflow or underflow it).
+    double (*row_sumsq)(const float *x, size_t n);
+    /// sum[i] = a[i] + b[i] (the float sum), and returns Σ sum[i]² exactly as
+    /// `row_sumsq(sum, n)` would (same lanes, same order): one pass for the fused add.
+    double (*add_row_sumsq)(const float *a, const float *b, float *sum, size_t n);
+    /// sum[i] = a[i] + b[i] (the float sum), for the fused LayerNorm.
+    void (*add)(const float *a, const float *b, float *sum, size_t n);
+    /// y[i] = (x[i]·r)·(offset + w[i]), in float.
+    void (*scale)(const float *x, float *y, size_t n, float r, const float *w, float offset);
+    /// Σ dy[i]·(offset + w[i])·x[i] in double.
+    double (*backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n);
+    /// dx[i] = r·dy[i]·(offset + w[i]) - x[i]·k in double, rounded once (and added in
+    /// float to dx[i] when `accumulate`); partial[i] += dy[i]·x[i]·r in double.
+    void (*backward_row)(const float *x, const float *dy, float *dx, size_t n, const float *w, float offset,
+                         double r, double k, int32_t accumulate, double *partial);
+} nk_rmsnorm_kernels;
+
+/// The RMSNorm table of `level`, or NULL when this CPU lacks it.
+const nk_rmsnorm_kernels *_Nullable nk_rmsnorm_kernels_for(int32_t level);
+
+#pragma clang assume_nonnull end
+
+#endif

@@ -1,0 +1,131 @@
+// The RMSNorm and fused residual-add kernels, written once; rmsnorm_<level>.c
+// instantiates them per instruction set (isa/begin.h). Tails (n mod NK_W elements) go
+// through the same vector code on padded copies (zeros, which add nothing to any
+// sum), so an element's value does not depend on where in the row it sits.
+#include "nk_rmsnorm.h"
+
+/// Double vectors of NK_W lanes from and to memory (the backward's weight partials).
+#define nk_loadd(p) ({ nk_vd nk_ld_v_; memcpy(&nk_ld_v_, (p), sizeof nk_ld_v_); nk_ld_v_; })
+#define nk_stored(p, v) do { const nk_vd nk_st_v_ = (v); memcpy((p), &nk_st_v_, sizeof nk_st_v_); } while (0)
+#define nk_narrow(v) __builtin_convertvector((v), nk_vf)
+
+/// One step of the sum of squares: q += d², d widened to double.
+#define NK_RMS_SQ(q, v) do { const nk_vd nk_sq_d_ = nk_widen(v); (q) = NK_FMA(nk_sq_d_, nk_sq_d_, (q)); } while (0)
+
+// The sum of squares walks the row in the same lanes and order whether the row is
+// read (row_sumsq) or made on the way (add_row_sumsq): two accumulators over pairs of
+// vectors, then single vectors, then the padded tail. BODY(i, v) yields the vector v
+// of elements i ..< i + NK_W; TAIL(i, k, v) the k < NK_W last ones, zero padded.
+#define NK_RMS_SUMSQ_WALK(n, LOAD, LOAD_TAIL)                           \
+    nk_vd q0 = {}, q1 = {};                                             \
+    size_t i = 0;                                                       \
+    for (; i + 2 * NK_W <= (n); i += 2 * NK_W) {                        \
+        NK_RMS_SQ(q0, LOAD(i));                                         \
+        NK_RMS_SQ(q1, LOAD(i + NK_W));                                  \
+    }                                                                   \
+    for (; i + NK_W <= (n); i += NK_W) NK_RMS_SQ(q0, LOAD(i));          \
+    if (i < (n)) NK_RMS_SQ(q0, LOAD_TAIL(i, (n) - i));                  \
+    return nk_sumd(q0 + q1);
+
+static double NK_NAME(nk_rms_row_sumsq)(const float *x, size_t n) {
+#define NK_X_LOAD(i) nk_load(x + (i))
+#define NK_X_TAIL(i, k) nk_load_partial(x + (i), (k), 0)
+    NK_RMS_SUMSQ_WALK(n, NK_X_LOAD, NK_X_TAIL)
+#undef NK_X_LOAD
+#undef NK_X_TAIL
+}
+
+static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_v)(const float *a, const float *b, float *s,
+                                                                         size_t i) {
+    const nk_vf v = nk_load(a + i) + nk_load(b + i);
+    nk_store(s + i, v);
+    return v;
+}
+
+static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_tail)(const float *a, const float *b, float *s,
+                                                                            size_t i, size_t k) {
+    const nk_vf v = nk_load_partial(a + i, k, 0) + nk_load_partial(b + i, k, 0);
+    nk_store_partial(s + i, k, v);
+    return v;
+}
+
+static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, float *sum, size_t n) {
+#define NK_S_LOAD(i) NK_NAME(nk_rms_add_v)(a, b, sum, (i))
+#define NK_S_TAIL(i, k) NK_NAME(nk_rms_add_tail)(a, b, sum, (i), (k))
+    NK_RMS_SUMSQ_WALK(n, NK_S_LOAD, NK_S_TAIL)
+#undef NK_S_LOAD
+#undef NK_S_TAIL
+}
+
+static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size_t n) {
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) (void)NK_NAME(nk_rms_add_v)(a, b, sum, i);
+    if (i < n) (void)NK_NAME(nk_rms_add_tail)(a, b, sum, i, n - i);
+}
+
+static void NK_NAME(nk_rms_scale)(const float *x, float *y, size_t n, float r, const float *w, float offset) {
+    const nk_vf rv = nk_splat(r), ov = nk_splat(offset);
+    size_t i = 0;
+    for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
+        const nk_vf a = (nk_load(x + i) * rv) * (ov + nk_load(w + i));
+        const nk_vf b = (nk_load(x + i + NK_W) * rv) * (ov + nk_load(w + i + NK_W));
+        nk_store(y + i, a);
+        nk_store(y + i + NK_W, b);
+    }
+    for (; i + NK_W <= n; i += NK_W) nk_store(y + i, (nk_load(x + i) * rv) * (ov + nk_load(w + i)));
+    if (i < n) {
+        const size_t k = n - i;
+        nk_store_partial(y + i, k, (nk_load_partial(x + i, k, 0) * rv) * (ov + nk_load_partial(w + i, k, 0)));
+    }
+}
+
+static double NK_NAME(nk_rms_backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n) {
+    const nk_vd ov = nk_splatd(offset);
+    nk_vd c0 = {}, c1 = {};
+    size_t i = 0;
+    for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
+        const nk_vd g0 = nk_widen(nk_load(dy + i)) * (ov + nk_widen(nk_load(w + i)));
+        const nk_vd g1 = nk_widen(nk_load(dy + i + NK_W)) * (ov + nk_widen(nk_load(w + i + NK_W)));
+        c0 = NK_FMA(g0, nk_widen(nk_load(x + i)), c0);
+        c1 = NK_FMA(g1, nk_widen(nk_load(x + i + NK_W)), c1);
+    }
+    for (; i < n; i += NK_W) {
+        const size_t k = n - i < NK_W ? n - i : NK_W;
+        const nk_vd g = nk_widen(nk_load_partial(dy + i, k, 0)) * (ov + nk_widen(nk_load_partial(w + i, k, 0)));
+        c0 = NK_FMA(g, nk_widen(nk_load_partial(x + i, k, 0)), c0);
+    }
+    return nk_sumd(c0 + c1);
+}
+
+static void NK_NAME(nk_rms_backward_row)(const float *x, const float *dy, float *dx, size_t n, const float *w,
+                                         float offset, double r, double k, int32_t accumulate, double *partial) {
+    const nk_vd ov = nk_splatd(offset), rv = nk_splatd(r), kv = nk_splatd(k);
+    for (size_t i = 0; i < n; i += NK_W) {
+        const size_t m = n - i < NK_W ? n - i : NK_W;
+        const int full = m == NK_W;
+        const nk_vd xd = nk_widen(full ? nk_load(x + i) : nk_load_partial(x + i, m, 0));
+        const nk_vd dyd = nk_widen(full ? nk_load(dy + i) : nk_load_partial(dy + i, m, 0));
+        const nk_vd wd = ov + nk_widen(full ? nk_load(w + i) : nk_load_partial(w + i, m, 0));
+        nk_vf v = nk_narrow(rv * (dyd * wd) - xd * kv);
+        if (accumulate) v = (full ? nk_load(dx + i) : nk_load_partial(dx + i, m, 0)) + v;
+        if (full) nk_store(dx + i, v); else nk_store_partial(dx + i, m, v);
+        const nk_vd t = (dyd * xd) * rv;
+        if (full) {
+            nk_stored(partial + i, nk_loadd(partial + i) + t);
+        } else {
+            double p[NK_W];
+            for (size_t j = 0; j < NK_W; j++) p[j] = j < m ? partial[i + j] : 0;
+            nk_stored(p, nk_loadd(p) + t);
+            memcpy(partial + i, p, m * sizeof(double));
+        }
+    }
+}
+
+const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
+    .row_sumsq = NK_NAME(nk_rms_row_sumsq),
+    .add_row_sumsq = NK_NAME(nk_rms_add_row_sumsq),
+    .add = NK_NAME(nk_rms_add),
+    .scale = NK_NAME(nk_rms_scale),
+    .backward_dot = NK_NAME(nk_rms_backward_dot),
+    .backward_row = NK_NAME(nk_rms_backward_row),
+};
