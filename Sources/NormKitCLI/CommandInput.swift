@@ -101,22 +101,17 @@ enum CommandInput {
     }
 
     /// Writes `data` to standard output (a pipe, a terminal or a redirected file, in place).
+    /// stdio's fwrite retries short writes and EINTR (a stream of its own on fd 1: the
+    /// global `stdout` is not concurrency-safe to name in Swift 6; nothing else is printed
+    /// to stdout when the data goes there).
     static func writeStandardOutput(_ data: Data) throws {
-        let failure: Int32? = data.withUnsafeBytes { raw -> Int32? in
-            guard var p = raw.baseAddress else { return nil }
-            var left = raw.count
-            while left > 0 {
-                let n = write(1, p, min(left, 1 << 30))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                p += n
-                left -= n
-            }
-            return nil
+        guard let out = fdopen(1, "wb") else {
+            throw ValidationError("cannot write standard output: \(String(cString: strerror(errno)))")
         }
-        if let failure { throw ValidationError("cannot write standard output: \(String(cString: strerror(failure)))") }
+        let written = data.withUnsafeBytes { raw in raw.isEmpty ? 0 : fwrite(raw.baseAddress, 1, raw.count, out) }
+        guard written == data.count, fflush(out) == 0 else {
+            throw ValidationError("cannot write standard output: \(String(cString: strerror(errno)))")
+        }
     }
 
     /// The device and inode `path` leads to (after symlinks; `-` is `standardStream`),
