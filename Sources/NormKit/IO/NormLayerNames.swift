@@ -22,7 +22,7 @@ extension SafeTensors {
 
     /// The tensors a norm layer called `prefix` reads: `prefix.weight` and, when the
     /// file has it, `prefix.bias`; or the older `prefix.gamma` and `prefix.beta`. The
-    /// prefix matches with or without a leading `transformer.` (``LayerNorm/init(loading:from:eps:)``).
+    /// prefix matches with or without a leading `transformer.` (``LayerNorm/init(loading:from:eps:requireBias:)``).
     ///
     /// A layer with names from both conventions (`ln.weight` with `ln.beta`, `ln.gamma`
     /// with `ln.bias`, or both weights) is refused rather than guessed: `ln.beta` next to
