@@ -6,8 +6,8 @@ import NormKit
 /// report median, min, GB/s and the ratio.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time LayerNorm per call against streaming the same bytes, interleaved.",
-        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread passes that only stream the call's bytes (forward: a memcpy of the input into the output; backward: dx = x + dy, reading x and dy and writing dx) and, with --threads above 1, the same pass split over as many threads, so all timings see the same load. GB/s counts the bytes a call must move (forward: input read once, output written once; backward: x and dy read, dx written). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
+        abstract: "Time LayerNorm or RMSNorm (plain, backward, fused with the residual add) per call against streaming the same bytes, interleaved.",
+        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread passes that only stream the call's bytes (forward: a memcpy of the input into the output; backward: dx = x + dy, reading x and dy and writing dx; fused: h += x and y = h, reading x and h and writing h and y) and, with --threads above 1, the same pass split over as many threads, so all timings see the same load. GB/s counts the bytes a call must move (forward: input read once, output written once; backward: x and dy read, dx written). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
     )
 
     @Option(help: "Input shape, comma-separated; the last axis is normalised.")
