@@ -43,6 +43,11 @@ struct Bench: ParsableCommand {
     func validate() throws {
         let dims = try parsedShape()
         guard dims.last! >= 1 else { throw ValidationError("the last dimension of --shape must be >= 1") }
+        // Before anything is allocated: input, output, gradients and the streaming
+        // baseline's buffers, generously 32 bytes per element.
+        let what = "--shape \(shape)"
+        try CommandInput.checkFitsInMemory(
+            elements: try CommandInput.elementCount(dims, what: what), bytesPerElement: 32, what: what)
         if let threads, threads < 1 || threads > Parallelism.maxThreadCount {
             throw ValidationError("--threads must be in 1...\(Parallelism.maxThreadCount), got \(threads)")
         }
@@ -59,11 +64,7 @@ struct Bench: ParsableCommand {
     var chosenWorkload: Workload { backward && !workload.isBackward ? .backward : workload }
 
     func parsedShape() throws -> [Int] {
-        let parts = shape.split(separator: ",").map { Int($0.trimmingWhitespace()) }
-        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-            throw ValidationError("--shape must be comma-separated whole numbers >= 0, like 8,1024,768; got '\(shape)'")
-        }
-        return parts.map { $0! }
+        try CommandInput.integerList(shape, flag: "--shape", minimum: 0, example: "8,1024,768")
     }
 
     func run() throws {
