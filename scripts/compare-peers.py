@@ -16,8 +16,9 @@ same mean-to-spread ratio, which is what decides its fast or careful path: sym i
 mean sqrt(3) times the standard deviation) is `--input-mean 3.4641`; offset (100 + N(0, 1)) is
 `--input-mean 200`. backward and backward-native are `normkit bench --backward` (PyTorch through autograd,
 or its native_layer_norm_backward alone; --backward is short for --kind backward-native). onnxruntime is
-timed for sym, rand and offset (scripts/peers/ort_layernorm.py). The RMSNorm and residual-add kinds run
-when `normkit bench` lists a matching workload (see NORMKIT_WORKLOADS below).
+timed for sym, rand and offset (scripts/peers/ort_layernorm.py). rms, rmsback, addnorm and addrms are the
+bench workloads rms, rms-backward, add-layernorm and add-rms (NORMKIT_WORKLOADS below); each NormKit run's
+baseline is the one `normkit bench` names (a memcpy, or a pass that streams the bytes the call must move).
 """
 import argparse
 import json
@@ -74,6 +75,7 @@ def normkit_workload(binary, kind):
     # swift-argument-parser lists an enum option's values as "(values: a, b, c)".
     after = help_text.split("--workload", 1)[-1]
     listed = after.split("(values:", 1)[-1].split(")", 1)[0] if "(values:" in after else ""
+    listed = listed.split(";", 1)[0]  # "...; default: forward"
     available = {w.strip() for w in " ".join(listed.split()).split(",")}
     return next((n for n in names if n in available), None)
 
@@ -110,7 +112,6 @@ def main():
         sys.exit(f"compare-peers: {args.normkit} has no bench workload for kind '{kind}' "
                  f"(tried {', '.join(NORMKIT_WORKLOADS[kind][0])})")
     extra = NORMKIT_WORKLOADS[kind][1]
-    backward = "back" in kind
 
     peers = []
     if have("torch"):
@@ -140,7 +141,8 @@ def main():
         return statistics.median(v) if v else None
 
     names = {"torch": "PyTorch", "ort": "onnxruntime"}
-    base = "stream x+dy->dx" if backward else "memcpy"
+    # The baseline `normkit bench` timed in the same runs, as it names it (memcpy, a stream pass, ...).
+    base = next((x["raw"].get("baseline", "baseline") for x in records if x["tool"] == "normkit"), "baseline")
     head = f"| shape | threads | NormKit (us) | {base} 1 thread (us) | NormKit / {base} |"
     sep = "|---|---|---|---|---|"
     for p in peers:

@@ -17,17 +17,26 @@ struct Accuracy: ParsableCommand {
     @Flag(help: "Check RMSNorm instead: forward, dx and dweight on the RMSNorm rows, at every instruction set (default dims 1,3,17,768,4096,4099; seeds 5).")
     var rms = false
 
-    func run() throws {
-        let dimList = (dims ?? (backward ? "1,3,17,768,4099" : "768")).split(separator: ",").compactMap { Int($0) }
-        let seeds = self.seeds ?? (backward ? 10 : 20)
-        guard !dimList.isEmpty, dimList.allSatisfy({ $0 >= 1 }), seeds >= 1 else {
-            throw ValidationError("--dims needs positive integers, --seeds >= 1")
+    func validate() throws {
+        if let seeds, seeds < 1 { throw ValidationError("--seeds must be >= 1, got \(seeds)") }
+        // A row of each dim, its gradients and float64 references (generously 64 bytes per element).
+        for dim in try parsedDims() {
+            try CommandInput.checkFitsInMemory(elements: dim, bytesPerElement: 64, what: "--dims \(dim)")
         }
+    }
+
+    private func parsedDims() throws -> [Int] {
+        try CommandInput.integerList(dims ?? (rms ? "1,3,17,768,4096,4099" : backward ? "1,3,17,768,4099" : "768"),
+                                     flag: "--dims", minimum: 1, example: "768,1024")
+    }
+
+    func run() throws {
+        let dimList = try parsedDims()
         if rms {
-            let rmsDims = (dims ?? "1,3,17,768,4096,4099").split(separator: ",").compactMap { Int($0) }
-            try RMSAccuracy.table(dims: rmsDims, seeds: self.seeds ?? 5).forEach { print($0) }
+            try RMSAccuracy.table(dims: dimList, seeds: self.seeds ?? 5).forEach { print($0) }
             return
         }
+        let seeds = self.seeds ?? (backward ? 10 : 20)
         if backward {
             try BackwardAccuracy.table(dims: dimList, seeds: seeds).lines.forEach { print($0) }
             return

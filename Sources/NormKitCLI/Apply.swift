@@ -26,22 +26,41 @@ struct Apply: ParsableCommand {
 
     @Option(help: "The .safetensors checkpoint.") var weights: String
     @Option(help: "The layer's name, e.g. h.0.ln_1 or ln_f ('normkit inspect' lists them).") var prefix: String
-    @Option(help: "Input activations (.npy: <f4, <f8, <f2 or >f4; last dimension = the layer's size).") var input: String
-    @Option(help: "Where to write the result (.npy, <f4).") var output: String
-    @Option(help: "Added to the variance (or mean square) before the square root (default: 1e-5 for a LayerNorm, GPT-2's; 1e-6 for an RMSNorm).") var eps: Float?
+    @Option(help: "Input activations (.npy: <f4, <f8, <f2 or >f4; last dimension = the layer's size); - reads standard input.")
+    var input: String
+    @Option(help: "Where to write the result (.npy, <f4); - writes standard output. Must not be one of the inputs.")
+    var output: String
+    // Unconditional, so `--eps -1` is read as a value (and refused as negative), not as a flag.
+    @Option(parsing: .unconditional, help: "Added to the variance (or mean square) before the square root (default: 1e-5 for a LayerNorm, GPT-2's; 1e-6 for an RMSNorm).") var eps: String?
     @Option(help: "The layer's kind: 'layer' (LayerNorm) or 'rms' (RMSNorm, Llama-family). Required for a weight-only layer.") var kind: NormKind?
     @Option(help: "RMSNorm only: the scale is weight-offset + weight (1 for Gemma).") var weightOffset: Float = 0
 
     func run() throws {
+        let eps = try self.eps.map { try CommandInput.epsilon($0) }
+        try CommandInput.checkOutput(("--output", output), isNotAnyOf: [("--weights", weights), ("--input", input)])
         let file = try withPath(weights) { () throws(NormKitError) in try SafeTensors(contentsOf: URL(fileURLWithPath: weights)) }
         let norm = try withPath(weights) { () throws(NormKitError) in
             try LoadedNorm.load(prefix, from: file, kind: kind, eps: eps, weightOffset: weightOffset)
         }
-        let x = try withPath(input) { () throws(NormKitError) in try Tensor(npyContentsOf: URL(fileURLWithPath: input)) }
-        let y = try withPath(input) { () throws(NormKitError) in try norm.apply(x) }
-        try y.writeNPY(to: URL(fileURLWithPath: output))
-        print("\(prefix): \(norm.summary)")
-        print("\(input) \(x.shape) -> \(output) \(y.shape)")
+        let inputName = input == "-" ? "standard input" : input
+        let stdinBytes = input == "-" ? try CommandInput.readStandardInput() : nil
+        let x = try withPath(inputName) { () throws(NormKitError) in
+            if let stdinBytes { return try Tensor(npyData: stdinBytes) }
+            return try Tensor(npyContentsOf: URL(fileURLWithPath: input))
+        }
+        let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
+        if output == "-" {
+            try CommandInput.writeStandardOutput(y.npyData())
+        } else {
+            try y.writeNPY(to: URL(fileURLWithPath: output))
+        }
+        // The summary goes to stderr when the data goes to stdout.
+        let summary = """
+            \(prefix): \(norm.summary)
+            \(inputName) \(x.shape) -> \(output == "-" ? "standard output" : output) \(y.shape)
+
+            """
+        if output == "-" { writeStderr(summary) } else { print(summary, terminator: "") }
     }
 }
 

@@ -8,14 +8,20 @@ struct Demo: ParsableCommand {
         abstract: "Normalise seeded GPT-2-like activations and compare with the float64 reference."
     )
 
-    @Option(help: "Batch size.") var batch = 2
-    @Option(help: "Sequence length.") var seq = 64
-    @Option(help: "Feature dimension (GPT-2 small: 768).") var dim = 768
+    // Unconditional parsing: `--batch -1` is a value (refused as negative), not a flag.
+    @Option(parsing: .unconditional, help: "Batch size.") var batch = 2
+    @Option(parsing: .unconditional, help: "Sequence length.") var seq = 64
+    @Option(parsing: .unconditional, help: "Feature dimension (GPT-2 small: 768).") var dim = 768
     @Option(help: "Random seed.") var seed: UInt64 = 42
 
     func validate() throws {
-        guard batch >= 0, seq >= 0 else { throw ValidationError("--batch and --seq must be >= 0") }
-        guard dim >= 1 else { throw ValidationError("--dim must be >= 1") }
+        guard batch >= 0 else { throw ValidationError("--batch must be >= 0, got \(batch)") }
+        guard seq >= 0 else { throw ValidationError("--seq must be >= 0, got \(seq)") }
+        guard dim >= 1 else { throw ValidationError("--dim must be >= 1, got \(dim)") }
+        // Before anything is allocated: x, y (Float) and the float64 reference, per element.
+        let what = "--batch \(batch) --seq \(seq) --dim \(dim)"
+        let elements = try CommandInput.elementCount([batch, seq, dim], what: what)
+        try CommandInput.checkFitsInMemory(elements: max(elements, dim), bytesPerElement: 24, what: what)
     }
 
     func run() throws {

@@ -45,32 +45,66 @@ struct Inspect: ParsableCommand {
     private func inspectSafeTensors(_ bytes: Data) throws {
         let st = try withPath(file) { () throws(NormKitError) in try SafeTensors(data: bytes) }
         print("\(file): safetensors, \(st.names.count) tensors, \(st.byteCount) bytes")
-        for key in st.metadata.keys.sorted() { print("metadata: \(key) = \(st.metadata[key] ?? "")") }
+        for key in st.metadata.keys.sorted() {
+            print("metadata: \(Self.shown(key)) = \(Self.shown(st.metadata[key] ?? "", limit: 200))")
+        }
 
         let infos = st.tensorInfos
-        let nameWidth = max(4, infos.map(\.name.count).max() ?? 0)
+        // Columns no wider than 48: one long name must not pad every other line.
+        let nameWidth = min(48, max(4, infos.map { Self.shown($0.name).count }.max() ?? 0))
         print("")
         print("name".padded(to: nameWidth), "dtype".padded(to: 7), "shape")
         for info in infos {
-            print(info.name.padded(to: nameWidth), info.dtype.rawValue.padded(to: 7), info.shape)
+            print(Self.shown(info.name).padded(to: nameWidth), info.dtype.rawValue.padded(to: 7), info.shape)
         }
 
         let norms = st.normLayerNames
         print("")
         print("norm layers (\(norms.count)):")
         for name in norms {
-            let weight = st.info(named: name + ".weight") ?? st.info(named: name + ".gamma")
-            let hasBias = st.contains(name + ".bias") || st.contains(name + ".beta")
-            let dim = weight.map { "\($0.shape.first ?? 0)" } ?? "?"
-            print("  \(name.padded(to: nameWidth)) \((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(hasBias ? "weight and bias: LayerNorm" : "weight only: RMSNorm (Llama family) or LayerNorm without bias")")
+            // The same names `normkit apply` (LayerNorm(loading:from:)) reads.
+            let line: String
+            do {
+                let names = try st.normParameterNames(for: name)
+                let weight = st.info(named: names.weight)
+                let dim = weight.map { "\($0.shape.first ?? 0)" } ?? "?"
+                line = "\((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(names.bias != nil ? "weight and bias: LayerNorm" : "weight only: RMSNorm (Llama family) or LayerNorm without bias")"
+            } catch {
+                line = "not loadable: \(Self.shown("\(error)", limit: 300))"
+            }
+            print("  \(Self.shown(name).padded(to: nameWidth)) \(line)")
         }
         if let gpt2 = try? GPT2.normLayerNames(in: st), let blocks = try? GPT2.blockCount(in: st) {
             print("")
-            print("GPT-2 layout: \(blocks) blocks, \(gpt2.count) norm layers in model order (\(gpt2.first ?? "") ... \(gpt2.last ?? ""))")
+            print("GPT-2 layout: \(blocks) blocks, \(gpt2.count) norm layers in model order (\(Self.shown(gpt2.first ?? "")) ... \(Self.shown(gpt2.last ?? "")))")
         }
         if let llama = try? Llama.normLayerNames(in: st), let layers = try? Llama.layerCount(in: st) {
             print("")
-            print("Llama layout: \(layers) layers, \(llama.count) RMSNorm layers in model order (\(llama.first ?? "") ... \(llama.last ?? ""))")
+            print("Llama layout: \(layers) layers, \(llama.count) RMSNorm layers in model order (\(Self.shown(llama.first ?? "")) ... \(Self.shown(llama.last ?? "")))")
         }
+    }
+
+    /// `text` safe for a terminal and bounded: control characters (C0, DEL, C1) and the
+    /// line and bidirectional-override separators are shown as `\u{1B}`; beyond `limit`
+    /// characters the rest is cut and its length given. The output of `inspect` is thus
+    /// at most a constant times its input (a name's bytes appear in the file at least once).
+    static func shown(_ text: String, limit: Int = 120) -> String {
+        var out = ""
+        var count = 0
+        for scalar in text.unicodeScalars {
+            if count == limit {
+                out += "... (\(text.unicodeScalars.count) characters)"
+                break
+            }
+            let v = scalar.value
+            if v < 0x20 || (0x7F...0x9F).contains(v) || (0x2028...0x2029).contains(v)
+                || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
+                out += "\\u{\(String(v, radix: 16, uppercase: true))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+            count += 1
+        }
+        return out
     }
 }

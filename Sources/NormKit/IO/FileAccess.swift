@@ -1,5 +1,8 @@
 // Reading and writing whole files for the checkpoint formats. Only Data and URL come
-// from Foundation; the lighter FoundationEssentials is used where the toolchain has it.
+// from Foundation (the lighter FoundationEssentials where the toolchain has it); writes
+// are plain POSIX calls, so what happens to the target is decided here, not by
+// Foundation's atomic write (which replaced devices and symlinks with regular files and
+// reset the mode; docs/reliability.md, "Writing files").
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -20,15 +23,14 @@ enum FileAccess {
     /// A mapped file that another process truncates while it is mapped makes the
     /// next access to the lost pages fault (SIGBUS); that is the price of mapping.
     ///
-    /// An empty regular file is returned as empty `Data` without calling Foundation:
-    /// its reader (swift-foundation in Swift 6.3) reads zero-size files in 4 KiB chunks,
-    /// for /proc files that report size 0, and loses the chunk when there is nothing
-    /// to read, 4 KiB per call (LeakSanitizer and valgrind report it; the parsers then
-    /// refuse the empty file as too short anyway).
+    /// A regular file whose size is 0 is read with `read(2)` until end of file instead:
+    /// /proc and /sys files report size 0 but have content, and a truly empty file
+    /// gives empty `Data` at once. (Foundation's reader would read such files in 4 KiB
+    /// chunks and lose a chunk per empty file, which LeakSanitizer and valgrind report.)
     static func read(_ url: URL) throws(NormKitError) -> Data {
         var info = stat()
         if stat(url.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && info.st_size == 0 {
-            return Data()
+            return try readToEnd(url.path)
         }
         do {
             return try Data(contentsOf: url, options: .alwaysMapped)
@@ -37,15 +39,207 @@ enum FileAccess {
         }
     }
 
-    /// Writes `data` to `url` atomically (a temporary file, then a rename), so a
-    /// crash never leaves half a file under the final name.
-    static func write(_ data: Data, to url: URL) throws(NormKitError) {
-        do {
-            try data.write(to: url, options: .atomic)
-        } catch {
-            throw .io(path: url.path, reason: message(error))
+    /// Reads `path` with `read(2)` until end of file (for files whose size says nothing).
+    private static func readToEnd(_ path: String) throws(NormKitError) -> Data {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw .io(path: path, reason: errnoMessage()) }
+        defer { close(fd) }
+        var out = Data()
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw .io(path: path, reason: errnoMessage())
+            }
+            if n == 0 { return out }
+            out.append(contentsOf: chunk[0..<n])
         }
     }
+
+    /// Writes `data` to `url` the way a careful Unix tool does (docs/reliability.md,
+    /// "Writing files"):
+    ///
+    /// - symlinks are followed: the file they lead to is replaced, the links stay;
+    /// - a target that is not a regular file (a device, a FIFO, a socket, `/dev/stdout`)
+    ///   is opened and written in place, as a stream;
+    /// - a regular file is replaced atomically: the data goes to an unnamed file in the
+    ///   target's directory (`O_TMPFILE`), which gets a name only when complete, so a
+    ///   crash, SIGINT, SIGTERM or SIGKILL leaves the old file and no temporary; where
+    ///   `O_TMPFILE` is not available, a visible `.NAME.normkit-XXXXXX` next to the
+    ///   target, removed on any error;
+    /// - a replaced file keeps its permission bits (and, as root, its owner); a new one
+    ///   gets `0666 & ~umask`;
+    /// - a read-only regular file (no write permission for the caller, or no write bit
+    ///   at all, which also stops root) is refused, not replaced;
+    /// - a path ending in `/`, or naming a directory, is refused.
+    static func write(_ data: Data, to url: URL) throws(NormKitError) {
+        let path = url.path
+        if url.hasDirectoryPath || path.hasSuffix("/") {
+            var info = stat()
+            let isDirectory = stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+            throw .io(path: path, reason: isDirectory ? "Is a directory" : "Not a directory (the path ends in '/')")
+        }
+        // A target that exists and is not a regular file: write into it.
+        var info = stat()
+        if stat(path, &info) == 0 {
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: break
+            case S_IFDIR: throw .io(path: path, reason: "Is a directory")
+            default: return try writeStream(data, path: path)
+            }
+        }
+        let target = try resolveSymlinks(path)
+        var existing = stat()
+        let exists = stat(target, &existing) == 0
+        if exists {
+            if (existing.st_mode & S_IFMT) != S_IFREG { return try writeStream(data, path: path) }
+            if access(target, W_OK) != 0 || (existing.st_mode & 0o222) == 0 {
+                throw .io(path: path, reason: "Permission denied (the file is read-only; NormKit does not replace it)")
+            }
+        }
+        try replaceRegular(data, target: target, reportedPath: path, mode: exists ? existing : nil)
+    }
+
+    /// Follows the symlink chain at `path` (at most 40 links, as the kernel does) to the
+    /// path of the file it leads to, which need not exist yet (a dangling link is
+    /// written through, creating its target, as a shell redirection does).
+    static func resolveSymlinks(_ path: String) throws(NormKitError) -> String {
+        var current = path
+        for _ in 0..<40 {
+            var info = stat()
+            guard lstat(current, &info) == 0, (info.st_mode & S_IFMT) == S_IFLNK else { return current }
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(current, &buffer, buffer.count - 1)
+            guard n >= 0 else { throw .io(path: path, reason: errnoMessage()) }
+            let link = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            current = link.hasPrefix("/") ? link : directory(of: current) + "/" + link
+        }
+        throw .io(path: path, reason: String(cString: strerror(ELOOP)))
+    }
+
+    /// The directory part of `path` ("." for a bare name).
+    static func directory(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return "." }
+        if slash == path.utf8.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// Opens an existing non-regular file (device, FIFO, socket) and writes `data` into it.
+    private static func writeStream(_ data: Data, path: String) throws(NormKitError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw .io(path: path, reason: errnoMessage()) }
+        defer { close(fd) }
+        try writeAll(data, to: fd, path: path)
+    }
+
+    /// Writes every byte of `data` to `fd`, retrying short writes and EINTR.
+    static func writeAll(_ data: Data, to fd: Int32, path: String) throws(NormKitError) {
+        let failure: Int32? = data.withUnsafeBytes { raw -> Int32? in
+            guard var p = raw.baseAddress else { return nil }
+            var left = raw.count
+            while left > 0 {
+                let n = posixWrite(fd, p, min(left, 1 << 30))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                p += n
+                left -= n
+            }
+            return nil
+        }
+        if let failure { throw .io(path: path, reason: String(cString: strerror(failure))) }
+    }
+
+    /// Linux's `O_TMPFILE` (`__O_TMPFILE | O_DIRECTORY`; the macro does not import).
+    private static let tmpfileFlag: Int32? = {
+        #if os(Linux)
+        return 0o20000000 | O_DIRECTORY
+        #else
+        return nil
+        #endif
+    }()
+
+    /// Replaces (or creates) the regular file `target` with `data`, atomically.
+    private static func replaceRegular(
+        _ data: Data, target: String, reportedPath: String, mode existing: stat?
+    ) throws(NormKitError) {
+        let dir = directory(of: target)
+        // A new file is created with 0666 and the kernel applies the umask; a replaced one
+        // gets the old file's bits with fchmod.
+        let mode = existing.map { $0.st_mode & 0o7777 }
+
+        // Prefer an unnamed file: nothing to clean up if the process dies.
+        if let flag = tmpfileFlag {
+            let fd = open(dir, O_WRONLY | O_CLOEXEC | flag, mode_t(0o666))
+            if fd >= 0 {
+                defer { close(fd) }
+                try fill(fd, data, mode: mode, existing: existing, path: reportedPath)
+                // Name it by linkat through /proc (AT_EMPTY_PATH would need
+                // CAP_DAC_READ_SEARCH). A new file gets its final name directly; an existing
+                // one is replaced by a rename from a temporary name (linkat cannot replace).
+                let proc = "/proc/self/fd/\(fd)"
+                let linkName = existing == nil ? target : temporaryName(for: target)
+                if linkat(AT_FDCWD, proc, AT_FDCWD, linkName, AT_SYMLINK_FOLLOW) == 0 {
+                    if existing == nil { return }
+                    guard rename(linkName, target) == 0 else {
+                        let e = errno
+                        unlink(linkName)
+                        throw .io(path: reportedPath, reason: String(cString: strerror(e)))
+                    }
+                    return
+                }
+                // ENOENT: /proc is not mounted; fall through to a named temporary.
+                if errno != ENOENT { throw .io(path: reportedPath, reason: errnoMessage()) }
+            } else if errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL {
+                throw .io(path: reportedPath, reason: errnoMessage())
+            }
+        }
+
+        // A named temporary next to the target (same filesystem, so rename is atomic).
+        var temp = "", fd: Int32 = -1
+        for _ in 0..<100 {
+            temp = temporaryName(for: target)
+            fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(0o666))
+            if fd >= 0 || errno != EEXIST { break }
+        }
+        guard fd >= 0 else { throw .io(path: reportedPath, reason: errnoMessage()) }
+        do {
+            defer { close(fd) }
+            try fill(fd, data, mode: mode, existing: existing, path: reportedPath)
+        } catch {
+            unlink(temp)
+            throw error
+        }
+        guard rename(temp, target) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw .io(path: reportedPath, reason: String(cString: strerror(e)))
+        }
+    }
+
+    /// Writes the data, sets the mode (and owner, when replacing as root), and syncs.
+    private static func fill(_ fd: Int32, _ data: Data, mode: mode_t?, existing: stat?, path: String) throws(NormKitError) {
+        try writeAll(data, to: fd, path: path)
+        if let existing, geteuid() == 0 { _ = fchown(fd, existing.st_uid, existing.st_gid) }
+        if let mode, fchmod(fd, mode) != 0 { throw .io(path: path, reason: errnoMessage()) }
+        guard fsync(fd) == 0 else { throw .io(path: path, reason: errnoMessage()) }
+    }
+
+    private static func baseName(of path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        return String(path[path.utf8.index(after: slash)...])
+    }
+
+    /// `.NAME.normkit-<pid>-<random>` next to `target`: the name a finished unnamed file
+    /// has for the instant before it is renamed over the target, or the fallback's
+    /// temporary.
+    private static func temporaryName(for target: String) -> String {
+        directory(of: target) + "/." + baseName(of: target) + ".normkit-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    static func errnoMessage() -> String { String(cString: strerror(errno)) }
 
     /// The system's one-line message ("No such file or directory") rather than
     /// Foundation's structured dump of the error.
@@ -60,3 +254,7 @@ enum FileAccess {
         return String(describing: error)
     }
 }
+
+// File-scope wrappers: inside `FileAccess`, `read` and `write` name its own methods.
+private func posixRead(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int { read(fd, buffer, count) }
+private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int { write(fd, buffer, count) }

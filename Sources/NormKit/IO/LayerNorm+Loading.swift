@@ -27,20 +27,13 @@ extension LayerNorm {
     ///   not rank 1; ``NormKitError/parameterShapeMismatch(name:expected:actual:)`` for a
     ///   bias of another shape; ``NormKitError/layerKindMismatch(name:reason:)`` for a
     ///   weight-only prefix when `requireBias` is true; ``NormKitError/invalidEpsilon(_:)``;
-    ///   and what ``SafeTensors/tensor(named:)`` throws (e.g. an unsupported dtype).
+    ///   and what ``SafeTensors/tensor(named:)`` throws (e.g. an unsupported dtype). A layer
+    ///   whose names mix the two conventions (`weight` with `beta`, `gamma` with `bias`) is
+    ///   refused as ambiguous (``SafeTensors/normParameterNames(for:)``).
     public init(
         loading prefix: String, from file: SafeTensors, eps: Float = 1e-5, requireBias: Bool = true
     ) throws(NormKitError) {
-        var found: (weight: String, bias: String?)?
-        for candidate in SafeTensors.prefixCandidates(prefix) {
-            for (w, b) in [("weight", "bias"), ("gamma", "beta")] where file.contains("\(candidate).\(w)") {
-                let bias = "\(candidate).\(b)"
-                found = ("\(candidate).\(w)", file.contains(bias) ? bias : nil)
-                break
-            }
-            if found != nil { break }
-        }
-        guard let found else { throw .missingTensor(name: prefix, available: file.normLayerNames) }
+        let found = try file.normParameterNames(for: prefix)
 
         let weight = try file.tensor(named: found.weight)
         guard weight.rank == 1, weight.shape[0] >= 1 else {

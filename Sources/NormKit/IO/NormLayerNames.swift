@@ -20,6 +20,36 @@ extension SafeTensors {
         return found.sorted(by: NaturalOrder.less)
     }
 
+    /// The tensors a norm layer called `prefix` reads: `prefix.weight` and, when the
+    /// file has it, `prefix.bias`; or the older `prefix.gamma` and `prefix.beta`. The
+    /// prefix matches with or without a leading `transformer.` (``LayerNorm/init(loading:from:eps:requireBias:)``).
+    ///
+    /// A layer with names from both conventions (`ln.weight` with `ln.beta`, `ln.gamma`
+    /// with `ln.bias`, or both weights) is refused rather than guessed: `ln.beta` next to
+    /// `ln.weight` could be its bias or a stray tensor. `normkit inspect` and `normkit
+    /// apply` both go through this, so they agree.
+    ///
+    /// - Throws: ``NormKitError/missingTensor(name:available:)`` listing the file's norm
+    ///   layers when there is neither weight; ``NormKitError/invalidFile(format:offset:reason:)``
+    ///   for an ambiguous layer.
+    public func normParameterNames(for prefix: String) throws(NormKitError) -> (weight: String, bias: String?) {
+        for candidate in Self.prefixCandidates(prefix) {
+            let present = ["weight", "bias", "gamma", "beta"].filter { contains("\(candidate).\($0)") }
+            guard present.contains("weight") || present.contains("gamma") else { continue }
+            let modern = present.contains("weight") || present.contains("bias")
+            let older = present.contains("gamma") || present.contains("beta")
+            if modern && older {
+                let names = present.map { "\(candidate).\($0)" }.joined(separator: ", ")
+                throw .invalidFile(
+                    format: "safetensors", offset: nil,
+                    reason: "layer '\(candidate)' is ambiguous: the file has \(names); NormKit reads either weight and bias or gamma and beta, not a mix")
+            }
+            let (w, b) = modern ? ("weight", "bias") : ("gamma", "beta")
+            return ("\(candidate).\(w)", present.contains(b) ? "\(candidate).\(b)" : nil)
+        }
+        throw .missingTensor(name: prefix, available: normLayerNames)
+    }
+
     /// `name` without its `.suffix` (for one of `suffixes`), or nil.
     static func owner(of name: String, suffixes: [String]) -> String? {
         for s in suffixes where name.hasSuffix("." + s) {

@@ -202,6 +202,10 @@ extension SafeTensors {
         guard file.count >= 8 else {
             throw fail(0, "the file is \(file.count) bytes, too short for the 8-byte header length")
         }
+        // An .npy file read as safetensors would report a ~379 TB header length.
+        if file.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) {
+            throw fail(0, "this looks like an .npy file (it starts with \\x93NUMPY), not safetensors; read it with Tensor(npyContentsOf:)")
+        }
         let declared = UInt64(littleEndian: file.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
         guard declared <= UInt64(maxHeaderLength) else {
             throw fail(0, "header length \(declared) exceeds the \(maxHeaderLength)-byte limit")

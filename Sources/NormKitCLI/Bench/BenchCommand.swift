@@ -6,8 +6,8 @@ import NormKit
 /// report median, min, GB/s and the ratio.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time LayerNorm per call against streaming the same bytes, interleaved.",
-        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread passes that only stream the call's bytes (forward: a memcpy of the input into the output; backward: dx = x + dy, reading x and dy and writing dx) and, with --threads above 1, the same pass split over as many threads, so all timings see the same load. GB/s counts the bytes a call must move (forward: input read once, output written once; backward: x and dy read, dx written). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
+        abstract: "Time LayerNorm or RMSNorm (plain, backward, fused with the residual add) per call against streaming the same bytes, interleaved.",
+        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread passes that only stream the call's bytes (forward: a memcpy of the input into the output; backward: dx = x + dy, reading x and dy and writing dx; fused: h += x and y = h, reading x and h and writing h and y) and, with --threads above 1, the same pass split over as many threads, so all timings see the same load. GB/s counts the bytes a call must move (forward: input read once, output written once; backward: x and dy read, dx written). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
     )
 
     @Option(help: "Input shape, comma-separated; the last axis is normalised.")
@@ -43,6 +43,11 @@ struct Bench: ParsableCommand {
     func validate() throws {
         let dims = try parsedShape()
         guard dims.last! >= 1 else { throw ValidationError("the last dimension of --shape must be >= 1") }
+        // Before anything is allocated: input, output, gradients and the streaming
+        // baseline's buffers, generously 32 bytes per element.
+        let what = "--shape \(shape)"
+        try CommandInput.checkFitsInMemory(
+            elements: try CommandInput.elementCount(dims, what: what), bytesPerElement: 32, what: what)
         if let threads, threads < 1 || threads > Parallelism.maxThreadCount {
             throw ValidationError("--threads must be in 1...\(Parallelism.maxThreadCount), got \(threads)")
         }
@@ -59,11 +64,7 @@ struct Bench: ParsableCommand {
     var chosenWorkload: Workload { backward && !workload.isBackward ? .backward : workload }
 
     func parsedShape() throws -> [Int] {
-        let parts = shape.split(separator: ",").map { Int($0.trimmingWhitespace()) }
-        guard !parts.isEmpty, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else {
-            throw ValidationError("--shape must be comma-separated whole numbers >= 0, like 8,1024,768; got '\(shape)'")
-        }
-        return parts.map { $0! }
+        try CommandInput.integerList(shape, flag: "--shape", minimum: 0, example: "8,1024,768")
     }
 
     func run() throws {

@@ -36,8 +36,9 @@ struct BenchReport {
     /// the input's) over the time.
     func gbps(_ seconds: Double) -> Double { Double(workload.streams * bytes) / seconds / 1e9 }
 
-    /// What the baseline is called: a memcpy for forward, the x + dy pass for backward.
-    var baselineName: String { workload.isBackward ? "stream" : "memcpy" }
+    /// What the baseline is called: a memcpy for forward, the x + dy pass for backward,
+    /// the h += x, y = h pass for the fused add.
+    var baselineName: String { workload.isFused ? "add-stream" : workload.isBackward ? "stream" : "memcpy" }
 
     var text: String {
         let w = work, m = memcpy
@@ -70,7 +71,7 @@ struct BenchReport {
         let record = Record(
             workload: workload.rawValue, shape: shape, rows: shape.dropLast().reduce(1, *), dim: shape.last!,
             threads: threads, isa: isa.rawValue, inputMean: Record.number(Double(inputMean)), gpt2Like: gpt2Like,
-            baseline: workload.isBackward ? "stream x+dy->dx" : "memcpy",
+            baseline: workload.isFused ? "stream x+h->h,y" : workload.isBackward ? "stream x+dy->dx" : "memcpy",
             iterations: result.workload.count, callsPerIteration: result.inner,
             bytes: bytes, trafficBytes: workload.streams * bytes,
             medianUs: Record.number(w.median * 1e6), minUs: Record.number(w.min * 1e6), gbps: Record.number(gbps(w.median)),

@@ -17,13 +17,22 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     case backward
     /// `LayerNorm.backward(..., accumulatingInto:)`: adds into gradients made once.
     case backwardAccumulating = "backward-accumulate"
+    /// `RMSNorm.forward(_:into:)`.
+    case rms
+    /// `RMSNorm.backward(outputGradient:input:statistics:)`: fresh dx and dweight.
+    case rmsBackward = "rms-backward"
+    /// `LayerNorm.forward(_:addingTo:into:)`: the residual stream in place, h += x, y = norm(h).
+    case fused = "add-layernorm"
+    /// `RMSNorm.forward(_:addingTo:into:)`.
+    case rmsFused = "add-rms"
 
-    var isBackward: Bool { self == .backward || self == .backwardAccumulating }
+    var isBackward: Bool { self == .backward || self == .backwardAccumulating || self == .rmsBackward }
+    var isFused: Bool { self == .fused || self == .rmsFused }
 
     /// Tensors a call reads or writes, each the input's size: forward reads x and
     /// writes y; backward reads x and dy and writes dx (its statistics, weight and
-    /// parameter gradients are a few KB).
-    var streams: Int { isBackward ? 3 : 2 }
+    /// parameter gradients are a few KB); the fused add reads x and h and writes h and y.
+    var streams: Int { isFused ? 4 : isBackward ? 3 : 2 }
 
     /// One call of the workload on `state`'s tensors.
     func runOnce(_ state: BenchState) {
@@ -41,6 +50,15 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
             try! state.norm.backward(
                 outputGradient: state.dy, input: state.x, statistics: state.statistics!,
                 accumulatingInto: &state.gradientSink!)
+        case .rms:
+            try! state.rms.forward(state.x, into: &state.y)
+        case .rmsBackward:
+            state.rmsGradientSink = try! state.rms.backward(
+                outputGradient: state.dy, input: state.x, statistics: state.rmsStatistics!)
+        case .fused:
+            try! state.norm.forward(state.x, addingTo: &state.h, into: &state.y)
+        case .rmsFused:
+            try! state.rms.forward(state.x, addingTo: &state.h, into: &state.y)
         }
     }
 }
@@ -60,6 +78,12 @@ final class BenchState {
     var sink: Tensor
     /// Backward's gradients: the last fresh result, or what an accumulating call adds into.
     var gradientSink: LayerNorm.Gradients?
+    /// The RMSNorm workloads' layer (weight like `norm`'s), statistics and gradients.
+    let rms: RMSNorm
+    let rmsStatistics: RMSNorm.Statistics?
+    var rmsGradientSink: RMSNorm.Gradients?
+    /// The residual stream of the fused workloads (empty otherwise): each call adds x into it.
+    var h: Tensor
     /// Bytes of the input. A call must move `workload.streams` times as many.
     let bytes: Int
 
@@ -71,6 +95,9 @@ final class BenchState {
         norm.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.2, seed: seed &+ 1)
         norm.bias = Tensor.randomNormal([dim], standardDeviation: 0.1, seed: seed &+ 2)
         self.norm = norm
+        var rms = try RMSNorm(dim: dim)
+        rms.weight = norm.weight
+        self.rms = rms
         if gpt2Like {
             let rows = shape.dropLast().reduce(1, *)
             x = try Tensor(shape: shape, scalars: Activations.gpt2Like(batch: 1, seq: rows, dim: dim, seed: seed).scalars)
@@ -88,12 +115,16 @@ final class BenchState {
             dy = Tensor.zeros([0])
             statistics = nil
         }
+        rmsStatistics = workload == .rmsBackward ? try rms.forwardForTraining(x).statistics : nil
+        h = workload.isFused ? Tensor.randomNormal(shape, standardDeviation: 2, seed: seed &+ 4) : Tensor.zeros([0])
     }
 
     /// A single-thread pass that only streams the bytes a call must move: a memcpy of
-    /// the input into the output (forward), or `y = x + dy` (backward: reads x and dy,
-    /// writes a tensor of their size).
+    /// the input into the output (forward), `y = x + dy` (backward: reads x and dy,
+    /// writes a tensor of their size), or `h += x, y = h` (fused: reads x and h, writes
+    /// h and y).
     func baselineOnce() {
+        if workload.isFused { return fusedBaseline(parts: 1) }
         x.withUnsafeBufferPointer { src in
             y.withUnsafeMutableBufferPointer { dst in
                 guard let d = dst.baseAddress, let s = src.baseAddress else { return }
@@ -108,6 +139,7 @@ final class BenchState {
 
     /// The same pass split into `threads` contiguous parts on Dispatch's threads.
     func baselineParallel(threads: Int) {
+        if workload.isFused { return fusedBaseline(parts: threads) }
         x.withUnsafeBufferPointer { src in
             y.withUnsafeMutableBufferPointer { dst in
                 guard let d = dst.baseAddress, let s = src.baseAddress else { return }
@@ -125,6 +157,43 @@ final class BenchState {
                     }
                 }
             }
+        }
+    }
+
+    /// The fused workloads' baseline, `h += x` and `y = h` in one pass, in `parts`
+    /// contiguous parts (on Dispatch's threads when more than one).
+    func fusedBaseline(parts: Int) {
+        x.withUnsafeBufferPointer { src in
+            h.withUnsafeMutableBufferPointer { stream in
+                y.withUnsafeMutableBufferPointer { dst in
+                    guard let s = src.baseAddress, let r = stream.baseAddress, let d = dst.baseAddress else { return }
+                    let count = src.count
+                    if parts == 1 { return BenchState.addCopy(s, r, d, count) }
+                    let (sp, rp, dp) = (UncheckedPointer(UnsafeMutablePointer(mutating: s)), UncheckedPointer(r), UncheckedPointer(d))
+                    DispatchQueue.concurrentPerform(iterations: parts) { t in
+                        let lo = t * count / parts, hi = (t + 1) * count / parts
+                        BenchState.addCopy(sp.pointer + lo, rp.pointer + lo, dp.pointer + lo, hi - lo)
+                    }
+                }
+            }
+        }
+    }
+
+    /// h += x and y = h over `count` floats, SIMD16: x and h read once, h and y written once.
+    @inline(never)
+    static func addCopy(_ x: UnsafePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int) {
+        typealias V = SIMD16<Float>
+        var i = 0
+        while i &+ 16 <= count {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: V.self) + UnsafeRawPointer(h + i).loadUnaligned(as: V.self)
+            UnsafeMutableRawPointer(h + i).storeBytes(of: v, as: V.self)
+            UnsafeMutableRawPointer(y + i).storeBytes(of: v, as: V.self)
+            i &+= 16
+        }
+        while i < count {
+            h[i] += x[i]
+            y[i] = h[i]
+            i &+= 1
         }
     }
 

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# The command line's refusals and file handling (docs/reliability.md, "Command line"):
+# each case runs the normkit binary and checks its exit status, its message and the
+# files it leaves. Usage: bash scripts/cli-tests.sh [path/to/normkit]
+# (default: builds and uses .build/debug/normkit). Every file is made in a fresh
+# temporary directory; nothing outside it is written.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -ge 1 ]; then
+    bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+else
+    swift build --product normkit >/dev/null
+    bin=$(swift build --show-bin-path)/normkit
+fi
+fixtures=$PWD/Tests/NormKitTests/Fixtures
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+failures=0 cases=0
+
+# check NAME STATUS PATTERN -- COMMAND...: STATUS is "ok" (exit 0) or "error" (exit 1 or
+# 64: a reported error, not a signal, a trap or the 120 s timeout); PATTERN must occur
+# in stdout+stderr.
+check() {
+    local name=$1 want=$2 pattern=$3; shift 4
+    local out status
+    out=$(timeout 120 "$@" 2>&1 </dev/null); status=$?
+    cases=$((cases + 1))
+    local good=1
+    case $want in
+        ok) [ "$status" = 0 ] || good=0 ;;
+        error) [ "$status" = 1 ] || [ "$status" = 64 ] || good=0 ;;
+    esac
+    if [ -n "$pattern" ] && ! grep -qF -- "$pattern" <<<"$out"; then good=0; fi
+    if [ $good = 1 ]; then
+        echo "ok    $name"
+    else
+        failures=$((failures + 1))
+        echo "FAIL  $name (exit $status, wanted $want with '$pattern'):"
+        printf "%s\n" "$(head -c 2000 <<<"$out")" | sed "s/^/      /"
+    fi
+}
+# expect NAME CONDITION...: a shell test on the files left behind.
+expect() {
+    local name=$1; shift
+    cases=$((cases + 1))
+    if "$@"; then echo "ok    $name"; else failures=$((failures + 1)); echo "FAIL  $name"; fi
+}
+
+# A safetensors file from a JSON header and raw data bytes (printf escapes).
+safetensors() {
+    local out=$1 header=$2 data=$3
+    local n=${#header}
+    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x\\x00\\x00\\x00\\x00' $((n & 255)) $((n >> 8 & 255)) $((n >> 16 & 255)) $((n >> 24 & 255)))" > "$out"
+    printf '%s' "$header" >> "$out"
+    printf "$data" >> "$out"
+}
+
+W=$fixtures/gpt2_small_shaped.safetensors
+X=$fixtures/gpt2_activations.npy
+cp "$W" w.safetensors
+cp "$X" x.npy
+apply=("$bin" apply --weights w.safetensors --prefix h.0.ln_1)
+
+# --- writing files
+check "apply writes a new file" ok "h.0.ln_1" -- "${apply[@]}" --input x.npy --output y.npy
+cp y.npy expected.npy
+ln -s real.npy link.npy && cp x.npy real.npy
+check "apply through a symlink" ok "" -- "${apply[@]}" --input x.npy --output link.npy
+expect "  ... the link stays a link" test -L link.npy
+expect "  ... its target holds the result" cmp -s real.npy expected.npy
+chmod 600 expected.npy && cp -p expected.npy private.npy
+check "apply over a 0600 file" ok "" -- "${apply[@]}" --input x.npy --output private.npy
+expect "  ... keeps mode 600" test "$(stat -c %a private.npy)" = 600
+cp x.npy ro.npy && chmod 444 ro.npy
+check "apply over a read-only file is refused" error "read-only" -- "${apply[@]}" --input x.npy --output ro.npy
+expect "  ... the file is untouched" cmp -s ro.npy x.npy
+check "a trailing slash is an error" error "Not a directory" -- "${apply[@]}" --input x.npy --output expected.npy/
+expect "  ... the file is untouched" test "$(stat -c %s expected.npy)" = "$(stat -c %s y.npy)"
+mkdir adir
+check "a directory is an error" error "Is a directory" -- "${apply[@]}" --input x.npy --output adir
+mkfifo fifo
+(timeout 20 cat fifo > from-fifo.npy) &
+check "apply into a FIFO streams" ok "" -- "${apply[@]}" --input x.npy --output fifo
+wait
+expect "  ... the FIFO stays a FIFO" test -p fifo
+expect "  ... the reader got the result" cmp -s from-fifo.npy expected.npy
+if mknod nulldev c 1 3 2>/dev/null; then
+    check "apply into a character device" ok "" -- "${apply[@]}" --input x.npy --output nulldev
+    expect "  ... it stays a device" test -c nulldev
+fi
+check "--output - writes stdout" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output - > stdout.npy"
+expect "  ... the bytes are the result" cmp -s stdout.npy expected.npy
+check "--input - reads stdin" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input - --output stdin-out.npy < x.npy"
+expect "  ... the result is the same" cmp -s stdin-out.npy expected.npy
+check "--input - --output - (a pipe)" ok "" -- bash -c "cat x.npy | '$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input - --output - | cat > piped.npy"
+expect "  ... the result is the same" cmp -s piped.npy expected.npy
+
+# --- an output that is an input
+cp w.safetensors w-copy.safetensors
+check "--output naming --weights is refused" error "same file as --weights" -- "${apply[@]}" --input x.npy --output w.safetensors
+expect "  ... the weights are untouched" cmp -s w.safetensors w-copy.safetensors
+ln -s x.npy x-link.npy; ln x.npy x-hard.npy
+check "--output: a symlink to --input is refused" error "same file as --input" -- "${apply[@]}" --input x.npy --output x-link.npy
+check "--output: a hard link to --input is refused" error "same file as --input" -- "${apply[@]}" --input x.npy --output x-hard.npy
+check "--output - redirected to --input is refused" error "standard output is the same file as --input" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output - >> x.npy"
+expect "  ... the input is untouched" cmp -s x.npy "$X"
+
+# --- eps and misplaced files
+check "--eps 1e-50 names the value" error "--eps 1e-50 is below Float's smallest positive value" -- "${apply[@]}" --input x.npy --output e.npy --eps 1e-50
+check "--eps -1 is a value, refused as negative" error "--eps must be > 0" -- "${apply[@]}" --input x.npy --output e.npy --eps -1
+check "--eps abc" error "--eps must be a finite number" -- "${apply[@]}" --input x.npy --output e.npy --eps abc
+check "an .npy file as --weights" error "looks like an .npy file" -- "$bin" apply --weights x.npy --prefix h.0.ln_1 --input x.npy --output e.npy
+expect "  ... nothing was written" test ! -e e.npy
+
+# --- numeric flags, checked before allocating
+check "demo --batch/--seq overflow" error "--batch 99999999999 --seq 99999999999" -- "$bin" demo --batch 99999999999 --seq 99999999999
+check "demo beyond memory" error "of memory" -- "$bin" demo --batch 2000000 --seq 1000
+check "demo --batch -1" error "--batch must be >= 0, got -1" -- "$bin" demo --batch -1
+check "bench --shape overflow" error "--shape 99999999999,99999999999,768" -- "$bin" bench --shape 99999999999,99999999999,768
+check "bench --shape beyond memory" error "of memory" -- "$bin" bench --shape 2000000000,768
+check "bench --shape 1,,768" error "item 2 of '1,,768' is an empty item" -- "$bin" bench --shape 1,,768
+check "bench --shape 768," error "is an empty item" -- "$bin" bench --shape 768,
+check "accuracy --dims 768,abc" error "item 2 of '768,abc' is 'abc'" -- "$bin" accuracy --dims 768,abc
+check "accuracy --dims beyond memory" error "--dims 99999999999 needs" -- "$bin" accuracy --dims 99999999999
+
+# --- inspect: long names and control characters
+long=$(head -c 100000 /dev/zero | tr '\0' 'a')
+safetensors long.safetensors "{\"$long\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"__metadata__\":{\"k\":\"\\u001b[31mred\"}}" '\x00\x00\x80\x3f'
+check "inspect: a 100000-character name" ok "characters)" -- "$bin" inspect long.safetensors
+out_size=$("$bin" inspect long.safetensors | wc -c)
+expect "  ... output bounded by the input ($out_size bytes for $(stat -c %s long.safetensors))" test "$out_size" -lt "$(stat -c %s long.safetensors)"
+expect "  ... no raw escape character" bash -c "! '$bin' inspect long.safetensors | grep -q $'\x1b'"
+check "  ... the escape is shown escaped" ok '\u{1B}[31mred' -- "$bin" inspect long.safetensors
+
+# --- ambiguous parameter names
+safetensors mixed.safetensors '{"ln.weight":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"ln.beta":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}' '\x00\x00\x80\x3f\x00\x00\x00\x00'
+check "apply: ln.weight + ln.beta is ambiguous" error "ambiguous" -- "$bin" apply --weights mixed.safetensors --prefix ln --input "$fixtures/f4_2x3.npy" --output m.npy
+check "inspect agrees" ok "ambiguous" -- "$bin" inspect mixed.safetensors
+
+echo "$((cases - failures)) of $cases CLI checks passed"
+[ $failures = 0 ]
