@@ -168,7 +168,8 @@ func badNPY() -> Data {
 
 /// safetensors and .npy in memory: encode, parse, convert, load a layer; the error
 /// paths; every 256th iteration the same through files on disk (an atomic write
-/// costs ~15 ms here, so more would dominate the loop).
+/// with its fsync costs far more than a round in memory, so more would dominate the
+/// loop).
 func fileRound(_ f: Fixture, _ i: Int) throws -> Double {
     var sum = 0.0
     let tensors: [String: Tensor] = [
@@ -241,7 +242,7 @@ func iteration(_ f: inout Fixture, _ i: Int) throws -> Double {
 
     sum += try backwardRound(&f, i)
     if i % 4 == 2 { sum += try rmsRound(f, i) }
-    if i % 4 == 0 { sum += try parallelRound(f, i) }  // each costs a pool hand-off (~0.3 ms)
+    if i % 4 == 0 { sum += try parallelRound(f, i) }  // each costs a pool hand-off
     sum += try fileRound(f, i)
     return sum
 }
