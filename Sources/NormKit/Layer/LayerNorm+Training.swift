@@ -239,7 +239,7 @@ extension LayerNorm {
         let n = dim
         let workers = RowDriver.workers(rows: rows, dim: n)
         let wantWeight = elementwiseAffine, wantBias = usesBias
-        gradients.input.withUnsafeMutableBufferPointer { dx in
+        _ = gradients.input.withUnsafeMutableBufferPointer { dx in
             withBackwardJob(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
                             dx: dx.baseAddress!, accumulate: accumulate, weight: wantWeight, bias: wantBias,
 ) { job, blocks in
