@@ -21,6 +21,7 @@ extension BLAS {
     /// never threads.
     @inline(__always)
     static func dotDouble(_ count: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>) -> Double {
+        ProcessExit.checkpoint()  // not into OpenBLAS once exit() began (Support/ProcessExit.swift)
         if count <= maxChunk {
             return cblas_dsdot(Int32(truncatingIfNeeded: count), x, 1, y, 1)
         }
