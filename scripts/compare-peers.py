@@ -11,13 +11,13 @@ Each tool reports a median per call; the table gives the median over rounds of e
 NormKit / peer, and NormKit / baseline. Peers are measuring sticks only: one that is not installed is
 skipped (bash scripts/install-peers.sh installs them).
 
-KIND is a kind of scripts/peers/torch_norm_workloads.py (default sym). NormKit is timed on data with the
-same mean-to-spread ratio, which is what decides its fast or careful path: sym is N(0, 2); rand (U[0, 1):
-mean sqrt(3) times the standard deviation) is `--input-mean 3.4641`; offset (100 + N(0, 1)) is
-`--input-mean 200`. backward and backward-native are `normkit bench --backward` (PyTorch through autograd,
+KIND is a kind of scripts/peers/torch_norm_workloads.py (default sym). NormKit is timed on the same
+distributions: `normkit bench --data symmetric` (U[-2, 2)), `--data rand` (U[0, 1)), `--data offset`
+(100 + N(0, 1)); --isa LEVEL passes `--isa LEVEL` to every NormKit run. backward and backward-native are `normkit bench --backward` (PyTorch through autograd,
 or its native_layer_norm_backward alone; --backward is short for --kind backward-native). onnxruntime is
-timed for sym, rand and offset (scripts/peers/ort_layernorm.py). The RMSNorm and residual-add kinds run
-when `normkit bench` lists a matching workload (see NORMKIT_WORKLOADS below).
+timed for sym, rand and offset (scripts/peers/ort_layernorm.py). rms, rmsback, addnorm and addrms are the
+bench workloads rms, rms-backward, add-layernorm and add-rms (NORMKIT_WORKLOADS below); each NormKit run's
+baseline is the one `normkit bench` names (a memcpy, or a pass that streams the bytes the call must move).
 """
 import argparse
 import json
@@ -34,9 +34,9 @@ ORT_KINDS = ("sym", "rand", "offset")
 
 # KIND -> (`normkit bench` workload names to try, in order; extra bench arguments).
 NORMKIT_WORKLOADS = {
-    "sym": (["forward"], []),
-    "rand": (["forward"], ["--input-mean", "3.4641"]),
-    "offset": (["forward"], ["--input-mean", "200"]),
+    "sym": (["forward"], ["--data", "symmetric"]),
+    "rand": (["forward"], ["--data", "rand"]),
+    "offset": (["forward"], ["--data", "offset"]),
     "backward": (["backward"], []),
     "backward-native": (["backward"], []),
     "rms": (["rms", "rms-forward"], []),
@@ -74,12 +74,16 @@ def normkit_workload(binary, kind):
     # swift-argument-parser lists an enum option's values as "(values: a, b, c)".
     after = help_text.split("--workload", 1)[-1]
     listed = after.split("(values:", 1)[-1].split(")", 1)[0] if "(values:" in after else ""
+    listed = listed.split(";", 1)[0]  # "...; default: forward"
     available = {w.strip() for w in " ".join(listed.split()).split(",")}
     return next((n for n in names if n in available), None)
 
 
+ISA = []
+
+
 def run_normkit(binary, workload, extra, threads, shape):
-    cmd = [binary, "bench", "--workload", workload, *extra, "--shape", shape, "--threads", str(threads), "--json"]
+    cmd = [binary, "bench", "--workload", workload, *extra, *ISA, "--shape", shape, "--threads", str(threads), "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -102,7 +106,10 @@ def main():
     ap.add_argument("--normkit", default=os.path.join(ROOT, ".build", "release", "normkit"))
     ap.add_argument("--json", help="write every measurement here")
     ap.add_argument("--markdown", help="write the table here too")
+    ap.add_argument("--isa", help="the kernels' instruction-set level for NormKit (normkit bench --isa)")
     args = ap.parse_args()
+    if args.isa:
+        ISA.extend(["--isa", args.isa])
     kind = "backward-native" if args.backward else args.kind
 
     workload = normkit_workload(args.normkit, kind)
@@ -110,7 +117,6 @@ def main():
         sys.exit(f"compare-peers: {args.normkit} has no bench workload for kind '{kind}' "
                  f"(tried {', '.join(NORMKIT_WORKLOADS[kind][0])})")
     extra = NORMKIT_WORKLOADS[kind][1]
-    backward = "back" in kind
 
     peers = []
     if have("torch"):
@@ -140,7 +146,8 @@ def main():
         return statistics.median(v) if v else None
 
     names = {"torch": "PyTorch", "ort": "onnxruntime"}
-    base = "stream x+dy->dx" if backward else "memcpy"
+    # The baseline `normkit bench` timed in the same runs, as it names it (memcpy, a stream pass, ...).
+    base = next((x["raw"].get("baseline", "baseline") for x in records if x["tool"] == "normkit"), "baseline")
     head = f"| shape | threads | NormKit (us) | {base} 1 thread (us) | NormKit / {base} |"
     sep = "|---|---|---|---|---|"
     for p in peers:

@@ -16,7 +16,9 @@ iterations=${LEAK_ITERATIONS:-20000}
 valgrind_iterations=${LEAK_VALGRIND_ITERATIONS:-150}
 
 echo "== leak check: build"
-swift build -c release --product normkit-leakcheck
+# -gdwarf-4: clang writes DWARF 5 for the C kernels by default, which Debian 12's valgrind 3.19
+# cannot read (it then reports nothing at all, and the self-test below fails).
+swift build -c release --product normkit-leakcheck -Xcc -gdwarf-4
 bin=.build/release/normkit-leakcheck
 
 echo "== leak check: resident memory over $iterations iterations"

@@ -4,7 +4,8 @@
 #   2. the peer table: PyTorch (if installed) alternating with `normkit bench` at the issue's
 #      three shapes on 1 and 2 threads (scripts/compare-peers.py),
 #   3. the throughput sweep: `normkit bench --json` over rows of 768 floats for NormKit on 1
-#      thread and on every core, and the naive Double reference, each with its interleaved memcpy,
+#      thread and on every core, on 1 thread at every other instruction-set level and on
+#      uniform [0, 1) rows, and the naive Double reference, each with its interleaved memcpy,
 #   4. the SVG plot of that sweep (scripts/plot-performance.py): $OUT/throughput.svg,
 #   5. the backward table: PyTorch's native_layer_norm_backward (if installed) alternating with
 #      `normkit bench --backward` at [1, 1024, 768] and [8, 1024, 768] on 1 and 2 threads.
@@ -39,10 +40,17 @@ python3 scripts/compare-peers.py --rounds "$ROUNDS" --threads "1,$THREADS" \
 echo "== sweep over rows"
 SWEEP="$OUT/sweep.jsonl"
 : > "$SWEEP"
+ISAS=$("$BIN" demo --batch 1 --seq 1 | sed -n 's/.*this CPU supports \([a-z0-9, ]*\);.*/\1/p' | tr -d ,)
+BEST=${ISAS##* }
 for rows in 1 4 16 64 256 1024 4096 8192 16384; do
   for t in 1 "$THREADS"; do
     "$BIN" bench --shape "$rows,768" --threads "$t" --json >> "$SWEEP"
   done
+  # Every other instruction-set level on one thread, and large-mean rows at the best one.
+  for isa in $ISAS; do
+    [ "$isa" = "$BEST" ] || "$BIN" bench --shape "$rows,768" --threads 1 --isa "$isa" --json >> "$SWEEP"
+  done
+  "$BIN" bench --shape "$rows,768" --threads 1 --data rand --json >> "$SWEEP"
   # The naive reference is ~50x slower: fewer iterations, and only up to 4096 rows.
   if [ "$rows" -le 4096 ]; then
     "$BIN" bench --workload reference --shape "$rows,768" --threads 1 --iterations 15 --json >> "$SWEEP"

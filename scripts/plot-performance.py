@@ -4,7 +4,8 @@
 usage: scripts/plot-performance.py RESULTS.jsonl OUT.svg [--title TEXT]
 
 RESULTS.jsonl holds one `normkit bench --json` object per line (other lines are ignored).
-One series per (workload, threads): NormKit's forward, the naive Double reference, and
+One series per (workload, instruction set, data, threads): NormKit's forward at each
+`--isa` and `--data` the file holds (the bench's `isa` and `data` fields), the naive Double reference, and
 the memcpy of the same bytes that every bench run times alongside (1 thread, and split
 over the run's thread count). x: rows of `dim` floats (log scale); y: GB/s (log scale), counting the
 input read once and the output written once (2 x bytes / time). Python standard library
@@ -39,6 +40,10 @@ def series_of(runs):
         rows, t = r["rows"], r["threads"]
         name = {"forward": "NormKit forward(into:)", "forward-alloc": "NormKit forward",
                 "reference": "naive Double reference"}.get(r["workload"], r["workload"])
+        if r["workload"] != "reference":
+            tags = [r[k] for k in ("isa", "data") if r.get(k) and r.get(k) != "normal"]
+            if tags:
+                name += f" ({', '.join(tags)})"
         series[f"{name}, {t} thread{'s' if t > 1 else ''}"].setdefault(rows, []).append(r["gbps"])
         series["memcpy, 1 thread"].setdefault(rows, []).append(r["memcpy_gbps"])
         if r.get("memcpy_parallel_gbps") is not None:

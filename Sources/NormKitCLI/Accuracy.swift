@@ -16,6 +16,8 @@ struct Accuracy: ParsableCommand {
     var backward = false
     @Flag(help: "Check RMSNorm instead: forward, dx and dweight on the RMSNorm rows, at every instruction set (default dims 1,3,17,768,4096,4099; seeds 5).")
     var rms = false
+    @Flag(help: "Check the fused residual add of both norms against a float64 norm of the float32 sum (default dims 1,3,17,768,4099).")
+    var fused = false
 
     func validate() throws {
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be >= 1, got \(seeds)") }
@@ -32,6 +34,11 @@ struct Accuracy: ParsableCommand {
 
     func run() throws {
         let dimList = try parsedDims()
+        if fused {
+            let fusedDims = (dims ?? "1,3,17,768,4099").split(separator: ",").compactMap { Int($0) }
+            try FusedAccuracy.table(dims: fusedDims).forEach { print($0) }
+            return
+        }
         if rms {
             try RMSAccuracy.table(dims: dimList, seeds: self.seeds ?? 5).forEach { print($0) }
             return

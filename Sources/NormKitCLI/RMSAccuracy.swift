@@ -47,3 +47,46 @@ enum RMSAccuracy {
         return lines
     }
 }
+
+/// `normkit accuracy --fused`: the fused residual add's output against a float64 norm
+/// of the float32 sum, for both norms, at every instruction set this machine has.
+enum FusedAccuracy {
+    static func table(dims: [Int]) throws -> [String] {
+        var lines = ["Add & Norm: max_row |y - norm64(x + h)| / max(1, max|y64|) over dims "
+                     + dims.map(String.init).joined(separator: ",") + ", 5 rows, levels "
+                     + InstructionSet.supported.map(\.rawValue).joined(separator: ",") + "; bound 1e-6"]
+        lines.append("stream".padded(to: 24) + "LayerNorm".padded(to: 12) + "RMSNorm".padded(to: 12) + "RMSNorm, Gemma")
+        var worst = 0.0
+        for stream in Reference.ResidualStream.allCases {
+            var e = [0.0, 0.0, 0.0]
+            for dim in dims {
+                let (x, h) = try stream.tensors(rows: 5, dim: dim)
+                let sum = try Tensor(shape: x.shape, scalars: zip(x.scalars, h.scalars).map { $0 + $1 })
+                var ln = try LayerNorm(dim: dim)
+                ln.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.3, seed: 21)
+                ln.bias = Tensor.randomNormal([dim], standardDeviation: 0.2, seed: 22)
+                var rms = try RMSNorm(dim: dim)
+                rms.weight = ln.weight
+                var gemma = try RMSNorm(dim: dim, weightOffset: 1)
+                gemma.weight = Tensor.randomNormal([dim], standardDeviation: 0.3, seed: 23)
+                let expected = [
+                    try Reference.layerNormDouble(sum, weight: ln.weight, bias: ln.bias, eps: ln.eps),
+                    try Reference.rmsNormDouble(sum, weight: rms.weight, eps: rms.eps),
+                    try Reference.rmsNormDouble(sum, weight: gemma.weight, eps: gemma.eps, weightOffset: 1),
+                ]
+                for level in InstructionSet.supported {
+                    try InstructionSet.with(level) {
+                        let outputs = [try ln.forward(x, addingResidual: h).output,
+                                       try rms.forward(x, addingResidual: h).output,
+                                       try gemma.forward(x, addingResidual: h).output]
+                        for k in 0..<3 { e[k] = max(e[k], Reference.maxRowError(outputs[k], expected: expected[k])) }
+                    }
+                }
+            }
+            worst = max(worst, e.max() ?? 0)
+            lines.append(stream.rawValue.padded(to: 24) + sci(e[0]).padded(to: 12) + sci(e[1]).padded(to: 12) + sci(e[2]))
+        }
+        lines.append("worst: \(sci(worst))")
+        return lines
+    }
+}

@@ -9,7 +9,8 @@
 // layer), backward (fresh, accumulating, hand-made statistics, NaN rows), a parallel
 // forward and backward through the worker pool (every 4th iteration), safetensors and
 // .npy encoding and parsing in memory (valid files and one malformed file per format),
-// every 256th iteration a write to and mapped read from disk, and the error paths.
+// every 256th iteration a write to and mapped read from disk, the error paths, and RMSNorm
+// with the fused residual add of both norms (every 4th iteration, RMSRound.swift).
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -167,7 +168,8 @@ func badNPY() -> Data {
 
 /// safetensors and .npy in memory: encode, parse, convert, load a layer; the error
 /// paths; every 256th iteration the same through files on disk (an atomic write
-/// costs ~15 ms here, so more would dominate the loop).
+/// with its fsync costs far more than a round in memory, so more would dominate the
+/// loop).
 func fileRound(_ f: Fixture, _ i: Int) throws -> Double {
     var sum = 0.0
     let tensors: [String: Tensor] = [
@@ -239,7 +241,8 @@ func iteration(_ f: inout Fixture, _ i: Int) throws -> Double {
     do { _ = try wrong(f.x) } catch { sum += 1 }
 
     sum += try backwardRound(&f, i)
-    if i % 4 == 0 { sum += try parallelRound(f, i) }  // each costs a pool hand-off (~0.3 ms)
+    if i % 4 == 2 { sum += try rmsRound(f, i) }
+    if i % 4 == 0 { sum += try parallelRound(f, i) }  // each costs a pool hand-off
     sum += try fileRound(f, i)
     return sum
 }

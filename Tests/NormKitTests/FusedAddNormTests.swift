@@ -54,31 +54,13 @@ func floatSum(_ a: Tensor, _ b: Tensor) throws -> Tensor {
     try Tensor(shape: a.shape, scalars: zip(a.scalars, b.scalars).map { $0 + $1 })
 }
 
-/// Streams the fused issue lists: (input, residual) pairs of `[rows, dim]`.
+/// The streams the fused issue lists (`Reference.ResidualStream`), by name.
 enum Streams {
-    static let names = ["randn", "gpt2 massive channels", "cancelling", "1e30 mixed"]
+    static let names = Reference.ResidualStream.allCases.map(\.rawValue)
 
     static func make(_ name: String, rows: Int, dim: Int) throws -> (input: Tensor, residual: Tensor) {
-        let a = Tensor.randomNormal([rows, dim], seed: 31).scalars
-        let b = Tensor.randomNormal([rows, dim], seed: 32).scalars
-        var x = a, h = b
-        switch name {
-        case "randn": break
-        case "gpt2 massive channels":
-            // The residual stream of GPT-2: unit noise with a few channels in the hundreds.
-            for i in h.indices where (i % dim) % 97 == 3 { h[i] = 450 * (1 + 0.05 * b[i]) }
-            for i in x.indices { x[i] = 0.3 * a[i] }
-        case "cancelling":
-            // 1e4 + randn against its negative plus 1e-2 noise: the sum is ~1e-2, all cancellation.
-            for i in x.indices {
-                x[i] = 1e4 + a[i]
-                h[i] = -x[i] + 1e-2 * b[i]
-            }
-        case "1e30 mixed":
-            for i in x.indices where (i / dim) % 2 == 0 { x[i] = 1e30 * a[i] }
-        default: fatalError(name)
-        }
-        return (try Tensor(shape: [rows, dim], scalars: x), try Tensor(shape: [rows, dim], scalars: h))
+        guard let stream = Reference.ResidualStream(rawValue: name) else { fatalError("unknown stream \(name)") }
+        return try stream.tensors(rows: rows, dim: dim)
     }
 }
 

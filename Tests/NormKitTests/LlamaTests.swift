@@ -114,16 +114,7 @@ struct RMSNormCLITests {
     }
 
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try ChildProcess.run(executable.path, arguments)
     }
 
     static func apply(_ kind: [String], weights: String, prefix: String, input: String, output: URL) throws -> (status: Int32, output: String) {

@@ -91,6 +91,20 @@ static inline __attribute__((always_inline)) void nk_store_partial(float *p, siz
     memcpy(p, tmp, k * sizeof(float));
 }
 
+/// a > m ? a : m per lane (m where a is NaN): one maxps/vmaxps, not the NaN-ordering
+/// maxNum sequence, so a running maximum is no long dependency chain.
+static inline __attribute__((always_inline)) nk_vf nk_max_skip_nan(nk_vf m, nk_vf a) {
+    const nk_vi gt = a > m;
+    return (nk_vf)((gt & (nk_vi)a) | (~gt & (nk_vi)m));
+}
+/// a < m ? a : m per lane (m where a is NaN).
+static inline __attribute__((always_inline)) nk_vf nk_min_skip_nan(nk_vf m, nk_vf a) {
+    const nk_vi lt = a < m;
+    return (nk_vf)((lt & (nk_vi)a) | (~lt & (nk_vi)m));
+}
+/// |v| (clears the sign bits).
+static inline __attribute__((always_inline)) nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
+
 #if NK_HAS_FMA
 #define NK_FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))
 #else

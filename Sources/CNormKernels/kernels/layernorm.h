@@ -127,8 +127,161 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
     stats[1] = __builtin_nan("");
 }
 
+// ---- Backward ----
+
+/// The largest lane (NaN lanes were skipped by the running maximum that built `v`).
+static inline float NK_NAME(nk_hmax)(nk_vf v) {
+    float m = v[0];
+    for (int i = 1; i < NK_W; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+static inline float NK_NAME(nk_hmin)(nk_vf v) {
+    float m = v[0];
+    for (int i = 1; i < NK_W; i++) m = v[i] < m ? v[i] : m;
+    return m;
+}
+
+static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, const float *w, float *p, size_t n,
+                                            float mean_hi, float mean_lo, size_t ahead, double *sums) {
+    const nk_vf hv = nk_splat(mean_hi), lv = nk_splat(mean_lo);
+    nk_vf dmax = {};
+    nk_vd sg = {}, sq = {};
+    size_t i = 0;
+    for (; i < n; i += NK_W) {
+        const size_t k = n - i;
+        nk_vf xv, dyv, wv;
+        if (k >= NK_W) {
+            __builtin_prefetch(x + i + ahead, 0, 2);
+            __builtin_prefetch(dy + i + ahead, 0, 2);
+            xv = nk_load(x + i), dyv = nk_load(dy + i), wv = nk_load(w + i);
+        } else {
+            xv = nk_load_partial(x + i, k, mean_hi), dyv = nk_load_partial(dy + i, k, 0), wv = nk_load_partial(w + i, k, 0);
+        }
+        const nk_vf d = (xv - hv) - lv;
+        const nk_vf pv = d * dyv;
+        if (k >= NK_W) nk_store(p + i, pv); else nk_store_partial(p + i, k, pv);
+        dmax = nk_max_skip_nan(dmax, nk_abs(d));
+        sg += nk_widen(dyv * wv);
+        sq += nk_widen(pv * wv);
+    }
+    sums[0] = nk_sumd(sg);
+    sums[1] = nk_sumd(sq);
+    return NK_NAME(nk_hmax)(dmax);
+}
+
+static float NK_NAME(nk_ln_backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n,
+                                            float rstd, float beta, float gamma, const float *prefetch) {
+    const nk_vf rv = nk_splat(rstd), bv = nk_splat(beta), gv = nk_splat(gamma);
+    nk_vf emax = {};
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) {
+        __builtin_prefetch(prefetch + i, 1, 2);
+        const nk_vf e = (nk_load(dy + i) * nk_load(w + i)) * rv + (nk_load(x + i) * bv + gv);
+        nk_store(out + i, e);
+        emax = nk_max_skip_nan(emax, nk_abs(e));
+    }
+    if (i < n) {
+        const size_t k = n - i;
+        const nk_vf e = (nk_load_partial(dy + i, k, 0) * nk_load_partial(w + i, k, 0)) * rv
+                        + (nk_load_partial(x + i, k, 0) * bv + gv);
+        nk_store_partial(out + i, k, e);
+        float m = NK_NAME(nk_hmax)(emax);
+        for (size_t j = 0; j < k; j++) {
+            const float a = __builtin_fabsf(e[j]);
+            m = a > m ? a : m;
+        }
+        return m;
+    }
+    return NK_NAME(nk_hmax)(emax);
+}
+
+static void NK_NAME(nk_ln_backward_normalize)(const float *x, const float *dy, const float *w, float *xhat, float *p,
+                                              size_t n, float mean_hi, float mean_lo, float rstd, size_t ahead,
+                                              double *sums, float *range) {
+    const nk_vf hv = nk_splat(mean_hi), lv = nk_splat(mean_lo), rv = nk_splat(rstd);
+    nk_vf lo = hv, hi = hv;
+    nk_vd sg = {}, sq = {};
+    for (size_t i = 0; i < n; i += NK_W) {
+        const size_t k = n - i;
+        nk_vf xv, dyv, wv;
+        if (k >= NK_W) {
+            __builtin_prefetch(x + i + ahead, 0, 2);
+            __builtin_prefetch(dy + i + ahead, 0, 2);
+            xv = nk_load(x + i), dyv = nk_load(dy + i), wv = nk_load(w + i);
+        } else {
+            xv = nk_load_partial(x + i, k, mean_hi), dyv = nk_load_partial(dy + i, k, 0), wv = nk_load_partial(w + i, k, 0);
+        }
+        const nk_vf v = ((xv - hv) - lv) * rv;
+        const nk_vf pv = v * dyv;
+        if (k >= NK_W) {
+            nk_store(xhat + i, v);
+            nk_store(p + i, pv);
+        } else {
+            nk_store_partial(xhat + i, k, v);
+            nk_store_partial(p + i, k, pv);
+        }
+        lo = nk_min_skip_nan(lo, xv);
+        hi = nk_max_skip_nan(hi, xv);
+        sg += nk_widen(dyv * wv);
+        sq += nk_widen(pv * wv);
+    }
+    sums[0] = nk_sumd(sg);
+    sums[1] = nk_sumd(sq);
+    range[0] = NK_NAME(nk_hmin)(lo);
+    range[1] = NK_NAME(nk_hmax)(hi);
+}
+
+static float NK_NAME(nk_ln_backward_combine)(const float *dy, const float *w, const float *xhat, float *dx, size_t n,
+                                             float a, float c, float rstd, const float *prefetch) {
+    const nk_vf av = nk_splat(a), cv = nk_splat(c), rv = nk_splat(rstd);
+    nk_vf tmax = {};
+    for (size_t i = 0; i < n; i += NK_W) {
+        const size_t k = n - i;
+        nk_vf t;
+        if (k >= NK_W) {
+            __builtin_prefetch(prefetch + i, 1, 2);
+            t = (nk_load(dy + i) * nk_load(w + i) - av) - nk_load(xhat + i) * cv;
+            nk_store(dx + i, t * rv);
+        } else {
+            // Padding lanes: dy = w = xhat = 0 gives t = -a, so they are zeroed before the maximum.
+            t = (nk_load_partial(dy + i, k, 0) * nk_load_partial(w + i, k, 0) - av) - nk_load_partial(xhat + i, k, 0) * cv;
+            nk_store_partial(dx + i, k, t * rv);
+            for (size_t j = k; j < NK_W; j++) t[j] = 0;
+        }
+        tmax = nk_max_skip_nan(tmax, nk_abs(t));
+    }
+    return NK_NAME(nk_hmax)(tmax);
+}
+
+static void NK_NAME(nk_ln_backward_accumulate)(float *pw, float *pb, const float *p, const float *dy, size_t n,
+                                               float s) {
+    const nk_vf sv = nk_splat(s);
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) {
+        if (pw) nk_store(pw + i, nk_load(pw + i) + sv * nk_load(p + i));
+        if (pb) nk_store(pb + i, nk_load(pb + i) + nk_load(dy + i));
+    }
+    for (; i < n; i++) {
+        if (pw) pw[i] = pw[i] + s * p[i];
+        if (pb) pb[i] = pb[i] + dy[i];
+    }
+}
+
+static void NK_NAME(nk_ln_scale)(const float *x, float *y, size_t n, float s) {
+    const nk_vf sv = nk_splat(s);
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) nk_store(y + i, nk_load(x + i) * sv);
+    for (; i < n; i++) y[i] = x[i] * s;
+}
+
 const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .row_moments = NK_NAME(nk_ln_row_moments),
     .affine = NK_NAME(nk_ln_affine),
     .forward_row = NK_NAME(nk_ln_forward_row),
+    .backward_centre = NK_NAME(nk_ln_backward_centre),
+    .backward_affine = NK_NAME(nk_ln_backward_affine),
+    .backward_normalize = NK_NAME(nk_ln_backward_normalize),
+    .backward_combine = NK_NAME(nk_ln_backward_combine),
+    .backward_accumulate = NK_NAME(nk_ln_backward_accumulate),
+    .scale = NK_NAME(nk_ln_scale),
 };

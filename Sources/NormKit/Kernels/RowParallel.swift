@@ -16,8 +16,9 @@ import Dispatch
 
 enum RowParallel {
     /// Below this many elements per thread a split costs more than it gains: handing a
-    /// block to a spinning helper costs about a microsecond and waking a sleeping one
-    /// several, while 32 Ki floats (128 KB in, 128 KB out) take about 10 us on one core.
+    /// block to a helper costs far less than a block of 32 Ki floats takes to compute,
+    /// but not less than a handful of rows (docs/performance.md, "How the forward pass
+    /// is built", has the measured costs).
     static let minElementsPerThread = 32 * 1024
 
     /// The rows per block that make a block about `minElementsPerThread` elements: big

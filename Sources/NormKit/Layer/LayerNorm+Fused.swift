@@ -25,7 +25,9 @@ extension LayerNorm {
     }
 
     /// The residual stream in place: `residual += input`, then `output = norm(residual)`.
-    /// Allocates nothing. The results are bitwise those of
+    /// Allocates nothing (as long as `residual` and `output` do not share storage with
+    /// another tensor: a shared buffer is copied before it is written, as for any
+    /// copy-on-write value). The results are bitwise those of
     /// ``forward(_:addingResidual:)``.
     ///
     /// Everything is validated before anything is written: a call that throws leaves

@@ -132,22 +132,43 @@ extension LayerNorm {
         outputGradient: Tensor, input: Tensor, statistics: Statistics
     ) throws(NormKitError) -> Gradients {
         let rows = try validateBackward(outputGradient: outputGradient, input: input, statistics: statistics)
-        var weightSums = elementwiseAffine ? [Double](repeating: 0, count: dim) : nil
-        var biasSums = usesBias ? [Double](repeating: 0, count: dim) : nil
-        let dx = Tensor(uncheckedShape: input.shape, count: input.scalarCount) { dx in
-            runBackward(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
-                        dx: dx, accumulate: false, weightSums: &weightSums, biasSums: &biasSums,
-                        forEachBlockRange: parallelBlockRanges(rows: rows))
-        }
-        return Gradients(input: dx, weight: Self.gradient(weightSums, adding: nil),
-                         bias: Self.gradient(biasSums, adding: nil))
+        var gradients = Gradients(
+            input: Tensor(uncheckedShape: input.shape, count: input.scalarCount) { _ in },
+            weight: Tensor.zeros([elementwiseAffine ? dim : 0]), bias: Tensor.zeros([usesBias ? dim : 0]))
+        runBackward(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
+                    into: &gradients, accumulate: false)
+        return gradients
+    }
+
+    /// Like ``backward(outputGradient:input:statistics:)``, but writes the gradients
+    /// into `gradients` (overwriting them) instead of returning fresh ones. Allocates
+    /// nothing when `gradients`' tensors are not shared with another value (then no
+    /// copy-on-write happens) and this thread and the worker threads have made a call
+    /// of this size before: the form for a training loop that reuses its buffers.
+    ///
+    /// - Parameters:
+    ///   - outputGradient: ∂loss/∂output, shaped like `input`.
+    ///   - input: the input that was given to ``forwardForTraining(_:)``.
+    ///   - statistics: what ``forwardForTraining(_:)`` returned for that input.
+    ///   - gradients: `input` shaped like `input`; `weight` and `bias` `[dim]`, or `[0]`
+    ///     where the layer has no such parameter (see ``zeroGradients(inputShape:)``).
+    /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
+    ///   of `gradients` has the wrong shape (then nothing is changed).
+    public func backward(
+        outputGradient: Tensor, input: Tensor, statistics: Statistics, into gradients: inout Gradients
+    ) throws(NormKitError) {
+        let rows = try validateBackward(outputGradient: outputGradient, input: input, statistics: statistics)
+        try validateGradientShapes(gradients, input: input)
+        runBackward(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
+                    into: &gradients, accumulate: false)
     }
 
     /// Like ``backward(outputGradient:input:statistics:)``, but adds the gradients
     /// into `gradients` instead of returning fresh ones: `gradients.input += ∂loss/∂input`
     /// (what a residual stream needs) and the same for `weight` and `bias` (gradient
     /// accumulation over micro-batches). The weight and bias sums are added in
-    /// `Double` and rounded once.
+    /// `Double` and rounded once. Allocates nothing, as
+    /// ``backward(outputGradient:input:statistics:into:)``.
     ///
     /// - Parameters:
     ///   - outputGradient: ∂loss/∂output, shaped like `input`.
@@ -161,26 +182,9 @@ extension LayerNorm {
         outputGradient: Tensor, input: Tensor, statistics: Statistics, accumulatingInto gradients: inout Gradients
     ) throws(NormKitError) {
         let rows = try validateBackward(outputGradient: outputGradient, input: input, statistics: statistics)
-        guard gradients.input.shape == input.shape else {
-            throw .shapeMismatch(name: "gradients.input", expected: input.shape, actual: gradients.input.shape)
-        }
-        let weightShape = elementwiseAffine ? [dim] : [0]
-        guard gradients.weight.shape == weightShape else {
-            throw .shapeMismatch(name: "gradients.weight", expected: weightShape, actual: gradients.weight.shape)
-        }
-        let biasShape = usesBias ? [dim] : [0]
-        guard gradients.bias.shape == biasShape else {
-            throw .shapeMismatch(name: "gradients.bias", expected: biasShape, actual: gradients.bias.shape)
-        }
-        var weightSums = elementwiseAffine ? [Double](repeating: 0, count: dim) : nil
-        var biasSums = usesBias ? [Double](repeating: 0, count: dim) : nil
-        _ = gradients.input.withUnsafeMutableBufferPointer { dx in
-            runBackward(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
-                        dx: dx, accumulate: true, weightSums: &weightSums, biasSums: &biasSums,
-                        forEachBlockRange: parallelBlockRanges(rows: rows))
-        }
-        gradients.weight = Self.gradient(weightSums, adding: gradients.weight)
-        gradients.bias = Self.gradient(biasSums, adding: gradients.bias)
+        try validateGradientShapes(gradients, input: input)
+        runBackward(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
+                    into: &gradients, accumulate: true)
     }
 
     /// Zero gradients to accumulate into: `input` of `inputShape`, `weight` and `bias`
@@ -201,6 +205,58 @@ extension LayerNorm {
         return rows
     }
 
+    /// Checks the shapes of gradients to write or add into.
+    func validateGradientShapes(_ gradients: Gradients, input: Tensor) throws(NormKitError) {
+        guard gradients.input.shape == input.shape else {
+            throw .shapeMismatch(name: "gradients.input", expected: input.shape, actual: gradients.input.shape)
+        }
+        let weightShape = elementwiseAffine ? [dim] : [0]
+        guard gradients.weight.shape == weightShape else {
+            throw .shapeMismatch(name: "gradients.weight", expected: weightShape, actual: gradients.weight.shape)
+        }
+        let biasShape = usesBias ? [dim] : [0]
+        guard gradients.bias.shape == biasShape else {
+            throw .shapeMismatch(name: "gradients.bias", expected: biasShape, actual: gradients.bias.shape)
+        }
+    }
+
+    /// The public calls' driver: runs the kernel over all rows on up to
+    /// ``Parallelism/effectiveThreadCount`` threads (through RowParallel's allocation-free
+    /// form; inputs too small to gain stay on the calling thread) and writes or adds
+    /// the results into `gradients`, whose shapes were checked. Blocks are fixed and
+    /// their partials are reduced in block order, so the gradients do not depend on the
+    /// thread count. The Double sums live in this thread's `ThreadScratch.call` block,
+    /// after the partials.
+    func runBackward(outputGradient: Tensor, input: Tensor, statistics: Statistics, rows: Int,
+                     into gradients: inout Gradients, accumulate: Bool) {
+        guard rows > 0 else {
+            if !accumulate {
+                gradients.weight.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+                gradients.bias.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+            }
+            return
+        }
+        let n = dim
+        let workers = RowDriver.workers(rows: rows, dim: n)
+        let wantWeight = elementwiseAffine, wantBias = usesBias
+        gradients.input.withUnsafeMutableBufferPointer { dx in
+            withBackwardJob(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
+                            dx: dx.baseAddress!, accumulate: accumulate, weight: wantWeight, bias: wantBias,
+) { job, blocks in
+                if workers == 1 {
+                    job.pointee.run(blocks: 0..<blocks)
+                } else {
+                    RowParallel.forEachBlock(rows: blocks, blockSize: 1, threads: workers, context: job) { job, start, end, _ in
+                        job.assumingMemoryBound(to: BackwardJob.self).pointee.run(blocks: start ..< end)
+                    }
+                }
+            } finish: { weightSums, biasSums in
+                if let weightSums { gradients.weight.withUnsafeMutableBufferPointer { Self.store(weightSums, into: $0, adding: accumulate) } }
+                if let biasSums { gradients.bias.withUnsafeMutableBufferPointer { Self.store(biasSums, into: $0, adding: accumulate) } }
+            }
+        }
+    }
+
     /// A `[dim]` Float gradient from Double sums (plus `existing`, added in Double), or
     /// `[0]` when the layer has no such parameter.
     static func gradient(_ sums: [Double]?, adding existing: Tensor?) -> Tensor {
@@ -215,26 +271,70 @@ extension LayerNorm {
         }
     }
 
-    /// Backward's blocks on up to ``Parallelism/effectiveThreadCount`` threads, through
-    /// `RowParallel` (one part per block of `BackwardKernel.blockRows` rows; inputs too
-    /// small to gain stay on the calling thread). Blocks are fixed and their partials
-    /// are reduced in block order, so the gradients do not depend on the thread count.
-    func parallelBlockRanges(rows: Int) -> (Int, @escaping @Sendable (Range<Int>) -> Void) -> Void {
-        let workers = RowParallel.workerCount(rows: rows, dim: dim, threads: .max) == 1 ? 1
-            : RowParallel.workerCount(rows: rows, dim: dim, threads: Parallelism.effectiveThreadCount)
-        return { count, body in
-            RowParallel.forEachBlock(rows: count, blockSize: 1, threads: workers) { blocks, _ in body(blocks) }
-        }
+    /// out[j] = Float(sums[j]), or Float(Double(out[j]) + sums[j]) when adding.
+    static func store(_ sums: UnsafePointer<Double>, into out: UnsafeMutableBufferPointer<Float>, adding: Bool) {
+        for j in out.indices { out[j] = adding ? Float(Double(out[j]) + sums[j]) : Float(sums[j]) }
     }
 
-    /// Runs the backward kernel over all rows; returns how many rows took the Double fallback.
+    /// Builds the job for all rows (partials and fallback counts in this thread's
+    /// `ThreadScratch.call` block), lets `schedule` run its blocks, reduces the partials
+    /// in block order into Double sums and hands them to `finish` (nil for a gradient
+    /// not wanted). Returns how many rows took the Double fallback.
+    @discardableResult
+    func withBackwardJob(
+        outputGradient: Tensor, input: Tensor, statistics: Statistics, rows: Int,
+        dx: UnsafeMutablePointer<Float>, accumulate: Bool, weight wantWeight: Bool, bias wantBias: Bool,
+        schedule: (UnsafeMutablePointer<BackwardJob>, Int) -> Void,
+        finish: (UnsafePointer<Double>?, UnsafePointer<Double>?) -> Void
+    ) -> Int {
+        let n = dim
+        let blocks = BackwardKernel.blockCount(rows: rows)
+        // Layout: [partial weight: blocks·n floats][partial bias: blocks·n floats]
+        //         [fallback counts: blocks Ints][weight sums: n doubles][bias sums: n doubles]
+        let partialFloats = blocks &* n
+        let floatBytes = 2 &* partialFloats &* MemoryLayout<Float>.stride
+        let countsOffset = (floatBytes &+ 63) & ~63
+        let sumsOffset = (countsOffset &+ blocks &* MemoryLayout<Int>.stride &+ 63) & ~63
+        let raw = ThreadScratch.call.buffer(bytes: sumsOffset &+ 2 &* n &* MemoryLayout<Double>.stride)
+        let partials = raw.bindMemory(to: Float.self, capacity: 2 &* partialFloats)
+        let fallbacks = (raw + countsOffset).bindMemory(to: Int.self, capacity: blocks)
+        let sums = (raw + sumsOffset).bindMemory(to: Double.self, capacity: 2 &* n)
+        fallbacks.update(repeating: 0, count: blocks)
+        let kernels = Kernels.layerNorm
+        let w = elementwiseAffine ? weight : identityWeight
+        input.withUnsafeBufferPointer { x in
+            outputGradient.withUnsafeBufferPointer { dy in
+                statistics.means.withUnsafeBufferPointer { mean in
+                    statistics.reciprocalStandardDeviations.withUnsafeBufferPointer { rstd in
+                        w.withUnsafeBufferPointer { wp in
+                            var job = BackwardJob(
+                                dim: n, rows: rows, eps: Double(eps),
+                                x: x.baseAddress!, dy: dy.baseAddress!, dx: dx,
+                                accumulate: accumulate, mean: mean.baseAddress!, rstd: rstd.baseAddress!,
+                                weight: wp.baseAddress!, partialWeight: wantWeight ? partials : nil,
+                                partialBias: wantBias ? partials + partialFloats : nil,
+                                fallbackRows: fallbacks, kernels: kernels)
+                            withUnsafeMutablePointer(to: &job) { schedule($0, blocks) }
+                        }
+                    }
+                }
+            }
+        }
+        if wantWeight { BackwardKernel.reduce(partials, blocks: blocks, dim: n, into: sums) }
+        if wantBias { BackwardKernel.reduce(partials + partialFloats, blocks: blocks, dim: n, into: sums + n) }
+        finish(wantWeight ? UnsafePointer(sums) : nil, wantBias ? UnsafePointer(sums + n) : nil)
+        var total = 0
+        for b in 0..<blocks { total &+= fallbacks[b] }
+        return total
+    }
+
+    /// For tests: runs the kernel over all rows with `forEachBlockRange` choosing how
+    /// blocks are scheduled, and returns how many rows took the Double fallback.
     ///
     /// `forEachBlockRange` is handed the block count and a `@Sendable` body, and must
     /// call the body on disjoint ranges covering `0..<blockCount`, in any order and on
     /// any threads: the results do not depend on how (blocks are fixed groups of
-    /// `BackwardKernel.blockRows` rows). The public calls pass
-    /// ``parallelBlockRanges(rows:)``; the default, one serial call over all blocks, is
-    /// for tests that compare the two.
+    /// `BackwardKernel.blockRows` rows). The public calls use ``runBackward(outputGradient:input:statistics:rows:into:accumulate:)``.
     @discardableResult
     func runBackward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics, rows: Int,
@@ -244,44 +344,19 @@ extension LayerNorm {
     ) -> Int {
         guard rows > 0 else { return 0 }
         let n = dim
-        let blocks = BackwardKernel.blockCount(rows: rows)
-        let w = elementwiseAffine ? weight : identityWeight
-        let partialWeight: UnsafeMutablePointer<Float>? =
-            weightSums == nil ? nil : .allocate(capacity: blocks &* n)
-        let partialBias: UnsafeMutablePointer<Float>? =
-            biasSums == nil ? nil : .allocate(capacity: blocks &* n)
-        let fallbacks = UnsafeMutablePointer<Int>.allocate(capacity: blocks)
-        defer {
-            partialWeight?.deallocate()
-            partialBias?.deallocate()
-            fallbacks.deallocate()
+        var weightResult: [Double]? = nil, biasResult: [Double]? = nil
+        let count = withBackwardJob(
+            outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
+            dx: dx.baseAddress!, accumulate: accumulate, weight: weightSums != nil, bias: biasSums != nil
+        ) { job, blocks in
+            let copy = job.pointee
+            forEachBlockRange(blocks) { range in copy.run(blocks: range) }
+        } finish: { w, b in
+            weightResult = w.map { Array(UnsafeBufferPointer(start: $0, count: n)) }
+            biasResult = b.map { Array(UnsafeBufferPointer(start: $0, count: n)) }
         }
-        fallbacks.initialize(repeating: 0, count: blocks)
-        input.withUnsafeBufferPointer { x in
-            outputGradient.withUnsafeBufferPointer { dy in
-                statistics.means.withUnsafeBufferPointer { mean in
-                    statistics.reciprocalStandardDeviations.withUnsafeBufferPointer { rstd in
-                        w.withUnsafeBufferPointer { wp in
-                            let job = BackwardJob(
-                                dim: n, rows: rows, eps: Double(eps),
-                                x: x.baseAddress!, dy: dy.baseAddress!, dx: dx.baseAddress!,
-                                accumulate: accumulate, mean: mean.baseAddress!, rstd: rstd.baseAddress!,
-                                weight: wp.baseAddress!, partialWeight: partialWeight, partialBias: partialBias,
-                                fallbackRows: fallbacks)
-                            forEachBlockRange(blocks) { range in job.run(blocks: range) }
-                        }
-                    }
-                }
-            }
-        }
-        if let partialWeight { weightSums!.withUnsafeMutableBufferPointer { s in
-            BackwardKernel.reduce(partialWeight, blocks: blocks, dim: n, into: s.baseAddress!)
-        } }
-        if let partialBias { biasSums!.withUnsafeMutableBufferPointer { s in
-            BackwardKernel.reduce(partialBias, blocks: blocks, dim: n, into: s.baseAddress!)
-        } }
-        var total = 0
-        for b in 0..<blocks { total &+= fallbacks[b] }
-        return total
+        if weightSums != nil { weightSums = weightResult }
+        if biasSums != nil { biasSums = biasResult }
+        return count
     }
 }

@@ -66,6 +66,19 @@ public struct Tensor: Sendable, Equatable {
         initializingWith initializer: (UnsafeMutableBufferPointer<Float>) throws -> Void
     ) rethrows {
         _shape = shape
+        guard count > 0 else {
+            // No scalars: the shared empty storage, untouched. (Array's
+            // unsafeUninitializedCapacity initialiser writes the count even at capacity 0,
+            // into that process-wide singleton, which ThreadSanitizer reports as a race
+            // between threads that each make an empty tensor.)
+            // The initializer still runs (on an empty buffer with a valid base address), so
+            // its other effects, such as per-row statistics of zero rows, are as for any count.
+            try withUnsafeTemporaryAllocation(of: Float.self, capacity: 1) { scratch in
+                try initializer(UnsafeMutableBufferPointer(rebasing: scratch[0..<0]))
+            }
+            _scalars = []
+            return
+        }
         _scalars = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
             try initializer(buffer)
             initialized = count

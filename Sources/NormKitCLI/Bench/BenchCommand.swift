@@ -34,8 +34,11 @@ struct Bench: ParsableCommand {
     @Option(help: "Random seed of the input.")
     var seed: UInt64 = 1
 
-    @Option(help: "Mean of the input rows (standard deviation 2). At 0 every row takes the fast path; with |mean| above 2 every row of forward takes the careful path (backward: above 32).")
+    @Option(help: "Mean of the input rows for --data normal (standard deviation 2). Every row takes the same forward path whatever the mean; backward takes its careful path above 32.")
     var inputMean: Float = 0
+
+    @Option(help: "Input rows: \(InputData.allCases.map(\.rawValue).joined(separator: ", ")) (normal: N(input-mean, 2); symmetric: uniform [-2, 2); rand: uniform [0, 1); offset: 100 + N(0, 1)).")
+    var data: InputData = .normal
 
     @Flag(help: "GPT-2-like input rows (N(0, 1) with three massive channels) instead of N(input-mean, 2).")
     var gpt2Like = false
@@ -78,10 +81,11 @@ struct Bench: ParsableCommand {
         Parallelism.threadCount = threadCount
         let loadBefore = LoadAverage.read()
         let workload = chosenWorkload
-        let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean, gpt2Like: gpt2Like)
+        let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean, gpt2Like: gpt2Like,
+                                   data: data)
         let result = state.measure(iterations: iterations, threads: threadCount, progress: Progress())
         let report = BenchReport(
-            workload: workload, shape: dims, threads: threadCount, isa: level, inputMean: inputMean, gpt2Like: gpt2Like,
+            workload: workload, shape: dims, threads: threadCount, isa: level, data: data.rawValue, inputMean: inputMean, gpt2Like: gpt2Like,
             result: result, bytes: state.bytes, load: (before: loadBefore, after: LoadAverage.read()))
         print(json ? report.json : report.text)
     }

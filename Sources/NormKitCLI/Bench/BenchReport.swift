@@ -12,6 +12,8 @@ struct BenchReport {
     let threads: Int
     /// The kernels' instruction-set level during the run.
     let isa: InstructionSet
+    /// The `--data` kind of the input rows.
+    let data: String
     let inputMean: Float
     let gpt2Like: Bool
     let result: BenchState.Timings
@@ -44,7 +46,7 @@ struct BenchReport {
         let w = work, m = memcpy
         let name = baselineName
         var lines = [
-            "normkit bench: \(workload.rawValue), shape \(shape)" + (inputMean != 0 ? ", input mean \(inputMean)" : "")
+            "normkit bench: \(workload.rawValue), shape \(shape)" + (data != "normal" ? ", data \(data)" : "") + (inputMean != 0 ? ", input mean \(inputMean)" : "")
                 + (gpt2Like ? ", GPT-2-like input" : "")
                 + ", threads \(threads), isa \(isa.rawValue)"
                 + ", \(result.workload.count) iterations"
@@ -70,7 +72,7 @@ struct BenchReport {
         let w = work, m = memcpy, p = memcpyParallel
         let record = Record(
             workload: workload.rawValue, shape: shape, rows: shape.dropLast().reduce(1, *), dim: shape.last!,
-            threads: threads, isa: isa.rawValue, inputMean: Record.number(Double(inputMean)), gpt2Like: gpt2Like,
+            threads: threads, isa: isa.rawValue, data: data, inputMean: Record.number(Double(inputMean)), gpt2Like: gpt2Like,
             baseline: workload.isFused ? "stream x+h->h,y" : workload.isBackward ? "stream x+dy->dx" : "memcpy",
             iterations: result.workload.count, callsPerIteration: result.inner,
             bytes: bytes, trafficBytes: workload.streams * bytes,
@@ -103,6 +105,7 @@ extension BenchReport {
         let dim: Int
         let threads: Int
         let isa: String
+        let data: String
         let inputMean: Double?
         let gpt2Like: Bool
         let baseline: String
@@ -132,7 +135,7 @@ extension BenchReport {
         static func number(_ v: Double) -> Double? { v.isFinite ? (v * 1e4).rounded() / 1e4 : nil }
 
         enum CodingKeys: String, CodingKey {
-            case workload, shape, rows, dim, threads, isa
+            case workload, shape, rows, dim, threads, isa, data
             case inputMean = "input_mean", gpt2Like = "gpt2_like", baseline, iterations
             case callsPerIteration = "calls_per_iteration", bytes, trafficBytes = "traffic_bytes"
             case medianUs = "median_us", minUs = "min_us", gbps
@@ -151,6 +154,7 @@ extension BenchReport {
             try c.encode(dim, forKey: .dim)
             try c.encode(threads, forKey: .threads)
             try c.encode(isa, forKey: .isa)
+            try c.encode(data, forKey: .data)
             try c.encode(inputMean, forKey: .inputMean)
             try c.encode(gpt2Like, forKey: .gpt2Like)
             try c.encode(baseline, forKey: .baseline)

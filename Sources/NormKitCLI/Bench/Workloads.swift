@@ -87,7 +87,8 @@ final class BenchState {
     /// Bytes of the input. A call must move `workload.streams` times as many.
     let bytes: Int
 
-    init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0, gpt2Like: Bool = false) throws {
+    init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0, gpt2Like: Bool = false,
+         data: InputData = .normal) throws {
         self.workload = workload
         let dim = shape.last!
         var norm = try LayerNorm(dim: dim)
@@ -102,7 +103,12 @@ final class BenchState {
             let rows = shape.dropLast().reduce(1, *)
             x = try Tensor(shape: shape, scalars: Activations.gpt2Like(batch: 1, seq: rows, dim: dim, seed: seed).scalars)
         } else {
-            x = Tensor.randomNormal(shape, mean: inputMean, standardDeviation: 2, seed: seed)
+            switch data {
+            case .normal: x = Tensor.randomNormal(shape, mean: inputMean, standardDeviation: 2, seed: seed)
+            case .symmetric: x = Tensor.randomUniform(shape, lower: -2, upper: 2, seed: seed)
+            case .rand: x = Tensor.randomUniform(shape, lower: 0, upper: 1, seed: seed)
+            case .offset: x = Tensor.randomNormal(shape, mean: 100, standardDeviation: 1, seed: seed)
+            }
         }
         y = Tensor.zeros(shape)
         sink = y
@@ -221,4 +227,16 @@ final class BenchState {
 struct UncheckedPointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
+}
+
+/// The input rows of `normkit bench --data`.
+enum InputData: String, CaseIterable, ExpressibleByArgument {
+    /// N(--input-mean, 2): the default.
+    case normal
+    /// Uniform in [-2, 2): mean near 0, what the peer comparisons use.
+    case symmetric
+    /// Uniform in [0, 1) (`torch.rand`): all positive, mean 1.7 standard deviations.
+    case rand
+    /// 100 + N(0, 1): a mean of 100 standard deviations.
+    case offset
 }

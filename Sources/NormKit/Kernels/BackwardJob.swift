@@ -1,0 +1,194 @@
+// Running the backward kernel (BackwardKernel.swift has the math and the plan) over
+// blocks of rows: per row, the fast or careful path's two kernel-layer passes, the
+// check (BackwardBounds), the Double fallback, and the row's share of the partial
+// weight and bias gradients.
+
+import CNormKernels
+
+/// One backward call's inputs, outputs and partial sums, as raw pointers.
+///
+/// `run(blocks:)` may be called for disjoint block ranges from several threads at
+/// once: each block writes only its own rows of `dx`, its own slice of the partial
+/// buffers and its own `fallbackRows` entry, and takes its scratch rows from the
+/// running thread's `ThreadScratch.rows`. That is what makes it `@unchecked Sendable`.
+struct BackwardJob: @unchecked Sendable {
+    var dim: Int
+    var rows: Int
+    /// The layer's eps, for the Double fallback's recomputed statistics.
+    var eps: Double
+    var x: UnsafePointer<Float>
+    var dy: UnsafePointer<Float>
+    var dx: UnsafeMutablePointer<Float>
+    /// Whether dx is added into (`dx += ...`) rather than overwritten.
+    var accumulate: Bool
+    var mean: UnsafePointer<Double>
+    var rstd: UnsafePointer<Double>
+    /// The effective weight: `dim` floats, ones for a layer without affine weights.
+    var weight: UnsafePointer<Float>
+    /// `blockCount × dim` partial sums of dy ⊙ x̂, or nil when the weight gradient is not wanted.
+    var partialWeight: UnsafeMutablePointer<Float>?
+    /// `blockCount × dim` partial sums of dy, or nil when the bias gradient is not wanted.
+    var partialBias: UnsafeMutablePointer<Float>?
+    /// `blockCount` counts of rows that took the Double fallback.
+    var fallbackRows: UnsafeMutablePointer<Int>
+    /// The kernel layer's functions at the level chosen for this call.
+    var kernels: nk_layernorm_kernels
+
+    /// Processes every row of blocks `blocks`. Allocates nothing once this thread has
+    /// run a block of this `dim` (its three scratch rows are `ThreadScratch.rows`).
+    func run(blocks: Range<Int>) {
+        let n = dim
+        // Three rows, each starting on a 64-byte line.
+        let stride = (n &+ 15) & ~15
+        let scratch = ThreadScratch.rows.buffer(bytes: 3 &* stride &* MemoryLayout<Float>.stride)
+            .bindMemory(to: Float.self, capacity: 3 &* stride)
+        let xhat = scratch, p = scratch + stride, delta = scratch + 2 &* stride
+        for b in blocks {
+            let first = b &* BackwardKernel.blockRows
+            let end = min(rows, first &+ BackwardKernel.blockRows)
+            let pw = partialWeight.map { $0 + b &* n }
+            let pb = partialBias.map { $0 + b &* n }
+            pw?.update(repeating: 0, count: n)
+            pb?.update(repeating: 0, count: n)
+            var fallbacks = 0
+            for row in first..<end {
+                let result = self.row(row, xhat: xhat, p: p, delta: delta)
+                if result.fellBack { fallbacks &+= 1 }
+                if pw != nil || pb != nil {
+                    kernels.backward_accumulate(pw, pb, p, dy + row &* n, n, result.pScale)
+                }
+            }
+            fallbackRows[b] = fallbacks
+        }
+    }
+
+    /// Writes row `row` of dx, and into `p` the row's dweight term divided by `pScale`
+    /// (dy ⊙ x̂ = pScale·p). `fellBack` tells whether the row took the Double fallback.
+    @inline(__always)
+    func row(_ row: Int, xhat: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>,
+             delta: UnsafeMutablePointer<Float>) -> (pScale: Float, fellBack: Bool) {
+        let n = dim
+        let offset = row &* n
+        let x = self.x + offset, dy = self.dy + offset, dx = self.dx + offset
+        let mu = mean[row], r = rstd[row]
+        guard mu.isFinite && r.isFinite && r > 0 else {
+            // Forward saw NaN or infinity in this row: its output was NaN, so is its gradient.
+            nanRow(dx, p, n)
+            return (1, false)
+        }
+        // Prefetch this far ahead while the rest of the tensor lasts (the current
+        // row, harmlessly, near the end).
+        let ahead = offset &+ n &+ BackwardKernel.prefetchDistance <= rows &* n ? BackwardKernel.prefetchDistance : 0
+        let accepted: Bool
+        let pScale: Float
+        if BackwardBounds.fastRstdRange.contains(r) && abs(mu) * r <= BackwardBounds.fastMeanRatio {
+            accepted = fastRow(x, dy, dx, p, delta, n, mean: mu, rstd: r, ahead: ahead)
+            pScale = Float(r)
+        } else {
+            accepted = carefulRow(x, dy, dx, xhat, p, delta, n, mean: mu, rstd: r, ahead: ahead)
+            pScale = 1
+        }
+        if accepted {
+            if accumulate { BLAS.axpy(n, 1, delta, dx) }
+            return (pScale, false)
+        }
+        exactRow(x, dy, dx, p, n)
+        return (1, true)
+    }
+
+    /// The fast path (see BackwardKernel.swift): p = d·dy with d = x - μ, then
+    /// dx = (dy·w)·r + (x·β + γ) into dx (into `delta` when accumulating). Returns
+    /// whether the check accepts the row.
+    @inline(__always)
+    func fastRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                 _ p: UnsafeMutablePointer<Float>, _ delta: UnsafeMutablePointer<Float>, _ n: Int,
+                 mean mu: Double, rstd r: Double, ahead: Int) -> Bool {
+        let invN = 1 / Double(n)
+        let mHi = Float(mu)
+        let mLo = Float(mu - Double(mHi))
+        var sums = (0.0, 0.0)
+        let dMax = withUnsafeMutableBytes(of: &sums) { s in
+            kernels.backward_centre(x, dy, weight, p, n, mHi, mLo, ahead, s.baseAddress!.assumingMemoryBound(to: Double.self))
+        }
+        let a = sums.0 * invN
+        let c = r * (sums.1 * invN)
+        let beta = -(r * r * c), gamma = r * (r * c * mu - a)
+        let eMax = kernels.backward_affine(
+            dy, weight, x, accumulate ? delta : dx, n, Float(r), Float(beta), Float(gamma), UnsafePointer(dx + ahead))
+        // max|x̂| from max|d|: d is x - μ up to 3u of itself (and 2u² of the mean).
+        let u = BackwardBounds.u
+        let M = abs(mu) * r
+        let X = Double(dMax) * r * (1 + 4 * u) + 2 * u * u * M
+        return BackwardBounds.acceptsFast(a: a, c: c, tMax: Double(eMax) / r, xMax: X, meanRatio: M, r: r, n: n)
+    }
+
+    /// The careful path (see BackwardKernel.swift): x̂ into `xhat`, p = dy·x̂, then
+    /// dx = r·((g - a) - x̂·c). Returns whether the check accepts the row.
+    @inline(__always)
+    func carefulRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                    _ xhat: UnsafeMutablePointer<Float>, _ p: UnsafeMutablePointer<Float>,
+                    _ delta: UnsafeMutablePointer<Float>, _ n: Int,
+                    mean mu: Double, rstd r: Double, ahead: Int) -> Bool {
+        let invN = 1 / Double(n)
+        // x̂ = (x·s - μ·s)·(r/s) with s a power of two: 1 unless r < 2^-100 (a spread
+        // above ~1e30), where x - μ could overflow and r is near float's subnormals.
+        // Then x·s (exact) goes to the scratch row first, and x̂ is computed in place.
+        var source = x, s = 1.0, rs = r
+        if r < 0x1p-100 {
+            s = Double(sign: .plus, exponent: max(r.exponent, -149), significand: 1)
+            rs = r / s
+            kernels.scale(x, xhat, n, Float(s))
+            source = UnsafePointer(xhat)
+        }
+        let ms = mu * s
+        let mHi = Float(ms)
+        let mLo = Float(ms - Double(mHi))
+        var sums = (0.0, 0.0)
+        var range: (Float, Float) = (0, 0)
+        withUnsafeMutableBytes(of: &sums) { sp in
+            withUnsafeMutableBytes(of: &range) { rp in
+                kernels.backward_normalize(source, dy, weight, xhat, p, n, mHi, mLo, Float(rs), ahead,
+                                           sp.baseAddress!.assumingMemoryBound(to: Double.self),
+                                           rp.baseAddress!.assumingMemoryBound(to: Float.self))
+            }
+        }
+        let a = sums.0 * invN
+        let c = sums.1 * invN
+        let tMax = kernels.backward_combine(
+            dy, weight, xhat, accumulate ? delta : dx, n, Float(a), Float(c), Float(r), UnsafePointer(dx + ahead))
+
+        // max|x̂| from the range of x (·s): exact up to the rounding of x̂ itself.
+        let xMax = max(Double(range.1) - ms, ms - Double(range.0)) * rs
+        return BackwardBounds.accepts(a: a, c: c, tMax: Double(tMax), xMax: xMax, r: r, scaledMean: ms,
+                                      scaledRstd: rs, n: n)
+    }
+
+    /// The Double fallback: statistics, x̂, a, c and dx all recomputed in Double from
+    /// x, dy and w, as Reference does; p rewritten from the exact x̂.
+    @inline(never)
+    func exactRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                  _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        let nd = Double(n)
+        let (mu, r) = doubleRowStatistics(count: n, eps: eps) { Double(x[$0]) }
+        var sg = 0.0, sgx = 0.0
+        for i in 0..<n {
+            let g = Double(dy[i]) * Double(weight[i])
+            sg += g
+            sgx += g * ((Double(x[i]) - mu) * r)
+        }
+        let a = sg / nd, c = sgx / nd
+        for i in 0..<n {
+            let xh = (Double(x[i]) - mu) * r
+            let v = r * (Double(dy[i]) * Double(weight[i]) - a - xh * c)
+            dx[i] = accumulate ? Float(Double(dx[i]) + v) : Float(v)
+            p[i] = Float(Double(dy[i]) * xh)
+        }
+    }
+
+    /// A row whose statistics are NaN: dx (and dx's accumulation) NaN, p NaN.
+    @inline(never)
+    func nanRow(_ dx: UnsafeMutablePointer<Float>, _ p: UnsafeMutablePointer<Float>, _ n: Int) {
+        dx.update(repeating: .nan, count: n)
+        p.update(repeating: .nan, count: n)
+    }
+}
