@@ -31,8 +31,9 @@ enum BLAS {
     /// or the equal centred values beside one outlier) every rounding goes the same way
     /// and the error grows with n/lanes: past 1e-6 of the sum from about n = 1650 on the
     /// AVX-512 kernel, and sooner on OpenBLAS's AVX2 and SSE kernels. Blocks of 512 keep
-    /// every kernel under the bound (measured in docs/reliability.md) at no cost for GPT-2's
-    /// rows (768, 1024), which stay one call.
+    /// such sums close at no cost for GPT-2's rows (768, 1024), which stay one call. (The
+    /// LayerNorm forward uses its sum only as a shift and takes its statistics in Double,
+    /// so its bound no longer rests on this; docs/numerics.md.)
     static let sumBlock = 512
 
     /// Σ x[i]·y[i] over `count` contiguous floats, by `cblas_sdot` (see `sumBlock`).

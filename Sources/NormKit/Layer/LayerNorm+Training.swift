@@ -210,13 +210,14 @@ extension LayerNorm {
         guard gradients.input.shape == input.shape else {
             throw .shapeMismatch(name: "gradients.input", expected: input.shape, actual: gradients.input.shape)
         }
-        let weightShape = elementwiseAffine ? [dim] : [0]
-        guard gradients.weight.shape == weightShape else {
-            throw .shapeMismatch(name: "gradients.weight", expected: weightShape, actual: gradients.weight.shape)
+        // Compared without building the expected shapes: no array is allocated unless it throws.
+        let weightCount = elementwiseAffine ? dim : 0, biasCount = usesBias ? dim : 0
+        let w = gradients.weight.shape, b = gradients.bias.shape
+        guard w.count == 1 && w[0] == weightCount else {
+            throw .shapeMismatch(name: "gradients.weight", expected: [weightCount], actual: w)
         }
-        let biasShape = usesBias ? [dim] : [0]
-        guard gradients.bias.shape == biasShape else {
-            throw .shapeMismatch(name: "gradients.bias", expected: biasShape, actual: gradients.bias.shape)
+        guard b.count == 1 && b[0] == biasCount else {
+            throw .shapeMismatch(name: "gradients.bias", expected: [biasCount], actual: b)
         }
     }
 
@@ -239,7 +240,7 @@ extension LayerNorm {
         let n = dim
         let workers = RowDriver.workers(rows: rows, dim: n)
         let wantWeight = elementwiseAffine, wantBias = usesBias
-        gradients.input.withUnsafeMutableBufferPointer { dx in
+        _ = gradients.input.withUnsafeMutableBufferPointer { dx in
             withBackwardJob(outputGradient: outputGradient, input: input, statistics: statistics, rows: rows,
                             dx: dx.baseAddress!, accumulate: accumulate, weight: wantWeight, bias: wantBias,
 ) { job, blocks in
