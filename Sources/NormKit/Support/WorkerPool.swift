@@ -1,10 +1,10 @@
 // A small persistent pool of helper threads for RowParallel.
 //
-// Why not Dispatch: `DispatchQueue.concurrentPerform` allocates (about three mallocs
-// per call on Linux), and `forward(_:into:)` must not allocate; its sleeping workers
-// also take 5-10 us to wake on this kind of machine. Here helpers spin for a short
-// while after each job (so back-to-back calls, as in a model's layers, hand off in
-// well under a microsecond) and then sleep on a condition variable.
+// Why not Dispatch: `DispatchQueue.concurrentPerform` allocates on every call on Linux,
+// and `forward(_:into:)` must not allocate; its sleeping workers are also slow to wake.
+// Here helpers spin for a short while after each job (so back-to-back calls, as in a
+// model's layers, hand off without a wake-up) and then sleep on a condition variable.
+// The measured costs are in docs/performance.md ("Parallel rows").
 //
 // Protocol (all atomics sequentially consistent; correctness over the last nanosecond):
 // * One job at a time. A caller takes the pool with `busy` (compare-exchange); a
@@ -207,8 +207,7 @@ final class WorkerPool: @unchecked Sendable {
         return g
     }
 
-    /// Waiting for a helper's last part: spin (the wait is at most one part, a few
-    /// microseconds), and only after `spinNanoseconds` yield the core. Yielding at once
+    /// Waiting for a helper's last part: spin (the wait is at most one part), and only after `spinNanoseconds` yield the core. Yielding at once
     /// is worse on a busy machine: the scheduler may hand the core to another process
     /// for a whole time slice (milliseconds) while the part is long done.
     struct Backoff {
