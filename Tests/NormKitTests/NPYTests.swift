@@ -69,8 +69,9 @@ struct NPYTests {
         let t = try Tensor(shape: [Int](repeating: 1, count: 30000), scalars: [2.5])
         let data = t.npyData()
         #expect(data[6] == 2)
-        #expect(try NPYHeader(npyData: data).dataOffset % 64 == 0)
-        #expect(bitsEqual(try Tensor(npyData: data), t))
+        // The reader refuses ranks above 64 (NumPy's limit), so such a file is written
+        // (npyData does not throw) but not read back.
+        #expect(throws: NormKitError.self) { try NPYHeader(npyData: data) }
     }
 
     @Test func missingFileIsAnIOError() {

@@ -53,6 +53,7 @@ enum BLAS {
     private static func blockedDot(
         _ count: Int, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, advanceY: Bool
     ) -> Double {
+        ProcessExit.checkpoint()  // not into OpenBLAS once exit() began (Support/ProcessExit.swift)
         if count <= singleCallLimit {
             return Double(cblas_sdot(Int32(truncatingIfNeeded: count), x, 1, y, 1))
         }
@@ -69,6 +70,7 @@ enum BLAS {
     /// y[i] += alpha·x[i] (`cblas_saxpy`).
     @inline(__always)
     static func axpy(_ count: Int, _ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        ProcessExit.checkpoint()  // not into OpenBLAS once exit() began (Support/ProcessExit.swift)
         var start = 0
         while start < count {
             let n = min(maxChunk, count - start)
@@ -81,6 +83,7 @@ enum BLAS {
     /// gives y[i] += alpha).
     @inline(__always)
     static func axpyRepeating(_ count: Int, _ alpha: Float, _ c: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+        ProcessExit.checkpoint()  // not into OpenBLAS once exit() began (Support/ProcessExit.swift)
         var start = 0
         while start < count {
             let n = min(maxChunk, count - start)

@@ -111,7 +111,10 @@ struct JSONParser {
         let start = cursor.pos
         cursor.pos += 1  // '{'
         var members: [JSONMember] = []
-        var seen: Set<String> = []
+        // Keys compared by their UTF-8 bytes, as Python's json and safetensors do: a
+        // Swift String compares by canonical equivalence, so "café" as one scalar and as
+        // e + combining accent would be the same key.
+        var seen: Set<[UInt8]> = []
         cursor.skipWhitespace()
         if cursor.peek == UInt8(ascii: "}") {
             cursor.pos += 1
@@ -124,7 +127,7 @@ struct JSONParser {
                 throw cursor.error("expected a string key, got \(cursor.describeByte())")
             }
             let key = try parseString()
-            guard seen.insert(key).inserted else {
+            guard seen.insert(Array(key.utf8)).inserted else {
                 throw cursor.error("duplicate key '\(key)'", at: keyOffset)
             }
             cursor.skipWhitespace()

@@ -113,7 +113,7 @@ public struct SafeTensors: Sendable {
     /// The file size in bytes.
     public var byteCount: Int { storage.count }
 
-    private let infos: [String: TensorInfo]
+    private let infos: [TensorName: TensorInfo]
     private let storage: Data
     /// The file offset of the data area: 8 + the header length.
     private let dataStart: Int
@@ -141,17 +141,21 @@ public struct SafeTensors: Sendable {
         dataStart = parsed.dataStart
         infos = parsed.infos
         metadata = parsed.metadata
-        names = parsed.infos.keys.sorted()
+        // Sorted as Strings; names that are equal as Strings (the same text in two
+        // Unicode normal forms) are distinct tensors and follow in byte order.
+        names = parsed.infos.values.map(\.name).sorted {
+            $0 == $1 ? $0.utf8.lexicographicallyPrecedes($1.utf8) : $0 < $1
+        }
     }
 
     /// The header entry of `name`, or nil when the file has no such tensor.
-    public func info(named name: String) -> TensorInfo? { infos[name] }
+    public func info(named name: String) -> TensorInfo? { infos[TensorName(name)] }
 
     /// Whether the file holds a tensor called `name`.
-    public func contains(_ name: String) -> Bool { infos[name] != nil }
+    public func contains(_ name: String) -> Bool { infos[TensorName(name)] != nil }
 
     /// Every tensor's header entry, sorted by name.
-    public var tensorInfos: [TensorInfo] { names.compactMap { infos[$0] } }
+    public var tensorInfos: [TensorInfo] { names.compactMap { infos[TensorName($0)] } }
 
     /// The tensor `name`, converted to `Float` (F32 copied; F16 and BF16 exactly
     /// widened; F64 rounded to nearest, ±infinity beyond Float's range).
@@ -160,7 +164,7 @@ public struct SafeTensors: Sendable {
     ///   tensors, or ``NormKitError/unsupported(format:reason:)`` for a dtype other than
     ///   F32/F16/BF16/F64 or a scalar (shape `[]`), which a ``Tensor`` (rank >= 1) cannot hold.
     public func tensor(named name: String) throws(NormKitError) -> Tensor {
-        guard let info = infos[name] else { throw .missingTensor(name: name, available: names) }
+        guard let info = infos[TensorName(name)] else { throw .missingTensor(name: name, available: names) }
         guard let format = info.dtype.storedFloat else {
             throw .unsupported(format: "safetensors",
                                reason: "tensor '\(name)' has dtype \(info.dtype.rawValue); NormKit reads F32, F16, BF16 and F64")
@@ -181,6 +185,14 @@ public struct SafeTensors: Sendable {
     }
 }
 
+/// A tensor name as a dictionary key: compared and hashed by its UTF-8 bytes, as the
+/// reference reader does. (A `String` key compares by canonical equivalence, which made
+/// `café` as one scalar and as e + combining accent one name.)
+struct TensorName: Hashable, Sendable {
+    let bytes: [UInt8]
+    init(_ name: String) { bytes = Array(name.utf8) }
+}
+
 // MARK: - Validation
 
 extension SafeTensors {
@@ -188,7 +200,7 @@ extension SafeTensors {
 
     private struct ParsedHeader {
         var dataStart: Int
-        var infos: [String: TensorInfo]
+        var infos: [TensorName: TensorInfo]
         var metadata: [String: String]
     }
 
@@ -229,7 +241,7 @@ extension SafeTensors {
 
         // 3. Each entry: __metadata__ (strings), or a tensor with a known dtype, a
         //    non-negative shape whose byte size fits in Int, and offsets matching it.
-        var infos: [String: TensorInfo] = [:]
+        var infos: [TensorName: TensorInfo] = [:]
         var metadata: [String: String] = [:]
         for member in members {
             if member.key == "__metadata__" {
@@ -245,7 +257,7 @@ extension SafeTensors {
                 continue
             }
             let info = try tensorInfo(member, dataSize: dataSize)
-            infos[member.key] = info
+            infos[TensorName(member.key)] = info
         }
 
         // 4. The tensors tile the data area: sorted by offset, each starts where the
@@ -304,6 +316,9 @@ extension SafeTensors {
 
         guard case let .array(dims, shapeOffset) = shapeValue else {
             throw fail(shapeValue.offset, "tensor '\(name)': shape must be an array, got \(shapeValue.kind)")
+        }
+        guard dims.count <= NPYHeader.maxRank else {
+            throw fail(shapeOffset, "tensor '\(name)': shape has \(dims.count) dimensions; at most \(NPYHeader.maxRank) are allowed (NumPy's limit)")
         }
         var shape: [Int] = []
         shape.reserveCapacity(dims.count)

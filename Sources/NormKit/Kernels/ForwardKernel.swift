@@ -66,10 +66,11 @@ enum ForwardKernel {
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters
     ) -> RowStatistics {
         let shift = Float(BLAS.dotRepeating(p.dim, x, p.ones) / Double(p.dim))
-        var s = RowStatistics.nan
-        withUnsafeMutableBytes(of: &s) { raw in
+        // A homogeneous tuple is laid out contiguously: stats[0], stats[1] of the C call.
+        var stats = (Double.nan, Double.nan)
+        withUnsafeMutableBytes(of: &stats) { raw in
             p.kernels.forward_row(x, y, p.dim, shift, p.eps, p.weight, p.bias, raw.baseAddress!.assumingMemoryBound(to: Double.self))
         }
-        return s
+        return RowStatistics(mean: stats.0, rstd: stats.1)
     }
 }

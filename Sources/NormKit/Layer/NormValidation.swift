@@ -27,6 +27,9 @@ enum NormValidation {
     /// built from saved values; throws for an invalid shape.
     static func rowCount(inputShape: [Int]) throws(NormKitError) -> Int {
         _ = try Shape.elementCount(inputShape)
+        // A zero leading dimension means zero rows whatever the others are, as in
+        // elementCount: `[3, 2^62, 0, 768]` (an empty tensor forwardForTraining accepts).
+        if inputShape.dropLast().contains(0) { return 0 }
         guard let rows = Shape.product(inputShape.dropLast()) else { throw .shapeOverflow(shape: inputShape) }
         return rows
     }

@@ -1,9 +1,14 @@
 // How many threads NormKit's kernels may use, process-wide and per scope.
 //
-// The process-wide count is one `Int` behind a pthread mutex (Synchronization's
-// `Mutex` would need macOS 15; the package supports macOS 13). A scoped override is a
-// task-local value, so a test or a request handler can pin its own calls to a thread
-// count without racing other tasks that read the global one.
+// The process-wide count is one atomic `Int` (Synchronization's `Atomic`), read on every
+// forward call: no lock is held on the forward path, so a child forked while another
+// thread was reading it cannot inherit a locked mutex and hang (it did, with the mutex
+// this replaced: docs/reliability.md, "fork()"). Only macOS before 15, which lacks
+// `Atomic`, keeps a pthread mutex. A scoped override is a task-local value, so a test or
+// a request handler can pin its own calls to a thread count without racing other tasks
+// that read the global one.
+
+import Synchronization
 
 #if canImport(Darwin)
 import Darwin
@@ -94,10 +99,49 @@ public enum Parallelism {
 
     static func clamp(_ n: Int) -> Int { min(max(n, 1), maxThreadCount) }
 
-    private static let global = LockedInt(defaultThreadCount)
+    private static let global = SharedInt(defaultThreadCount)
 }
 
-/// An `Int` behind a pthread mutex.
+/// An `Int` that any thread may read and write: an atomic where Synchronization has one.
+private final class SharedInt: Sendable {
+    // `any Sendable` so the class itself needs no availability: an `AtomicBox` on
+    // Linux and macOS 15+, a `LockedInt` before.
+    private let box: any Sendable
+
+    init(_ value: Int) {
+        if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *) {
+            box = AtomicBox(value)
+        } else {
+            box = LockedInt(value)
+        }
+    }
+
+    var value: Int {
+        get {
+            if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *),
+               let atomic = box as? AtomicBox {
+                return atomic.storage.load(ordering: .relaxed)
+            }
+            return (box as! LockedInt).value
+        }
+        set {
+            if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *),
+               let atomic = box as? AtomicBox {
+                atomic.storage.store(newValue, ordering: .relaxed)
+                return
+            }
+            (box as! LockedInt).value = newValue
+        }
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *)
+private final class AtomicBox: Sendable {
+    let storage: Atomic<Int>
+    init(_ value: Int) { storage = Atomic(value) }
+}
+
+/// An `Int` behind a pthread mutex (macOS before 15 only; not fork-safe).
 private final class LockedInt: @unchecked Sendable {
     // @unchecked: `storage` is only read or written with `mutex` held.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>

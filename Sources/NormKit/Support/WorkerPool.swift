@@ -17,6 +17,11 @@
 // * The caller waits until every part has finished, closes the job (`closed = gen`),
 //   and waits until `active == 0` before its stack frame (the job) goes away. A helper
 //   that checks in after the close sees `closed == gen` and never touches the job.
+// * fork(): a child inherits the pool's memory but none of its helper threads, and may
+//   inherit its mutex locked or `active` above 0 (a helper was checked in at the fork).
+//   So the pool is only used by the process that created it: in any other (a forked
+//   child, `getpid() != owner`), `run` runs every part on the calling thread and touches
+//   no lock or counter of the pool.
 
 import Synchronization
 
@@ -68,6 +73,9 @@ final class WorkerPool: @unchecked Sendable {
     private var sleepers = 0
     private var helpers = 0
 
+    /// The process that created the pool (and its helpers).
+    private let owner = getpid()
+
     private init() {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
@@ -80,11 +88,13 @@ final class WorkerPool: @unchecked Sendable {
     /// Runs `function(context, 0) ... function(context, parts - 1)`, each exactly once,
     /// on the calling thread and up to `helpers` pool threads; returns when all have
     /// run. Parts are claimed in increasing order. Runs everything on the calling thread,
-    /// in order, when the pool is busy. Allocates nothing once the helpers exist.
+    /// in order, when the pool is busy or this is a forked child of the pool's process.
+    /// Allocates nothing once the helpers exist.
     func run(parts: Int, helpers wanted: Int, context: UnsafeMutableRawPointer, function: PartFunction) {
         guard parts > 0 else { return }
         let wanted = min(wanted, parts - 1, Parallelism.maxThreadCount - 1)
-        guard wanted > 0, busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
+        guard wanted > 0, getpid() == owner,
+              busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
         else {
             for i in 0..<parts { function(context, i) }
             return

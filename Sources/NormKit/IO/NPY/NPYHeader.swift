@@ -29,8 +29,12 @@ public struct NPYHeader: Sendable, Equatable {
 
     /// The largest header accepted: 1 MiB. NumPy itself refuses more than 10 000 characters
     /// by default; a float array's header is under 100 bytes plus about 3 per dimension,
-    /// so this admits ranks in the hundreds of thousands while bounding the parse.
+    /// so this bounds the parse (ranks are capped at ``maxRank`` separately).
     public static let maxHeaderLength = 1 << 20
+
+    /// The most dimensions a shape may have: 64, NumPy's `NPY_MAXDIMS` (both readers
+    /// refuse more, before anything is allocated per dimension).
+    public static let maxRank = 64
 
     /// The dtypes NormKit reads: little- and big-endian float16, float32 and float64.
     public static let supportedDTypes = ["<f4", "<f8", "<f2", ">f4", ">f8", ">f2"]
@@ -157,6 +161,9 @@ public struct NPYHeader: Sendable, Equatable {
         }
         guard case let .tuple(dims, shapeOffset) = shapeValue else {
             throw Self.fail(shapeValue.offset, "'shape' must be a tuple of ints, got \(shapeValue.kind)")
+        }
+        guard dims.count <= Self.maxRank else {
+            throw Self.fail(shapeOffset, "'shape' has \(dims.count) dimensions; at most \(Self.maxRank) are allowed (NumPy's limit)")
         }
         var shape: [Int] = []
         shape.reserveCapacity(dims.count)

@@ -121,6 +121,7 @@ struct PythonLiteralParser {
         let start = cursor.pos
         cursor.pos += 1  // '{'
         var entries: [(key: String, keyOffset: Int, value: PythonLiteral)] = []
+        var seen: Set<[UInt8]> = []  // keys by their bytes: one hash per key, not a scan per key
         while true {
             cursor.skipWhitespace()
             if cursor.peek == UInt8(ascii: "}") { cursor.pos += 1; return .dict(entries, offset: cursor.offset(start)) }
@@ -129,7 +130,7 @@ struct PythonLiteralParser {
                 throw cursor.error("expected a string key, got \(cursor.describeByte())")
             }
             let key = try parseString()
-            if entries.contains(where: { $0.key == key }) {
+            guard seen.insert(Array(key.utf8)).inserted else {
                 throw cursor.error("duplicate key '\(key)'", at: keyOffset)
             }
             cursor.skipWhitespace()

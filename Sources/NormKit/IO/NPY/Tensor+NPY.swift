@@ -63,11 +63,19 @@ extension Tensor {
         _ src: UnsafeBufferPointer<Float>, shape: [Int], into dst: UnsafeMutableBufferPointer<Float>
     ) {
         guard dst.count > 0 else { return }
-        let rank = shape.count
-        var fstride = [Int](repeating: 1, count: rank)
-        for j in 1..<rank { fstride[j] = fstride[j - 1] * shape[j - 1] }
+        // Axes of length 1 move no element: dropped, every remaining axis has length >= 2,
+        // so the odometer below carries O(1) times per step on average and the copy is
+        // O(elements) whatever the rank.
+        var dims: [Int] = [], fstride: [Int] = []
+        var f = 1
+        for d in shape {
+            if d != 1 { dims.append(d); fstride.append(f) }
+            f *= d
+        }
+        guard !dims.isEmpty else { dst[0] = src[0]; return }
+        let rank = dims.count
         var index = [Int](repeating: 0, count: rank - 1)  // over all axes but the last
-        let last = shape[rank - 1], lastStride = fstride[rank - 1]
+        let last = dims[rank - 1], lastStride = fstride[rank - 1]
         var base = 0, out = 0
         while out < dst.count {
             for j in 0..<last { dst[out + j] = src[base + j * lastStride] }
@@ -77,8 +85,8 @@ extension Tensor {
             while axis >= 0 {
                 index[axis] += 1
                 base += fstride[axis]
-                if index[axis] < shape[axis] { break }
-                base -= fstride[axis] * shape[axis]
+                if index[axis] < dims[axis] { break }
+                base -= fstride[axis] * dims[axis]
                 index[axis] = 0
                 axis -= 1
             }
