@@ -13,6 +13,9 @@ extension Reference {
         case cancelling = "cancelling"
         /// Every other row of the input `1e30·randn` (the sum's squares overflow float).
         case huge = "1e30 mixed"
+        /// Every third row of the input ±3e38, near the largest float (1/rms below float's
+        /// normal range), between ordinary rows.
+        case nearFloatMax = "near float max mixed"
 
         /// `(input, residual)`, each `[rows, dim]`, from seeded noise.
         public func tensors(rows: Int, dim: Int) throws(NormKitError) -> (input: Tensor, residual: Tensor) {
@@ -32,6 +35,8 @@ extension Reference {
                 }
             case .huge:
                 for i in x.indices where (i / max(dim, 1)) % 2 == 0 { x[i] = 1e30 * a[i] }
+            case .nearFloatMax:
+                for i in x.indices where (i / max(dim, 1)) % 3 == 1 { x[i] = a[i] >= 0 ? 3e38 : -3e38 }
             }
             return (try Tensor(shape: shape, scalars: x), try Tensor(shape: shape, scalars: h))
         }
