@@ -339,8 +339,14 @@ struct ThreadPoolTests {
 
     /// fork() after the pool's helpers started (and while another thread keeps calling
     /// into the pool): the child has none of the parent's helper threads, and its calls
-    /// must neither hang nor differ. Each child gets 20 s (alarm) and must exit 0.
-    @Test(.tags(.exitTest))
+    /// must neither hang nor differ. Each child gets 20 s and must exit 0: the parent
+    /// kills one that has not ended by then (an alarm alone is not enough: under
+    /// ThreadSanitizer a child stuck inside the Swift runtime never took its SIGALRM).
+    @Test(.tags(.exitTest), .disabled(if: Sanitizer.thread || Sanitizer.address, """
+        The sanitizers' runtimes are not fork-safe in a many-threaded process: under \
+        ThreadSanitizer a child hung for 38 minutes in the Swift runtime's metadata once \
+        (not in NormKit). It runs in CI's plain swift test.
+        """))
     func forkAfterThePoolStarted() async {
         await #expect(processExitsWith: .success) {
             let e = try PoolFixture.make(dim: 768, rows: [96], seed: 61).entries[0]
@@ -355,9 +361,7 @@ struct ThreadPoolTests {
                     _exit(ok ? 0 : 1)
                 }
                 guard pid > 0 else { return -1 }
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                return status
+                return ChildProcess.wait(pid, seconds: 20) ?? -2
             }
             guard forkAndCheck() == 0 else { exit(1) }
             // Now fork repeatedly while another thread is inside the pool.
