@@ -85,33 +85,23 @@ enum CommandInput {
         return single
     }
 
-    /// Reads all of standard input.
-    static func readStandardInput() throws -> Data {
-        var out = Data()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = read(0, &chunk, chunk.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ValidationError("cannot read standard input: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
+    /// A finite number as typed for `flag` (`nan`, `inf`, `1e39` and words are refused
+    /// naming the flag, before anything is read).
+    static func finiteFloat(_ text: String, flag: String, example: String) throws -> Float {
+        let trimmed = String(Substring(text).trimmingWhitespace())
+        guard let value = Double(trimmed), value.isFinite, Float(value).isFinite else {
+            throw ValidationError("\(flag) must be a finite number (within Float's range, ±3.4e38), like \(example); got '\(text)'")
         }
+        return Float(value)
     }
 
-    /// Writes `data` to standard output (a pipe, a terminal or a redirected file, in place).
-    /// stdio's fwrite retries short writes and EINTR (a stream of its own on fd 1: the
-    /// global `stdout` is not concurrency-safe to name in Swift 6; nothing else is printed
-    /// to stdout when the data goes there).
-    static func writeStandardOutput(_ data: Data) throws {
-        guard let out = fdopen(1, "wb") else {
-            throw ValidationError("cannot write standard output: \(String(cString: strerror(errno)))")
-        }
-        let written = data.withUnsafeBytes { raw in raw.isEmpty ? 0 : fwrite(raw.baseAddress, 1, raw.count, out) }
-        guard written == data.count, fflush(out) == 0 else {
-            throw ValidationError("cannot write standard output: \(String(cString: strerror(errno)))")
-        }
+    /// Whether `path` leads to the same file as standard output (the same device and
+    /// inode): /dev/stdout, /proc/self/fd/1, /dev/fd/1, a symlink to any of them, or the
+    /// file stdout is redirected to. Such an output is written as `-` is.
+    static func isStandardOutput(_ path: String) -> Bool {
+        var out = stat(), target = stat()
+        guard fstat(1, &out) == 0, stat(path, &target) == 0 else { return false }
+        return out.st_dev == target.st_dev && out.st_ino == target.st_ino
     }
 
     /// The device and inode `path` leads to (after symlinks; `-` is `standardStream`),
