@@ -61,9 +61,16 @@ struct Apply: ParsableCommand {
             try LoadedNorm.load(prefix, from: file, kind: kind, eps: eps, weightOffset: weightOffset)
         }
         let inputName = input == "-" ? "standard input" : input
-        let x = try withPath(inputName) { () throws(NormKitError) in
-            try Tensor(npyData: FileInput.read(path: input == "-" ? nil : input, format: .npy))
+        let bytes = try withPath(inputName) { () throws(NormKitError) in
+            try FileInput.read(path: input == "-" ? nil : input, format: .npy)
         }
+        // Before converting: x, a Fortran-order staging copy, y and y's .npy bytes, 4
+        // bytes each per element (a stream's own bytes were admitted when it was read).
+        let header = try withPath(inputName) { () throws(NormKitError) in try NPYHeader(npyData: bytes) }
+        try CommandInput.checkFitsInMemory(
+            elements: try CommandInput.elementCount(header.shape, what: NormKitError.sanitized(inputName)),
+            bytesPerElement: 16, what: "\(NormKitError.sanitized(inputName)) \(header.shape)")
+        let x = try withPath(inputName) { () throws(NormKitError) in try Tensor(npyData: bytes) }
         let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
         if toStdout {
             try StandardOutput.write(y.npyData())

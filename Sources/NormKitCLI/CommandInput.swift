@@ -24,7 +24,10 @@ enum CommandInput {
         var values: [Int] = []
         for (i, item) in items.enumerated() {
             let trimmed = String(item.trimmingWhitespace())
-            guard let n = Int(trimmed), n >= minimum else {
+            if let n = Int(trimmed), n < minimum {
+                throw ValidationError("\(flag) items must be >= \(minimum); item \(i + 1) of '\(text)' is \(n)")
+            }
+            guard let n = Int(trimmed) else {
                 let what = trimmed.isEmpty ? "an empty item" : "'\(trimmed)'"
                 throw ValidationError(
                     "\(flag) must be comma-separated whole numbers >= \(minimum), like \(example); item \(i + 1) of '\(text)' is \(what)")
@@ -46,27 +49,20 @@ enum CommandInput {
         return count
     }
 
-    /// The machine's physical memory in bytes.
-    static var physicalMemory: Int {
-        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-        guard pages > 0, size > 0 else { return Int.max }
-        let (bytes, overflow) = pages.multipliedReportingOverflow(by: size)
-        return overflow ? Int.max : bytes
-    }
-
-    /// Refuses a command that would allocate more than the machine's memory: `elements`
-    /// values of `bytesPerElement` (all the tensors the command holds at once, per element).
+    /// The one admission check for what a command allocates (docs/reliability.md,
+    /// "Memory"): `elements` values of `bytesPerElement` (all the tensors the command
+    /// holds at once, per element) must fit in what this process may still allocate, the
+    /// lowest of RLIMIT_AS less what is mapped, the cgroup's limit less its use, and
+    /// MemAvailable, less headroom (NormKit's `MemoryBudget`, which the readers of
+    /// streams use too). Refused with a message naming `what`, before anything is allocated.
     static func checkFitsInMemory(elements: Int, bytesPerElement: Int, what: String) throws {
-        let memory = physicalMemory
+        let limits = MemoryBudget.current()
+        let allowed = limits.admissible
         let (bytes, overflow) = elements.multipliedReportingOverflow(by: bytesPerElement)
-        guard overflow || bytes > memory else { return }
-        let need = overflow ? "more than \(Int.max) bytes" : "\(bytes) bytes (\(gib(bytes)))"
-        throw ValidationError("\(what) needs \(need) for its tensors; this machine has \(memory) bytes (\(gib(memory))) of memory")
-    }
-
-    private static func gib(_ bytes: Int) -> String {
-        let g = Double(bytes) / Double(1 << 30)
-        return g >= 1024 ? "\(Int(g / 1024)) TiB" : "\((g * 10).rounded() / 10) GiB"
+        guard overflow || bytes > allowed else { return }
+        let need = overflow ? "more than \(Int.max) bytes" : "\(bytes) bytes (\(MemoryBudget.gib(bytes)))"
+        throw ValidationError(
+            "\(what) needs \(need) for its tensors; this process may allocate at most \(allowed) bytes (\(MemoryBudget.gib(allowed))) of memory: \(limits.lowestName) is \(MemoryBudget.gib(limits.lowest)), less headroom")
     }
 
     /// `--eps` as typed: a finite number > 0 that stays > 0 as a Float (so `1e-50`, which
@@ -93,6 +89,25 @@ enum CommandInput {
             throw ValidationError("\(flag) must be a finite number (within Float's range, ±3.4e38), like \(example); got '\(text)'")
         }
         return Float(value)
+    }
+
+    /// `--seed` as typed: a whole number in 0 ... 2^64-1 (`-1` is a value, refused with
+    /// the range, not taken for a flag).
+    static func seed(_ text: String, flag: String = "--seed") throws -> UInt64 {
+        let trimmed = String(Substring(text).trimmingWhitespace())
+        guard let value = UInt64(trimmed) else {
+            throw ValidationError("\(flag) must be a whole number in 0...\(UInt64.max), got '\(text)'")
+        }
+        return value
+    }
+
+    /// A whole number for `flag` in `range` (typed with unconditional parsing, so `-5` is
+    /// a value and gets this range error rather than "Missing value").
+    static func integer(_ value: Int, flag: String, in range: ClosedRange<Int>) throws -> Int {
+        guard range.contains(value) else {
+            throw ValidationError("\(flag) must be in \(range.lowerBound)...\(range.upperBound), got \(value)")
+        }
+        return value
     }
 
     /// Whether `path` leads to the same file as standard output (the same device and
