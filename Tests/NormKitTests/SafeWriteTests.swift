@@ -176,14 +176,14 @@ struct SafeWriteTests {
     /// The size-0 regular files of /proc have content, and are read whole.
     #if os(Linux)
     @Test func procFilesAreReadWhole() throws {
-        let data = try FileAccess.read(URL(fileURLWithPath: "/proc/self/status"))
+        let data = try FileAccess.read(URL(fileURLWithPath: "/proc/self/status"), framing: .whole)
         #expect(data.count > 100)
         #expect(data.starts(with: Array("Name:".utf8)))
         let dir = try Fixtures.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let empty = dir.appendingPathComponent("empty")
         try Data().write(to: empty)
-        #expect(try FileAccess.read(empty).isEmpty)
+        #expect(try FileAccess.read(empty, framing: .whole).isEmpty)
     }
     #endif
 }

@@ -282,13 +282,42 @@ struct ThreadPoolTests {
         ("1", 1), ("2", 2), ("7", 7), ("+3", 3), ("0256", 256),
         ("1000", 256), ("99999999999999999999", 256),  // huge: clamped to maxThreadCount
         ("0", nil), ("000", nil), ("-1", nil), ("-0", nil), ("abc", nil), ("", nil), ("3abc", nil),
-        (" 3", nil), ("3 ", nil), ("3\n", nil), ("2.5", nil), ("1e3", nil), ("0x10", nil), ("٣", nil),
+        // Surrounding whitespace is ignored, as for NORMKIT_ISA; inner whitespace is not.
+        (" 3", 3), ("3 ", 3), ("3\n", 3), ("\t2 ", 2), ("   ", nil), ("3 4", nil),
+        ("2.5", nil), ("1e3", nil), ("0x10", nil), ("٣", nil),
     ]
 
     /// The parser alone, in this process.
     @Test func environmentValueParsing() {
         for (text, expected) in Self.environmentValues {
             #expect(Parallelism.threadCount(environmentValue: text) == expected, "NORMKIT_THREADS='\(text)'")
+        }
+    }
+
+    /// NORMKIT_THREADS and NORMKIT_ISA follow one rule: surrounding whitespace ignored, an
+    /// empty (or all-blank) value is "not set" without a word, and any other value that is
+    /// refused says so (a warning naming the variable), never silently.
+    @Test func environmentVariablesFollowOneRule() {
+        for padded in [" 2", "2 ", "\t2\n"] {
+            #expect(Parallelism.threadChoice(environmentValue: padded) == (2, nil), "NORMKIT_THREADS='\(padded)'")
+        }
+        for padded in [" avx2", "avx2 ", "\tAVX2\n"] {
+            let choice = InstructionSet.fromEnvironment(padded, detected: .avx512)
+            #expect(choice.level == .avx2 && choice.warning == nil, "NORMKIT_ISA='\(padded)'")
+        }
+        for blank in ["", "  ", "\n"] {
+            #expect(Parallelism.threadChoice(environmentValue: blank).warning == nil)
+            #expect(InstructionSet.fromEnvironment(blank, detected: .avx2).warning == nil)
+        }
+        for bad in ["0", "-1", "abc", "2 3", "2.5", "\u{1B}[2J"] {
+            let warning = Parallelism.threadChoice(environmentValue: bad).warning
+            #expect(warning?.hasPrefix("NORMKIT_THREADS must be a whole number >= 1") == true, "NORMKIT_THREADS='\(bad)'")
+            #expect(warning?.contains("\u{1B}") != true, "the value is shown sanitised")
+        }
+        for bad in ["avx 2", "sse9", "\u{1B}[2J"] {
+            let warning = InstructionSet.fromEnvironment(bad, detected: .avx2).warning
+            #expect(warning?.hasPrefix("NORMKIT_ISA must be one of") == true, "NORMKIT_ISA='\(bad)'")
+            #expect(warning?.contains("\u{1B}") != true, "the value is shown sanitised")
         }
     }
 
