@@ -10,14 +10,6 @@
 
 import CNormKernels
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// The instruction-set level of NormKit's kernels.
 ///
 /// ```swift
