@@ -22,7 +22,7 @@ mkdir -p "$out/artifacts"
 mapfile -t sources < <(
     find Sources/NormKit/IO Sources/NormKit/Tensor -name '*.swift' ! -name '*+Loading.swift' | sort
     echo Sources/NormKit/NormKitError.swift
-    echo Sources/NormKit/Support/Math.swift
+    echo Sources/NormKit/Support/Platform.swift
 )
 targets=(safetensors npy)
 declare -A main=([safetensors]=Fuzz/SafeTensorsFuzz.swift [npy]=Fuzz/NPYFuzz.swift)
