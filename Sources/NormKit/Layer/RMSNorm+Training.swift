@@ -161,7 +161,8 @@ extension RMSNorm {
                 statistics.reciprocalRootMeanSquares.withUnsafeBufferPointer { r in
                     weight.withUnsafeBufferPointer { w in
                         var job = RMSBackwardJob(
-                            dim: n, rows: rows, x: x.baseAddress!, dy: dy.baseAddress!, dx: dx, accumulate: accumulate,
+                            dim: n, rows: rows, eps: Double(eps), x: x.baseAddress!, dy: dy.baseAddress!, dx: dx,
+                            accumulate: accumulate,
                             rrms: r.baseAddress!, weight: w.baseAddress!, offset: weightOffset, partials: partials,
                             kernels: Kernels.rmsNorm)
                         let threads = RowDriver.workers(rows: rows, dim: n)
