@@ -29,7 +29,7 @@ import CNormKernels
 enum RMSBackwardKernel {
     /// Rows per block of partial weight gradients. Fixed: changing it changes the
     /// rounding of dweight (not of dx).
-    static let blockRows = 64
+    static let blockRows = BackwardRows.blockRows
 
     static func blockCount(rows: Int) -> Int { (rows &+ blockRows &- 1) / blockRows }
 
