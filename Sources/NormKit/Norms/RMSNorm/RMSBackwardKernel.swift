@@ -51,9 +51,11 @@ enum RMSBackwardKernel {
     }
 
     /// Whether a row whose pass returned max|dx| = `vMax` is within the tolerance.
+    /// False for NaN, and where dx overflowed float (there r itself may be what is
+    /// wrong: a hand-made one; the exact fallback recomputes it).
     @inline(__always)
     static func accepts(_ b: (fixed: Double, perDx: Double), vMax V: Double) -> Bool {
-        V.isFinite && b.fixed + b.perDx * V <= tolerance * max(1, V)
+        V <= Double(Float.greatestFiniteMagnitude) && b.fixed + b.perDx * V <= tolerance * max(1, V)
     }
 }
 
