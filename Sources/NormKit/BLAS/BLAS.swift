@@ -74,6 +74,19 @@ enum BLAS {
         }
     }
 
+    /// The name of the BLAS kernel set in use: OpenBLAS's core name (`Haswell`,
+    /// `SkylakeX`, `Prescott`, ..., which `OPENBLAS_CORETYPE` selects in a dynamic-arch
+    /// build), or `Accelerate` on Apple platforms. Results are bitwise reproducible per
+    /// instruction-set level *and* per BLAS kernel (docs: "Accuracy and reproducibility").
+    package static var coreName: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+        #endif
+    }
+
     /// `maxChunk` ones, for sums written as dot products (`dotRepeating`).
     static let ones = [Float](repeating: 1, count: maxChunk)
 }

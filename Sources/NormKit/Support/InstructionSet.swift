@@ -48,20 +48,18 @@ public enum InstructionSet: String, Sendable, CaseIterable, Comparable, CustomSt
     public static let processDefault: InstructionSet = {
         guard let raw = getenv("NORMKIT_ISA") else { return detected }
         let choice = fromEnvironment(String(cString: raw), detected: detected)
-        if let warning = choice.warning {
-            // write(2), not stdio: no shared FILE state, and nothing buffered.
-            let line = Array("NormKit: \(warning)\n".utf8)
-            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-        }
+        if let warning = choice.warning { EnvironmentSetting.warn(warning) }
         return choice.level
     }()
 
     /// What a `NORMKIT_ISA` value selects on a CPU whose best level is `detected`, and
-    /// the warning to print when the value is refused. An empty value means "not set".
+    /// the warning to print when the value is refused. As for every NormKit environment
+    /// variable (`EnvironmentSetting.trimmed`), surrounding whitespace is ignored and an
+    /// empty value means "not set"; the name is case-insensitive.
     static func fromEnvironment(_ text: String, detected: InstructionSet) -> (level: InstructionSet, warning: String?) {
-        if text.isEmpty { return (detected, nil) }
-        guard let level = InstructionSet(rawValue: text.lowercased()) else {
-            return (detected, "NORMKIT_ISA must be one of \(names(allCases)), got '\(text)'; using \(detected)")
+        guard let value = EnvironmentSetting.trimmed(text) else { return (detected, nil) }
+        guard let level = InstructionSet(rawValue: value.lowercased()) else {
+            return (detected, "NORMKIT_ISA must be one of \(names(allCases)), got '\(EnvironmentSetting.shown(text))'; using \(detected)")
         }
         guard level <= detected else {
             return (detected, "NORMKIT_ISA=\(level) is not supported by this CPU (it supports \(names(supported(upTo: detected)))); using \(detected)")
