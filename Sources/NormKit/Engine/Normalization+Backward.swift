@@ -76,8 +76,11 @@ extension Normalization {
     /// Zero gradients to accumulate into: `input` of `inputShape`, and each parameter's
     /// gradient shaped like the parameter (or `[0]` where the layer has no such parameter).
     ///
-    /// - Throws: ``NormKitError`` for an invalid shape.
+    /// - Throws: ``NormKitError`` for an invalid shape, or one this layer's backward
+    ///   would refuse (as ``backward(outputGradient:input:statistics:)`` checks `input`).
     public func zeroGradients(inputShape: [Int]) throws(NormKitError) -> Gradients {
+        _ = try Shape.elementCount(inputShape)
+        _ = try _layout(inputShape: inputShape)
         let p = _parameterLayout
         return Gradients(_input: try Tensor(validatingShape: inputShape, repeating: 0),
                          weight: Tensor.zeros(p.weight ? p.shape : [0]), bias: Tensor.zeros(p.bias ? p.shape : [0]))
@@ -133,7 +136,7 @@ extension Normalization {
             b = empty
             return t
         }
-        dxTensor.withUnsafeMutableBufferPointer { dx in
+        _ = dxTensor.withUnsafeMutableBufferPointer { dx in
             _withBackwardFunctions(outputGradient: outputGradient, input: input, statistics: statistics, layout: layout) {
                 functions, x, dy, means, scales in
                 RowEngine.backward(

@@ -10,14 +10,6 @@
 
 import CNormKernels
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// The instruction-set level of NormKit's kernels.
 ///
 /// ```swift
@@ -137,19 +129,4 @@ public enum InstructionSet: String, Sendable, CaseIterable, Comparable, CustomSt
     static func supported(upTo best: InstructionSet) -> [InstructionSet] { allCases.filter { $0 <= best } }
 
     static func names(_ levels: [InstructionSet]) -> String { levels.map(\.rawValue).joined(separator: ", ") }
-}
-
-/// The kernel tables of the level in force.
-enum Kernels {
-    /// The LayerNorm kernels at ``InstructionSet/current``.
-    static var layerNorm: nk_layernorm_kernels { layerNorm(at: InstructionSet.current) }
-
-    /// The LayerNorm kernels at `level`, which must be supported (every public way to
-    /// choose a level checks it).
-    static func layerNorm(at level: InstructionSet) -> nk_layernorm_kernels {
-        guard let table = nk_layernorm_kernels_for(level.code) else {
-            preconditionFailure("NormKit: instruction set \(level) chosen on a CPU without it")
-        }
-        return table.pointee
-    }
 }

@@ -2,21 +2,15 @@
 //
 // The process-wide count is one atomic `Int` (Synchronization's `Atomic`), read on every
 // forward call: no lock is held on the forward path, so a child forked while another
-// thread was reading it cannot inherit a locked mutex and hang (it did, with the mutex
-// this replaced: docs/reliability.md, "fork()"). Only macOS before 15, which lacks
+// thread was reading it cannot inherit a locked mutex (docs/reliability.md, "fork()").
+// Only macOS before 15, which lacks
 // `Atomic`, keeps a pthread mutex. A scoped override is a task-local value, so a test or
 // a request handler can pin its own calls to a thread count without racing other tasks
 // that read the global one.
 
-import Synchronization
+import CNormKernels  // the C library (include/nk_platform.h)
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Synchronization
 
 /// The number of threads NormKit's kernels may use.
 ///

@@ -1,9 +1,9 @@
-// Running a body over blocks of rows on several threads.
+// Running a body over blocks of rows on several threads: the one launcher under
+// RowDriver (forward) and RowEngine (backward).
 //
-// The rows of a LayerNorm are independent, so the forward pass needs no more than
-// "split the rows, run each part somewhere". A reduction over rows (the weight and
-// bias gradients of a backward pass) needs more: its result must not depend on the
-// thread count. `forEachBlock` gives that: the block boundaries come from `blockSize`
+// Rows are independent, so a forward pass needs no more than "split the rows, run
+// each part somewhere". A reduction over rows (the parameter gradients of a backward
+// pass) needs more: its result must not depend on the thread count. `forEachBlock` gives that: the block boundaries come from `blockSize`
 // alone, never from the thread count or from which thread runs a block, so a caller
 // that keeps one partial sum per block and adds the partials in block order gets the
 // same bits on 1 or 64 threads.

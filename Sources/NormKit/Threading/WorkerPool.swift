@@ -23,15 +23,9 @@
 //   child, `getpid() != owner`), `run` runs every part on the calling thread and touches
 //   no lock or counter of the pool.
 
-import Synchronization
+import CNormKernels  // the C library (include/nk_platform.h)
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Synchronization
 
 @available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *)
 final class WorkerPool: @unchecked Sendable {
