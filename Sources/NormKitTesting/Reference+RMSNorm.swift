@@ -82,7 +82,7 @@ extension Reference {
     /// `1/sqrt(mean(x²) + eps)` of a row, in Double; NaN when the row is not all finite.
     static func rmsStatistic(_ row: ArraySlice<Double>, eps: Double) -> Double {
         guard row.allSatisfy(\.isFinite) else { return .nan }
-        let meanSquare = row.reduce(0) { $0 + $1 * $1 } / Double(row.count)
+        let meanSquare = compensatedSum(row.lazy.map { $0 * $0 }) / Double(row.count)
         return 1 / (meanSquare + eps).squareRoot()
     }
 

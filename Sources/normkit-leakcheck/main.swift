@@ -4,6 +4,7 @@
 // even one tensor per call would add megabytes); run under valgrind with --no-rss,
 // memcheck reports anything definitely or indirectly lost. --inject-leak leaks 16 KiB
 // per iteration on purpose, so the script can prove each check is able to fail.
+// --count-allocations checks the allocation-free calls instead (Allocations.swift).
 //
 // Each iteration runs forward (allocating, into, careful-path and NaN rows, a fresh
 // layer), backward (fresh, accumulating, hand-made statistics, NaN rows), a parallel
@@ -25,6 +26,7 @@ struct Options {
     var injectLeak = false
     var checkRSS = true
     var rssLimitKiB = 4096
+    var countAllocations = false
 
     init(_ args: ArraySlice<String>) {
         var it = args.makeIterator()
@@ -34,8 +36,9 @@ struct Options {
             case "--inject-leak": injectLeak = true
             case "--no-rss": checkRSS = false
             case "--rss-limit-kib": rssLimitKiB = Int(it.next() ?? "") ?? rssLimitKiB
+            case "--count-allocations": countAllocations = true
             default:
-                print("usage: normkit-leakcheck [--iterations N] [--inject-leak] [--no-rss] [--rss-limit-kib K]")
+                print("usage: normkit-leakcheck [--iterations N] [--inject-leak] [--no-rss] [--rss-limit-kib K] [--count-allocations]")
                 exit(2)
             }
         }
@@ -254,6 +257,7 @@ final class LeakedBytes {
 }
 
 let options = Options(CommandLine.arguments.dropFirst())
+if options.countAllocations { exit(allocationCheck()) }
 var fixture = try Fixture()
 var checksum = 0.0
 let warmup = max(1, options.iterations / 5)
@@ -274,8 +278,14 @@ try? FileManager.default.removeItem(at: fixture.directory)
 print("normkit-leakcheck: \(options.iterations) iterations, checksum \(checksum)")
 if options.checkRSS {
     guard let baseline, let end else {
-        print("normkit-leakcheck: resident memory not readable here; RSS check skipped")
+        #if os(Linux)
+        // CI runs here: a check that cannot look must not pass.
+        print("normkit-leakcheck: FAILED: /proc/self/statm is not readable, so the RSS check cannot run")
+        exit(1)
+        #else
+        print("normkit-leakcheck: SKIP RSS check: resident memory is only read on Linux (/proc/self/statm)")
         exit(0)
+        #endif
     }
     let growth = end - baseline
     print("normkit-leakcheck: RSS after warm-up (\(warmup) iterations) \(baseline) KiB, at end \(end) KiB, "

@@ -44,7 +44,7 @@ typedef struct nk_layernorm_kernels {
     void (*forward_row)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
                         const float *b, double *stats);
 
-    // Backward (Sources/NormKit/Kernels/BackwardKernel.swift has the math and the check).
+    // Backward (Sources/NormKit/Norms/LayerNorm/BackwardKernel.swift has the math and the check).
     // Multiplies and adds round separately (no FMA): the row check's bound assumes it.
     // Σ dy·w and Σ p·w come back in sums[0], sums[1]: float products, added in double.
     // `ahead` (in floats) is how far on x and dy are prefetched.
@@ -81,5 +81,7 @@ const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for(int32_t level);
 
 // Other kernel families (SwiftPM's module for this target is this umbrella header).
 #include "nk_rmsnorm.h"
+#include "nk_groupnorm.h"
+#include "nk_platform.h"
 
 #endif

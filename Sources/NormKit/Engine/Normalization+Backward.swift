@@ -136,7 +136,7 @@ extension Normalization {
             b = empty
             return t
         }
-        dxTensor.withUnsafeMutableBufferPointer { dx in
+        _ = dxTensor.withUnsafeMutableBufferPointer { dx in
             _withBackwardFunctions(outputGradient: outputGradient, input: input, statistics: statistics, layout: layout) {
                 functions, x, dy, means, scales in
                 RowEngine.backward(

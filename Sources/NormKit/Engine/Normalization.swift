@@ -126,10 +126,13 @@ public struct _RowFunctions {
     var addForward: (_ context: UnsafeRawPointer, _ x: UnsafePointer<Float>, _ residual: UnsafePointer<Float>,
                      _ sum: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ start: Int, _ end: Int,
                      _ means: UnsafeMutablePointer<Double>?, _ scales: UnsafeMutablePointer<Double>?) -> Void
-    /// Backward over blocks `blocks` of `BackwardRows.blockRows` rows: writes (or adds
+    /// Backward over blocks `blocks` of `rowsPerBlock` rows: writes (or adds
     /// into) their rows of dx, each block's partial parameter sums, and each block's
     /// count of rows that took an exact fallback.
     var backward: (_ context: UnsafeRawPointer, _ job: UnsafePointer<BackwardRows>, _ blocks: Range<Int>) -> Void
     /// The element type of the backward's partial sums.
     var partialsAreDouble: Bool
+    /// Rows per backward block: a function of the layout alone (never of the thread
+    /// count), since it sets the rounding of the parameter gradients.
+    var rowsPerBlock: Int = BackwardRows.blockRows
 }

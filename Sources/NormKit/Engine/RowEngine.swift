@@ -12,13 +12,13 @@
 /// Blocks may run on several threads at once: each writes only its own rows of `dx`,
 /// its own partials and its own `fallbackRows` entry.
 struct BackwardRows: @unchecked Sendable {
-    /// Rows per block of partial parameter gradients. Fixed: changing it changes the
-    /// rounding of the parameter gradients (not of dx).
+    /// Rows per block of partial parameter gradients for LayerNorm and RMSNorm. Fixed:
+    /// changing it changes the rounding of the parameter gradients (not of dx).
     static let blockRows = 64
 
-    static func blockCount(rows: Int) -> Int { (rows &+ blockRows &- 1) / blockRows }
-
     var rows: Int
+    /// Rows per block (`_RowFunctions.rowsPerBlock`).
+    var rowsPerBlock: Int
     var length: Int
     var inner: Int
     var x: UnsafePointer<Float>
@@ -76,7 +76,7 @@ enum RowEngine {
         schedule: (UnsafeMutablePointer<BackwardCall>, Int) -> Void,
         finish: (UnsafePointer<Double>?, UnsafePointer<Double>?) -> Void
     ) -> Int {
-        let blocks = BackwardRows.blockCount(rows: layout.rows)
+        let blocks = (layout.rows &+ functions.rowsPerBlock &- 1) / functions.rowsPerBlock
         // Layout: [partial weight: blocks·p][partial bias: blocks·p]
         //         [fallback counts: blocks Ints][weight sums: p doubles][bias sums: p doubles]
         let size = functions.partialsAreDouble ? MemoryLayout<Double>.stride : MemoryLayout<Float>.stride
@@ -88,7 +88,7 @@ enum RowEngine {
         let sums = (raw + sumsOffset).bindMemory(to: Double.self, capacity: 2 &* p)
         fallbacks.update(repeating: 0, count: blocks)
         var call = BackwardCall(functions: functions, rows: BackwardRows(
-            rows: layout.rows, length: layout.length, inner: layout.inner, x: x, dy: dy, dx: dx, accumulate: accumulate,
+            rows: layout.rows, rowsPerBlock: functions.rowsPerBlock, length: layout.length, inner: layout.inner, x: x, dy: dy, dx: dx, accumulate: accumulate,
             means: means, scales: scales, partialWeight: wantWeight ? raw : nil,
             partialBias: wantBias ? raw + partialBytes : nil, fallbackRows: fallbacks))
         withUnsafeMutablePointer(to: &call) { schedule($0, blocks) }

@@ -13,7 +13,7 @@ extension Tensor {
     /// - Throws: ``NormKitError/io(path:reason:)`` when the file cannot be read, and
     ///   what ``init(npyData:)`` throws.
     public init(npyContentsOf url: URL) throws(NormKitError) {
-        try self.init(npyData: FileAccess.read(url))
+        try self.init(npyData: FileAccess.read(url, framing: .npy))
     }
 
     /// Reads a NumPy `.npy` file held in memory: format versions 1.0, 2.0 and 3.0;

@@ -38,7 +38,7 @@
 //
 // Memory: the first pass of each path prefetches x and dy `prefetchDistance` floats
 // ahead and the second the output rows ahead (the hardware prefetchers stop at 4 KB
-// pages; docs/performance.md, "Backward"). An accumulating call writes the row's
+// pages; docs/performance-history.md, "Backward"). An accumulating call writes the row's
 // gradient to a scratch row and adds it into dx only once the row is accepted: a
 // rejected row must find dx as it was.
 //
@@ -67,7 +67,7 @@ enum BackwardKernel {
     static func blockCount(rows: Int) -> Int { (rows &+ blockRows &- 1) / blockRows }
 
     /// How far ahead (in floats) the passes prefetch: three rows of 768
-    /// (docs/performance.md, "Backward", has what was measured).
+    /// (docs/performance-history.md, "Backward", has what was measured).
     static let prefetchDistance = 2304
 
     /// Adds `blocks` partial vectors of `dim` floats, in block order, in Double.
