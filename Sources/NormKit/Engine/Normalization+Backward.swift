@@ -22,6 +22,9 @@ extension Normalization {
     /// - Throws: ``NormKitError`` when `input` does not fit the layer, a parameter has
     ///   the wrong shape, or `outputGradient` or the statistics' input shape differs
     ///   from `input`'s shape.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func backward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics
     ) throws(NormKitError) -> Gradients {
@@ -45,6 +48,9 @@ extension Normalization {
     ///   - gradients: shaped as ``zeroGradients(inputShape:)`` makes them.
     /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
     ///   of `gradients` has the wrong shape (then nothing is changed).
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func backward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics, into gradients: inout Gradients
     ) throws(NormKitError) {
@@ -64,6 +70,9 @@ extension Normalization {
     ///   - gradients: shaped as ``zeroGradients(inputShape:)`` makes them.
     /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
     ///   of `gradients` has the wrong shape (then nothing is changed).
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func backward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics, accumulatingInto gradients: inout Gradients
     ) throws(NormKitError) {
@@ -77,6 +86,9 @@ extension Normalization {
     /// gradient shaped like the parameter (or `[0]` where the layer has no such parameter).
     ///
     /// - Throws: ``NormKitError`` for an invalid shape.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func zeroGradients(inputShape: [Int]) throws(NormKitError) -> Gradients {
         let p = _parameterLayout
         return Gradients(_input: try Tensor(validatingShape: inputShape, repeating: 0),
