@@ -12,14 +12,17 @@ extension Reference {
         public var bias: [Double]
     }
 
-    /// LayerNorm backward over the last axis, naive and in `Double`.
+    /// LayerNorm backward over the last axis, in `Double`.
     ///
-    /// Per row, with the statistics recomputed as in ``layerNormDouble(_:weight:bias:eps:)``
-    /// (mean with one correction step, two-pass variance), x̂ = (x - mean)·rstd and
-    /// g = dy·w:
+    /// Per row, with x̂ = (x - mean)·rstd and g = dy·w:
     ///
     ///     dx = rstd·(g - mean(g) - x̂·mean(g·x̂))
     ///     dweight += dy·x̂,   dbias += dy
+    ///
+    /// dx is evaluated as NormKit's exact fallback does (`exactLayerNormRowGradient`):
+    /// the statistics and the projection of g onto span(1, x̂) in double-double, and the
+    /// eps term, which the formula above buries under a cancellation when g lies in that
+    /// span (always at dim 2), apart (docs/numerics.md, "Backward").
     ///
     /// The weight and bias gradients are those of a layer that applies them, whether or
     /// not `weight` is given (`nil` means ones).
@@ -38,27 +41,19 @@ extension Reference {
         }
         let x = input.scalars.map(Double.init)
         let dy = outputGradient.scalars.map(Double.init)
-        let w = weight?.scalars.map(Double.init) ?? [Double](repeating: 1, count: dim)
+        let dys = outputGradient.scalars
+        let ws = weight?.scalars ?? [Float](repeating: 1, count: dim)
         var result = LayerNormGradients(
             input: [Double](repeating: 0, count: x.count),
             weight: [Double](repeating: 0, count: dim), bias: [Double](repeating: 0, count: dim))
         guard dim > 0 else { return result }
-        let n = Double(dim)
         for r in 0..<(x.count / dim) {
-            let row = (r * dim)..<((r + 1) * dim)
-            let (mean, rstd) = statistics(x[row], eps: Double(eps))
-            var sumG = 0.0, sumGX = 0.0
-            for i in row {
-                let g = dy[i] * w[i - row.lowerBound]
-                sumG += g
-                sumGX += g * (x[i] - mean) * rstd
-            }
-            for i in row {
-                let j = i - row.lowerBound
-                let xhat = (x[i] - mean) * rstd
-                result.input[i] = rstd * (dy[i] * w[j] - sumG / n - xhat * (sumGX / n))
-                result.weight[j] += dy[i] * xhat
-                result.bias[j] += dy[i]
+            let start = r * dim
+            exactLayerNormRowGradient(count: dim, eps: Double(eps), x: { x[start + $0] },
+                                      g: { DoubleDouble.gradient(dys[start + $0], ws[$0]) }) { j, dx, xhat in
+                result.input[start + j] = dx
+                result.weight[j] += dy[start + j] * xhat
+                result.bias[j] += dy[start + j]
             }
         }
         return result

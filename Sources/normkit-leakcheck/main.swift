@@ -4,6 +4,7 @@
 // even one tensor per call would add megabytes); run under valgrind with --no-rss,
 // memcheck reports anything definitely or indirectly lost. --inject-leak leaks 16 KiB
 // per iteration on purpose, so the script can prove each check is able to fail.
+// --count-allocations checks the allocation-free calls instead (Allocations.swift).
 //
 // Each iteration runs forward (allocating, into, careful-path and NaN rows, a fresh
 // layer), backward (fresh, accumulating, hand-made statistics, NaN rows), a parallel
@@ -25,6 +26,7 @@ struct Options {
     var injectLeak = false
     var checkRSS = true
     var rssLimitKiB = 4096
+    var countAllocations = false
 
     init(_ args: ArraySlice<String>) {
         var it = args.makeIterator()
@@ -34,8 +36,9 @@ struct Options {
             case "--inject-leak": injectLeak = true
             case "--no-rss": checkRSS = false
             case "--rss-limit-kib": rssLimitKiB = Int(it.next() ?? "") ?? rssLimitKiB
+            case "--count-allocations": countAllocations = true
             default:
-                print("usage: normkit-leakcheck [--iterations N] [--inject-leak] [--no-rss] [--rss-limit-kib K]")
+                print("usage: normkit-leakcheck [--iterations N] [--inject-leak] [--no-rss] [--rss-limit-kib K] [--count-allocations]")
                 exit(2)
             }
         }
@@ -254,6 +257,7 @@ final class LeakedBytes {
 }
 
 let options = Options(CommandLine.arguments.dropFirst())
+if options.countAllocations { exit(allocationCheck()) }
 var fixture = try Fixture()
 var checksum = 0.0
 let warmup = max(1, options.iterations / 5)

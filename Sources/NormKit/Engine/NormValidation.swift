@@ -58,9 +58,10 @@ enum NormValidation {
     /// built from saved values; throws for an invalid shape.
     static func rowCount(inputShape: [Int]) throws(NormKitError) -> Int {
         _ = try Shape.elementCount(inputShape)
-        // A zero leading dimension means zero rows whatever the others are, as in
-        // elementCount: `[3, 2^62, 0, 768]` (an empty tensor forwardForTraining accepts).
-        if inputShape.dropLast().contains(0) { return 0 }
+        // A zero dimension anywhere means an empty tensor and no rows, whatever the others
+        // are and in whatever order, as in elementCount: `[3, 2^62, 0, 768]` (an empty
+        // tensor forwardForTraining accepts) and `[2^62, 2^62, 0]` alike.
+        if inputShape.contains(0) { return 0 }
         guard let rows = Shape.product(inputShape.dropLast()) else { throw .shapeOverflow(shape: inputShape) }
         return rows
     }

@@ -85,11 +85,14 @@ extension Normalization {
     /// Zero gradients to accumulate into: `input` of `inputShape`, and each parameter's
     /// gradient shaped like the parameter (or `[0]` where the layer has no such parameter).
     ///
-    /// - Throws: ``NormKitError`` for an invalid shape.
+    /// - Throws: ``NormKitError`` for an invalid shape, or one this layer's backward
+    ///   would refuse (as ``backward(outputGradient:input:statistics:)`` checks `input`).
     @_specialize(exported: true, where Self == LayerNorm)
     @_specialize(exported: true, where Self == RMSNorm)
     @_specialize(exported: true, where Self == GroupNorm)
     public func zeroGradients(inputShape: [Int]) throws(NormKitError) -> Gradients {
+        _ = try Shape.elementCount(inputShape)
+        _ = try _layout(inputShape: inputShape)
         let p = _parameterLayout
         return Gradients(_input: try Tensor(validatingShape: inputShape, repeating: 0),
                          weight: Tensor.zeros(p.weight ? p.shape : [0]), bias: Tensor.zeros(p.bias ? p.shape : [0]))

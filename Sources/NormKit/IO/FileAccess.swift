@@ -49,10 +49,14 @@ enum FileAccess {
 
     /// ``read(_:framing:)`` for a path.
     static func read(path: String, framing: StreamFraming) throws(NormKitError) -> Data {
-        // Blocking: a FIFO's open waits for a writer, as `cat` does.
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        // Opened non-blocking, so a FIFO nobody writes to is an empty stream at once
+        // instead of a wait that may never end (a writer already waiting in its own open
+        // counts, so `cat x > fifo & normkit ... fifo` works); then reads block as usual.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard fd >= 0 else { throw .io(path: path, reason: errnoMessage()) }
         defer { close(fd) }
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else { throw .io(path: path, reason: errnoMessage()) }
         return try read(fileDescriptor: fd, path: path, framing: framing)
     }
 

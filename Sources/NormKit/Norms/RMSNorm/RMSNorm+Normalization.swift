@@ -33,7 +33,8 @@ extension RMSNorm {
                     let p = context.assumingMemoryBound(to: RMSParameters.self).pointee
                     let r = job.pointee
                     let j = RMSBackwardJob(
-                        dim: r.length, rows: r.rows, x: r.x, dy: r.dy, dx: r.dx, accumulate: r.accumulate, rrms: r.scales,
+                        dim: r.length, rows: r.rows, eps: p.eps, x: r.x, dy: r.dy, dx: r.dx, accumulate: r.accumulate,
+                        rrms: r.scales,
                         weight: p.weight, offset: p.offset,
                         partials: r.partialWeight!.assumingMemoryBound(to: Double.self), kernels: p.kernels)
                     for b in blocks { j.run(block: b) }
