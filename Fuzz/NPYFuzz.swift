@@ -1,5 +1,5 @@
 // libFuzzer target for the .npy reader, built by scripts/fuzz.sh directly from the
-// NormKit sources it needs (no BLAS, no LayerNorm).
+// NormKit and NormKitIO sources it needs (no BLAS, no LayerNorm).
 //
 // Any input must either be refused with a NormKitError or give a tensor whose shape
 // matches its header and which survives NormKit's writer bit for bit.

@@ -1,5 +1,5 @@
 // libFuzzer target for the safetensors reader, built by scripts/fuzz.sh directly from the
-// NormKit sources it needs (no BLAS, no LayerNorm), so internal invariants are visible.
+// NormKit and NormKitIO sources it needs (no BLAS, no LayerNorm), so internal invariants are visible.
 //
 // Any input must either be refused with a NormKitError or be a file whose every
 // float tensor converts, whose names are consistent, and which survives an F32

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The command line's refusals and file handling (docs/reliability.md, "Command line"):
-# each case runs the normkit binary and checks its exit status, its message and the
-# files it leaves. Usage: bash scripts/cli-tests.sh [path/to/normkit]
-# (default: builds and uses .build/debug/normkit). Every file is made in a fresh
-# temporary directory; nothing outside it is written.
+# each case runs the normkit binary (or the developer tool normkit-dev, found next to it)
+# and checks its exit status, its message and the files it leaves.
+# Usage: bash scripts/cli-tests.sh [path/to/normkit]
+# (default: builds and uses .build/debug/normkit and normkit-dev). Every file is made in a
+# fresh temporary directory; nothing outside it is written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ge 1 ]; then
     bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 else
     swift build --product normkit >/dev/null
+    swift build --product normkit-dev >/dev/null
     bin=$(swift build --show-bin-path)/normkit
 fi
+dev=$(dirname "$bin")/normkit-dev
 fixtures=$PWD/Tests/NormKitTests/Fixtures
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -117,12 +120,17 @@ expect "  ... nothing was written" test ! -e e.npy
 check "demo --batch/--seq overflow" error "--batch 99999999999 --seq 99999999999" -- "$bin" demo --batch 99999999999 --seq 99999999999
 check "demo beyond memory" error "of memory" -- "$bin" demo --batch 2000000 --seq 1000
 check "demo --batch -1" error "--batch must be >= 0, got -1" -- "$bin" demo --batch -1
-check "bench --shape overflow" error "--shape 99999999999,99999999999,768" -- "$bin" bench --shape 99999999999,99999999999,768
-check "bench --shape beyond memory" error "of memory" -- "$bin" bench --shape 2000000000,768
-check "bench --shape 1,,768" error "item 2 of '1,,768' is an empty item" -- "$bin" bench --shape 1,,768
-check "bench --shape 768," error "is an empty item" -- "$bin" bench --shape 768,
-check "accuracy --dims 768,abc" error "item 2 of '768,abc' is 'abc'" -- "$bin" accuracy --dims 768,abc
-check "accuracy --dims beyond memory" error "--dims 99999999999 needs" -- "$bin" accuracy --dims 99999999999
+check "bench --shape overflow" error "--shape 99999999999,99999999999,768" -- "$dev" bench --shape 99999999999,99999999999,768
+check "bench --shape beyond memory" error "of memory" -- "$dev" bench --shape 2000000000,768
+check "bench --shape 1,,768" error "item 2 of '1,,768' is an empty item" -- "$dev" bench --shape 1,,768
+check "bench --shape 768," error "is an empty item" -- "$dev" bench --shape 768,
+check "accuracy --dims 768,abc" error "item 2 of '768,abc' is 'abc'" -- "$dev" accuracy --dims 768,abc
+check "accuracy --dims beyond memory" error "--dims 99999999999 needs" -- "$dev" accuracy --dims 99999999999
+
+# --- the shipped command holds no developer tools and no test support
+check "normkit bench is not a command" error "Unexpected argument 'bench'" -- "$bin" bench
+expect "  ... normkit links no NormKitTesting symbol" bash -c "! grep -q 14NormKitTesting '$bin'"
+check "normkit-dev has them" ok "leak-check" -- "$dev" --help
 
 # --- inspect: long names and control characters
 long=$(head -c 100000 /dev/zero | tr '\0' 'a')

@@ -5,6 +5,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import NormKit
+import NormKitCLISupport
+import NormKitIO
 
 /// `normkit apply`: one checkpoint LayerNorm over a .npy activation file.
 struct Apply: ParsableCommand {

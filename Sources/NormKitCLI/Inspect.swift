@@ -5,6 +5,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import NormKit
+import NormKitCLISupport
+import NormKitIO
 
 /// `normkit inspect`: what a checkpoint or activation file holds.
 struct Inspect: ParsableCommand {

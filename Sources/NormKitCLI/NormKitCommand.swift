@@ -4,8 +4,9 @@ import ArgumentParser
 struct NormKitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "normkit",
-        abstract: "Exact, fast float32 Layer Normalization on OpenBLAS.",
-        subcommands: [Demo.self, Bench.self, Accuracy.self, Apply.self, Inspect.self],
+        abstract: "Exact, fast float32 LayerNorm and RMSNorm on OpenBLAS.",
+        discussion: "Accuracy checks, benchmarks and the leak check are developer tools: `swift run normkit-dev` in a checkout.",
+        subcommands: [Demo.self, Apply.self, Inspect.self],
         defaultSubcommand: Demo.self
     )
 }

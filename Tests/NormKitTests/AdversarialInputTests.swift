@@ -8,6 +8,7 @@ import Darwin
 #endif
 import Foundation
 @testable import NormKit
+@testable import NormKitIO
 import Testing
 
 @Suite("Reliability: adversarial inputs", .tags(.reliability))

@@ -14,6 +14,7 @@ import Darwin
 #endif
 import Foundation
 import NormKit
+import NormKitIO
 import Testing
 
 /// Reads `url` with both readers; returns their errors (nil where one succeeded).

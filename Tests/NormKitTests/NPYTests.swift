@@ -1,5 +1,6 @@
 import Foundation
 import NormKit
+import NormKitIO
 import Testing
 
 /// Builds .npy bytes by hand: magic, version, the header length (the header's, or

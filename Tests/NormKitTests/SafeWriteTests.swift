@@ -10,6 +10,7 @@ import Darwin
 #endif
 import Foundation
 @testable import NormKit
+@testable import NormKitIO
 import Testing
 
 @Suite("Reliability: writing files", .tags(.reliability))

@@ -1,15 +1,16 @@
-/// Shape arithmetic shared by ``Tensor`` and the layers.
-enum Shape {
+/// Shape arithmetic shared by ``Tensor``, the layers and NormKitIO's readers (package
+/// access: no public API).
+package enum Shape {
     /// The most elements a tensor may hold: 2^45 floats are 128 TiB, the whole of a
     /// 64-bit process's user address space on x86-64 and arm64. A larger shape cannot
     /// be allocated anywhere, so it throws instead of trapping inside the allocator.
-    static let maxElementCount = 1 << 45
+    package static let maxElementCount = 1 << 45
 
     /// The element count of `shape`, or the error that makes it invalid: rank 0, a
     /// negative dimension, a product that overflows `Int`, or one that no process can
     /// hold. A shape with a zero dimension holds zero elements whatever its other
     /// dimensions are (`[2, 2^62, 0]` and `[0, 2, 2^62]` alike).
-    static func elementCount(_ shape: [Int]) throws(NormKitError) -> Int {
+    package static func elementCount(_ shape: [Int]) throws(NormKitError) -> Int {
         if shape.isEmpty { throw .emptyShape }
         if shape.contains(where: { $0 < 0 }) { throw .negativeDimension(shape: shape) }
         if shape.contains(0) { return 0 }
@@ -23,7 +24,7 @@ enum Shape {
     /// (``elementCount(_:)``, the layers' row counts, the file readers' header checks,
     /// error messages). It does not look ahead for a zero: callers that give a zero
     /// dimension precedence check for it first, as ``elementCount(_:)`` does.
-    static func product(_ dimensions: some Sequence<Int>) -> Int? {
+    package static func product(_ dimensions: some Sequence<Int>) -> Int? {
         var count = 1
         for d in dimensions {
             let (p, overflow) = count.multipliedReportingOverflow(by: d)

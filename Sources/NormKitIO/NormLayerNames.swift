@@ -1,4 +1,5 @@
 // Finding the normalisation layers of a checkpoint by name, without reading any data.
+import NormKit
 
 extension SafeTensors {
     /// The name prefixes of the file's normalisation layers, in natural order
@@ -22,15 +23,15 @@ extension SafeTensors {
 
     /// The tensors a norm layer called `prefix` reads: `prefix.weight` and, when the
     /// file has it, `prefix.bias`; or the older `prefix.gamma` and `prefix.beta`. The
-    /// prefix matches with or without a leading `transformer.` (``LayerNorm/init(loading:from:eps:requireBias:)``).
+    /// prefix matches with or without a leading `transformer.` (`LayerNorm.init(loading:from:eps:requireBias:)`).
     ///
     /// A layer with names from both conventions (`ln.weight` with `ln.beta`, `ln.gamma`
     /// with `ln.bias`, or both weights) is refused rather than guessed: `ln.beta` next to
     /// `ln.weight` could be its bias or a stray tensor. `normkit inspect` and `normkit
     /// apply` both go through this, so they agree.
     ///
-    /// - Throws: ``NormKitError/missingTensor(name:available:)`` listing the file's norm
-    ///   layers when there is neither weight; ``NormKitError/invalidFile(format:offset:reason:)``
+    /// - Throws: `NormKitError.missingTensor(name:available:)` listing the file's norm
+    ///   layers when there is neither weight; `NormKitError.invalidFile(format:offset:reason:)`
     ///   for an ambiguous layer.
     public func normParameterNames(for prefix: String) throws(NormKitError) -> (weight: String, bias: String?) {
         for candidate in Self.prefixCandidates(prefix) {

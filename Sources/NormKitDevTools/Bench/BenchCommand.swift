@@ -1,7 +1,8 @@
 import ArgumentParser
 import NormKit
+import NormKitCLISupport
 
-/// `normkit bench`: time one workload per call against streaming the same bytes
+/// `normkit-dev bench`: time one workload per call against streaming the same bytes
 /// (a memcpy for forward, `dx = x + dy` for backward), interleaved in the same run, and
 /// report median, min, GB/s and the ratio.
 struct Bench: ParsableCommand {

@@ -1,4 +1,5 @@
 // Building RMSNorms from checkpoint tensors, and the Llama layer names.
+import NormKit
 
 extension RMSNorm {
     /// A layer whose weight comes from a checkpoint: `prefix.weight`.
@@ -19,9 +20,9 @@ extension RMSNorm {
     ///   - file: the checkpoint.
     ///   - eps: the model's `rms_norm_eps` (Llama 2 and 3, Mistral: 1e-5; Qwen 2: 1e-6).
     ///   - weightOffset: 1 for Gemma, whose files store the scale as `1 + weight`; else 0.
-    /// - Throws: ``NormKitError/missingTensor(name:available:)`` listing the file's norm
-    ///   layers when there is no `prefix.weight`; ``NormKitError/layerKindMismatch(name:reason:)``
-    ///   when the prefix has a bias; ``NormKitError/invalidArgument(name:expected:actual:)``
+    /// - Throws: `NormKitError.missingTensor(name:available:)` listing the file's norm
+    ///   layers when there is no `prefix.weight`; `NormKitError.layerKindMismatch(name:reason:)`
+    ///   when the prefix has a bias; `NormKitError.invalidArgument(name:expected:actual:)`
     ///   for a weight that is not rank 1; what ``init(dim:eps:weightOffset:)`` and
     ///   ``SafeTensors/tensor(named:)`` throw.
     public init(loading prefix: String, from file: SafeTensors, eps: Float = 1e-6, weightOffset: Float = 0) throws(NormKitError) {
@@ -69,9 +70,9 @@ public enum Llama {
     /// The number of decoder layers: the distinct `model.layers.{i}.` indices in the
     /// file (with or without the `model.` prefix), which must be exactly 0 ..< n.
     ///
-    /// - Throws: ``NormKitError/missingTensor(name:available:)`` when the file has no
+    /// - Throws: `NormKitError.missingTensor(name:available:)` when the file has no
     ///   `model.layers.{i}.` tensors (not a Llama-family checkpoint), listing its norm
-    ///   layers, and ``NormKitError/invalidFile(format:offset:reason:)`` when the
+    ///   layers, and `NormKitError.invalidFile(format:offset:reason:)` when the
     ///   indices have a gap.
     public static func layerCount(in file: SafeTensors) throws(NormKitError) -> Int {
         try file.numberedBlockCount(group: "layers.", optionalPrefix: "model.", model: "Llama", unit: "layer",
@@ -83,7 +84,7 @@ public enum Llama {
     /// as in the file (with its `model.` prefix if it has one).
     ///
     /// - Throws: what ``layerCount(in:)`` throws, and
-    ///   ``NormKitError/missingTensor(name:available:)`` for a layer the file lacks.
+    ///   `NormKitError.missingTensor(name:available:)` for a layer the file lacks.
     public static func normLayerNames(in file: SafeTensors) throws(NormKitError) -> [String] {
         let n = try layerCount(in: file)
         var canonical: [String] = []
@@ -103,7 +104,7 @@ public enum Llama {
     ///   - file: the checkpoint.
     ///   - eps: the model's `rms_norm_eps` (in its config.json; Llama 2 and 3: 1e-5).
     ///   - weightOffset: 1 for Gemma, else 0.
-    /// - Throws: what ``normLayerNames(in:)`` and ``RMSNorm/init(loading:from:eps:weightOffset:)`` throw.
+    /// - Throws: what ``normLayerNames(in:)`` and `RMSNorm.init(loading:from:eps:weightOffset:)` throw.
     public static func normLayers(from file: SafeTensors, eps: Float = 1e-6, weightOffset: Float = 0) throws(NormKitError) -> [NamedLayer] {
         var layers: [NamedLayer] = []
         for name in try normLayerNames(in: file) {

@@ -4,6 +4,7 @@
 // newline, then the raw elements. See docs/formats.md for the rules checked.
 // This file: the header (parse, validate, encode). Tensor+NPY.swift reads and writes
 // tensors; PythonLiteral.swift parses the header's dict literal.
+import NormKit
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -47,7 +48,7 @@ public struct NPYHeader: Sendable, Equatable {
 
     /// Parses and validates the header of a `.npy` file (the data's length is checked too).
     ///
-    /// - Throws: ``NormKitError/invalidFile(format:offset:reason:)`` for a malformed file.
+    /// - Throws: `NormKitError.invalidFile(format:offset:reason:)` for a malformed file.
     ///   A well-formed header with an unsupported dtype or a 0-d shape is returned, not refused.
     public init(npyData data: Data) throws(NormKitError) {
         let result = data.withUnsafeBytes { raw -> Result<NPYHeader, NormKitError> in

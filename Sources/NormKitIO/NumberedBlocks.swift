@@ -1,5 +1,6 @@
 // The numbered blocks of a transformer checkpoint (GPT-2's `h.{i}.`, Llama's
 // `model.layers.{i}.`): how many there are, read from the file and never assumed.
+import NormKit
 
 extension SafeTensors {
     /// The number of distinct `{group}{i}.` indices among the file's tensor names (each
@@ -36,7 +37,7 @@ extension SafeTensors {
     /// Each canonical layer name as the file spells it: the first of `candidates(name)`
     /// for which the file has one of `name.{suffix}`.
     ///
-    /// - Throws: ``NormKitError/missingTensor(name:available:)`` for a layer the file lacks.
+    /// - Throws: `NormKitError.missingTensor(name:available:)` for a layer the file lacks.
     func resolveLayerNames(
         _ canonical: [String], suffixes: [String], candidates: (String) -> [String]
     ) throws(NormKitError) -> [String] {

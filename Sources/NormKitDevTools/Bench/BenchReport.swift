@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import NormKit
+import NormKitCLISupport
 
 /// The numbers of one bench run, as text or JSON.
 struct BenchReport {
@@ -46,7 +47,7 @@ struct BenchReport {
         let w = work, m = memcpy
         let name = baselineName
         var lines = [
-            "normkit bench: \(workload.rawValue), shape \(shape)" + (data != "normal" ? ", data \(data)" : "") + (inputMean != 0 ? ", input mean \(inputMean)" : "")
+            "normkit-dev bench: \(workload.rawValue), shape \(shape)" + (data != "normal" ? ", data \(data)" : "") + (inputMean != 0 ? ", input mean \(inputMean)" : "")
                 + (gpt2Like ? ", GPT-2-like input" : "")
                 + ", threads \(threads), isa \(isa.rawValue)"
                 + ", \(result.workload.count) iterations"

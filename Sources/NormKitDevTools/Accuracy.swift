@@ -1,8 +1,9 @@
 import ArgumentParser
 import NormKit
+import NormKitCLISupport
 import NormKitTesting
 
-/// `normkit accuracy`: NormKit's error on every catalogued hard row, against float64
+/// `normkit-dev accuracy`: NormKit's error on every catalogued hard row, against float64
 /// (forward, or with `--backward` the three gradients).
 struct Accuracy: ParsableCommand {
     static let configuration = CommandConfiguration(

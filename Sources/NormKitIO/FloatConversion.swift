@@ -1,6 +1,7 @@
 // Decoding the on-disk float formats (IEEE half, bfloat16, float32, float64, either
 // byte order) into Float. Every read is an unaligned load from a raw byte buffer:
 // neither safetensors nor .npy promises aligned data.
+import NormKit
 
 /// A floating-point storage format of a checkpoint or array file.
 enum StoredFloat: Sendable, Equatable {

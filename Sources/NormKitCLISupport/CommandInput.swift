@@ -16,10 +16,10 @@ import Darwin
 #endif
 import NormKit
 
-enum CommandInput {
+package enum CommandInput {
     /// A comma-separated list of whole numbers >= `minimum`: every item must be one
     /// (`1,,768`, `768,abc`, `7,` and the empty string are errors naming the flag).
-    static func integerList(_ text: String, flag: String, minimum: Int, example: String) throws -> [Int] {
+    package static func integerList(_ text: String, flag: String, minimum: Int, example: String) throws -> [Int] {
         let items = text.split(separator: ",", omittingEmptySubsequences: false)
         var values: [Int] = []
         for (i, item) in items.enumerated() {
@@ -35,7 +35,7 @@ enum CommandInput {
     }
 
     /// The product of `dims`, or an error naming `what` when it overflows Int.
-    static func elementCount(_ dims: [Int], what: String) throws -> Int {
+    package static func elementCount(_ dims: [Int], what: String) throws -> Int {
         var count = 1
         if dims.contains(0) { return 0 }
         for d in dims {
@@ -47,7 +47,7 @@ enum CommandInput {
     }
 
     /// The machine's physical memory in bytes.
-    static var physicalMemory: Int {
+    package static var physicalMemory: Int {
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
         guard pages > 0, size > 0 else { return Int.max }
         let (bytes, overflow) = pages.multipliedReportingOverflow(by: size)
@@ -56,7 +56,7 @@ enum CommandInput {
 
     /// Refuses a command that would allocate more than the machine's memory: `elements`
     /// values of `bytesPerElement` (all the tensors the command holds at once, per element).
-    static func checkFitsInMemory(elements: Int, bytesPerElement: Int, what: String) throws {
+    package static func checkFitsInMemory(elements: Int, bytesPerElement: Int, what: String) throws {
         let memory = physicalMemory
         let (bytes, overflow) = elements.multipliedReportingOverflow(by: bytesPerElement)
         guard overflow || bytes > memory else { return }
@@ -71,7 +71,7 @@ enum CommandInput {
 
     /// `--eps` as typed: a finite number > 0 that stays > 0 as a Float (so `1e-50`, which
     /// underflows to 0, is named as typed instead of being blamed on a file as `0.0`).
-    static func epsilon(_ text: String) throws -> Float {
+    package static func epsilon(_ text: String) throws -> Float {
         let trimmed = String(Substring(text).trimmingWhitespace())
         guard let value = Double(trimmed), value.isFinite else {
             throw ValidationError("--eps must be a finite number > 0, like 1e-5; got '\(text)'")
@@ -86,7 +86,7 @@ enum CommandInput {
     }
 
     /// Reads all of standard input.
-    static func readStandardInput() throws -> Data {
+    package static func readStandardInput() throws -> Data {
         var out = Data()
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
@@ -104,7 +104,7 @@ enum CommandInput {
     /// stdio's fwrite retries short writes and EINTR (a stream of its own on fd 1: the
     /// global `stdout` is not concurrency-safe to name in Swift 6; nothing else is printed
     /// to stdout when the data goes there).
-    static func writeStandardOutput(_ data: Data) throws {
+    package static func writeStandardOutput(_ data: Data) throws {
         guard let out = fdopen(1, "wb") else {
             throw ValidationError("cannot write standard output: \(String(cString: strerror(errno)))")
         }
@@ -125,7 +125,7 @@ enum CommandInput {
     /// Refuses an output that is one of the command's inputs (the same device and inode,
     /// so also through a symlink, a hard link or `-` redirected to it). Devices and
     /// FIFOs are streams, not files that could be overwritten, and are not compared.
-    static func checkOutput(_ output: (flag: String, path: String), isNotAnyOf inputs: [(flag: String, path: String)]) throws {
+    package static func checkOutput(_ output: (flag: String, path: String), isNotAnyOf inputs: [(flag: String, path: String)]) throws {
         guard let out = identity(output.path, standardStream: 1) else { return }
         var info = stat()
         let isRegular = (output.path == "-" ? fstat(1, &info) : stat(output.path, &info)) == 0

@@ -1,6 +1,7 @@
 // GPT-2's layer names: blocks h.0 ... h.{n-1}, each with ln_1 (before attention) and
 // ln_2 (before the MLP), then the final ln_f. 12 blocks in GPT-2 small, 24 in medium,
 // 36 in large, 48 in XL: the count is read from the file, never assumed.
+import NormKit
 
 /// The normalisation layers of a GPT-2 checkpoint.
 ///
@@ -14,9 +15,9 @@ public enum GPT2 {
     /// The number of transformer blocks: the distinct `h.{i}.` indices in the file
     /// (with or without a `transformer.` prefix), which must be exactly 0 ..< n.
     ///
-    /// - Throws: ``NormKitError/missingTensor(name:available:)`` when the file has no
+    /// - Throws: `NormKitError.missingTensor(name:available:)` when the file has no
     ///   `h.{i}.` tensors (not a GPT-2 checkpoint), listing its norm layers, and
-    ///   ``NormKitError/invalidFile(format:offset:reason:)`` when the indices have a gap.
+    ///   `NormKitError.invalidFile(format:offset:reason:)` when the indices have a gap.
     public static func blockCount(in file: SafeTensors) throws(NormKitError) -> Int {
         try file.numberedBlockCount(group: "h.", optionalPrefix: "transformer.", model: "GPT-2", unit: "block",
                                     firstLayer: "h.0.ln_1")
@@ -27,7 +28,7 @@ public enum GPT2 {
     /// `transformer.` prefix if it has one).
     ///
     /// - Throws: what ``blockCount(in:)`` throws, and
-    ///   ``NormKitError/missingTensor(name:available:)`` for a layer the file lacks.
+    ///   `NormKitError.missingTensor(name:available:)` for a layer the file lacks.
     public static func normLayerNames(in file: SafeTensors) throws(NormKitError) -> [String] {
         let n = try blockCount(in: file)
         var canonical: [String] = []

@@ -1,4 +1,5 @@
 import NormKit
+import NormKitIO
 
 /// RMSNorm and the fused residual add: forward (allocating, into, training, raw
 /// buffers), backward (fresh and accumulating), the fused forms of both norms, Llama

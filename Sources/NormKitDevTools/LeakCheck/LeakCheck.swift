@@ -1,4 +1,4 @@
-// A long loop of NormKit calls, for scripts/leak-check.sh.
+// `normkit-dev leak-check`: a long loop of NormKit calls, for scripts/leak-check.sh.
 //
 // Run alone, it checks that resident memory does not grow once warmed up (a leak of
 // even one tensor per call would add megabytes); run under valgrind with --no-rss,
@@ -16,31 +16,11 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ArgumentParser
 import Foundation
 import NormKit
+import NormKitIO
 import NormKitTesting
-
-struct Options {
-    var iterations = 2000
-    var injectLeak = false
-    var checkRSS = true
-    var rssLimitKiB = 4096
-
-    init(_ args: ArraySlice<String>) {
-        var it = args.makeIterator()
-        while let a = it.next() {
-            switch a {
-            case "--iterations": iterations = Int(it.next() ?? "") ?? iterations
-            case "--inject-leak": injectLeak = true
-            case "--no-rss": checkRSS = false
-            case "--rss-limit-kib": rssLimitKiB = Int(it.next() ?? "") ?? rssLimitKiB
-            default:
-                print("usage: normkit-leakcheck [--iterations N] [--inject-leak] [--no-rss] [--rss-limit-kib K]")
-                exit(2)
-            }
-        }
-    }
-}
 
 /// Resident set size in KiB (Linux: /proc/self/statm), or nil where unavailable.
 func residentKiB() -> Int? {
@@ -253,35 +233,49 @@ final class LeakedBytes {
     init(_ i: Int) { bytes = [UInt8](repeating: UInt8(truncatingIfNeeded: i | 1), count: 16 * 1024) }
 }
 
-let options = Options(CommandLine.arguments.dropFirst())
-var fixture = try Fixture()
-var checksum = 0.0
-let warmup = max(1, options.iterations / 5)
-var baseline: Int?
-var peak = 0
-for i in 0..<options.iterations {
-    checksum += try iteration(&fixture, i)
-    if options.injectLeak {
-        // 16 KiB, written (so resident), retained once more than released: lost for good.
-        let box = Unmanaged.passRetained(LeakedBytes(i)).toOpaque()
-        checksum += Double(Int(bitPattern: box) & 1)
-    }
-    if i + 1 == warmup { baseline = residentKiB() }
-    if let r = residentKiB(), i % 64 == 0 { peak = max(peak, r) }
-}
-let end = residentKiB()
-try? FileManager.default.removeItem(at: fixture.directory)
-print("normkit-leakcheck: \(options.iterations) iterations, checksum \(checksum)")
-if options.checkRSS {
-    guard let baseline, let end else {
-        print("normkit-leakcheck: resident memory not readable here; RSS check skipped")
-        exit(0)
-    }
-    let growth = end - baseline
-    print("normkit-leakcheck: RSS after warm-up (\(warmup) iterations) \(baseline) KiB, at end \(end) KiB, "
-          + "growth \(growth) KiB (limit \(options.rssLimitKiB) KiB), peak \(max(peak, end)) KiB")
-    if growth > options.rssLimitKiB {
-        print("normkit-leakcheck: FAIL: resident memory grew by \(growth) KiB")
-        exit(1)
+/// The loop, its options and its verdict (exit 1 when resident memory grew).
+struct LeakCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leak-check",
+        abstract: "A long loop of every NormKit call; fails when resident memory grows after warm-up (scripts/leak-check.sh also runs it under valgrind)."
+    )
+
+    @Option(help: "Loop iterations.") var iterations = 2000
+    @Flag(help: "Leak 16 KiB per iteration on purpose, so a check can prove it is able to fail.") var injectLeak = false
+    @Flag(name: .customLong("no-rss"), help: "Skip the resident-memory check (under valgrind).") var noRSS = false
+    @Option(name: .customLong("rss-limit-kib"), help: "Allowed resident-memory growth after warm-up, KiB.") var rssLimitKiB = 4096
+
+    func run() throws {
+        var fixture = try Fixture()
+        var checksum = 0.0
+        let warmup = max(1, iterations / 5)
+        var baseline: Int?
+        var peak = 0
+        for i in 0..<iterations {
+            checksum += try iteration(&fixture, i)
+            if injectLeak {
+                // 16 KiB, written (so resident), retained once more than released: lost for good.
+                let box = Unmanaged.passRetained(LeakedBytes(i)).toOpaque()
+                checksum += Double(Int(bitPattern: box) & 1)
+            }
+            if i + 1 == warmup { baseline = residentKiB() }
+            if let r = residentKiB(), i % 64 == 0 { peak = max(peak, r) }
+        }
+        let end = residentKiB()
+        try? FileManager.default.removeItem(at: fixture.directory)
+        print("leak-check: \(iterations) iterations, checksum \(checksum)")
+        if !noRSS {
+            guard let baseline, let end else {
+                print("leak-check: resident memory not readable here; RSS check skipped")
+                return
+            }
+            let growth = end - baseline
+            print("leak-check: RSS after warm-up (\(warmup) iterations) \(baseline) KiB, at end \(end) KiB, "
+                  + "growth \(growth) KiB (limit \(rssLimitKiB) KiB), peak \(max(peak, end)) KiB")
+            if growth > rssLimitKiB {
+                print("leak-check: FAIL: resident memory grew by \(growth) KiB")
+                throw ExitCode(1)
+            }
+        }
     }
 }

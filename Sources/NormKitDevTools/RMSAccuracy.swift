@@ -1,7 +1,8 @@
 import NormKit
+import NormKitCLISupport
 import NormKitTesting
 
-/// `normkit accuracy --rms`: RMSNorm's forward and gradient errors on the rows the
+/// `normkit-dev accuracy --rms`: RMSNorm's forward and gradient errors on the rows the
 /// RMSNorm issue lists, at every instruction set this machine has.
 enum RMSAccuracy {
     /// One line per row kind: the worst, over `seeds` seeds, the listed dims, every
@@ -48,7 +49,7 @@ enum RMSAccuracy {
     }
 }
 
-/// `normkit accuracy --fused`: the fused residual add's output against a float64 norm
+/// `normkit-dev accuracy --fused`: the fused residual add's output against a float64 norm
 /// of the float32 sum, for both norms, at every instruction set this machine has.
 enum FusedAccuracy {
     static func table(dims: [Int]) throws -> [String] {

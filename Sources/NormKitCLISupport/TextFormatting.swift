@@ -6,11 +6,11 @@ import Darwin
 
 extension String {
     /// The string padded with spaces on the right to `width` characters (unchanged if longer).
-    func padded(to width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
+    package func padded(to width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
 }
 
 /// `v` with `digits` decimals, without Foundation.
-func fixed(_ v: Double, _ digits: Int) -> String {
+package func fixed(_ v: Double, _ digits: Int) -> String {
     guard v.isFinite else { return String(v) }
     var p = 1.0
     for _ in 0..<digits { p *= 10 }
@@ -23,7 +23,7 @@ func fixed(_ v: Double, _ digits: Int) -> String {
 }
 
 /// A number in compact scientific or fixed notation.
-func sci(_ v: Double) -> String {
+package func sci(_ v: Double) -> String {
     if v == 0 { return "0" }
     if !v.isFinite { return String(v) }
     let a = abs(v)
@@ -40,14 +40,14 @@ func sci(_ v: Double) -> String {
 }
 
 /// Writes `s` to stderr unbuffered (progress lines that stdout's JSON must not contain).
-func writeStderr(_ s: String) {
+package func writeStderr(_ s: String) {
     var s = s
     s.withUTF8 { buffer in _ = write(2, buffer.baseAddress, buffer.count) }
 }
 
 extension Substring {
     /// The substring without leading and trailing whitespace.
-    func trimmingWhitespace() -> Substring {
+    package func trimmingWhitespace() -> Substring {
         var s = self
         while s.first?.isWhitespace == true { s = s.dropFirst() }
         while s.last?.isWhitespace == true { s = s.dropLast() }

@@ -3,6 +3,7 @@
 // are plain POSIX calls, so what happens to the target is decided here, not by
 // Foundation's atomic write (which replaced devices and symlinks with regular files and
 // reset the mode; docs/reliability.md, "Writing files").
+import NormKit
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

@@ -1,5 +1,6 @@
 // Building LayerNorms from checkpoint tensors. Kept apart from the file parsers so those
 // compile on their own (the fuzz targets build them without the layer or BLAS).
+import NormKit
 
 extension LayerNorm {
     /// A layer whose weight and bias come from a checkpoint: `prefix.weight` and
@@ -7,7 +8,7 @@ extension LayerNorm {
     ///
     /// A prefix with a weight and no bias is refused unless `requireBias` is false:
     /// in Llama, Mistral, Qwen, Gemma and T5 files those layers are RMSNorm layers
-    /// (no mean subtracted), which ``RMSNorm/init(loading:from:eps:weightOffset:)``
+    /// (no mean subtracted), which `RMSNorm.init(loading:from:eps:weightOffset:)`
     /// loads. Loading one as a LayerNorm would give a wrong answer without any error.
     /// With `requireBias: false` a weight-only prefix gives a bias-free LayerNorm
     /// (`usesBias == false`), for files that really hold one.
@@ -21,12 +22,12 @@ extension LayerNorm {
     /// let ln1 = try LayerNorm(loading: "h.0.ln_1", from: file)   // GPT-2: dim 768, eps 1e-5
     /// ```
     ///
-    /// - Throws: ``NormKitError/missingTensor(name:available:)`` listing the file's
+    /// - Throws: `NormKitError.missingTensor(name:available:)` listing the file's
     ///   norm layers (``SafeTensors/normLayerNames``) when there is no such layer;
-    ///   ``NormKitError/invalidArgument(name:expected:actual:)`` for a weight that is
-    ///   not rank 1; ``NormKitError/parameterShapeMismatch(name:expected:actual:)`` for a
-    ///   bias of another shape; ``NormKitError/layerKindMismatch(name:reason:)`` for a
-    ///   weight-only prefix when `requireBias` is true; ``NormKitError/invalidEpsilon(_:)``;
+    ///   `NormKitError.invalidArgument(name:expected:actual:)` for a weight that is
+    ///   not rank 1; `NormKitError.parameterShapeMismatch(name:expected:actual:)` for a
+    ///   bias of another shape; `NormKitError.layerKindMismatch(name:reason:)` for a
+    ///   weight-only prefix when `requireBias` is true; `NormKitError.invalidEpsilon(_:)`;
     ///   and what ``SafeTensors/tensor(named:)`` throws (e.g. an unsupported dtype). A layer
     ///   whose names mix the two conventions (`weight` with `beta`, `gamma` with `bias`) is
     ///   refused as ambiguous (``SafeTensors/normParameterNames(for:)``).
@@ -75,7 +76,7 @@ extension GPT2 {
     /// - Parameters:
     ///   - file: the checkpoint.
     ///   - eps: GPT-2's `layer_norm_epsilon`, 1e-5.
-    /// - Throws: what ``normLayerNames(in:)`` and ``LayerNorm/init(loading:from:eps:requireBias:)`` throw.
+    /// - Throws: what ``normLayerNames(in:)`` and `LayerNorm.init(loading:from:eps:requireBias:)` throw.
     public static func normLayers(from file: SafeTensors, eps: Float = 1e-5) throws(NormKitError) -> [NamedLayer] {
         var layers: [NamedLayer] = []
         for name in try normLayerNames(in: file) {

@@ -3,6 +3,7 @@
 // byte offset of every fault, keeps numbers as their text (so a shape dimension is
 // parsed as an exact integer, never through Double), rejects duplicate keys, limits
 // nesting, and cannot trap on any input (each index is checked against the count).
+import NormKit
 
 /// A parsed JSON value with the byte offset (from the start of the parsed text) where it begins.
 ///

@@ -1,6 +1,7 @@
 // Hugging Face safetensors: an 8-byte little-endian header length N, N bytes of JSON,
 // then the data area. Every rule of docs/formats.md is checked when the file is
 // opened, so reading a tensor later cannot fail on layout, only on its dtype or rank.
+import NormKit
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -18,7 +19,7 @@ import Foundation
 /// ```
 ///
 /// Opening a file validates its whole header (see docs/formats.md for the rules) and
-/// throws ``NormKitError/invalidFile(format:offset:reason:)`` naming the tensor, the
+/// throws `NormKitError.invalidFile(format:offset:reason:)` naming the tensor, the
 /// problem and the byte offset. The tensor data is not read until ``tensor(named:)``.
 public struct SafeTensors: Sendable {
     /// The element types the safetensors format defines. All of them are accepted in a
@@ -121,15 +122,15 @@ public struct SafeTensors: Sendable {
     /// Opens and validates a safetensors file, memory-mapping it: the tensors' bytes
     /// are read only when ``tensor(named:)`` asks for them.
     ///
-    /// - Throws: ``NormKitError/io(path:reason:)`` when the file cannot be read, and
-    ///   ``NormKitError/invalidFile(format:offset:reason:)`` for any rule the header breaks.
+    /// - Throws: `NormKitError.io(path:reason:)` when the file cannot be read, and
+    ///   `NormKitError.invalidFile(format:offset:reason:)` for any rule the header breaks.
     public init(contentsOf url: URL) throws(NormKitError) {
         try self.init(data: FileAccess.read(url))
     }
 
     /// Validates a safetensors file held in memory.
     ///
-    /// - Throws: ``NormKitError/invalidFile(format:offset:reason:)`` naming the rule
+    /// - Throws: `NormKitError.invalidFile(format:offset:reason:)` naming the rule
     ///   broken, the tensor and the byte offset.
     public init(data: Data) throws(NormKitError) {
         // Data.withUnsafeBytes only rethrows untyped errors: carry ours out in a Result.
@@ -160,9 +161,9 @@ public struct SafeTensors: Sendable {
     /// The tensor `name`, converted to `Float` (F32 copied; F16 and BF16 exactly
     /// widened; F64 rounded to nearest, ±infinity beyond Float's range).
     ///
-    /// - Throws: ``NormKitError/missingTensor(name:available:)`` listing the file's
-    ///   tensors, or ``NormKitError/unsupported(format:reason:)`` for a dtype other than
-    ///   F32/F16/BF16/F64 or a scalar (shape `[]`), which a ``Tensor`` (rank >= 1) cannot hold.
+    /// - Throws: `NormKitError.missingTensor(name:available:)` listing the file's
+    ///   tensors, or `NormKitError.unsupported(format:reason:)` for a dtype other than
+    ///   F32/F16/BF16/F64 or a scalar (shape `[]`), which a `Tensor` (rank >= 1) cannot hold.
     public func tensor(named name: String) throws(NormKitError) -> Tensor {
         guard let info = infos[TensorName(name)] else { throw .missingTensor(name: name, available: names) }
         guard let format = info.dtype.storedFloat else {
@@ -379,7 +380,7 @@ extension SafeTensors {
     /// tensors sorted by name, header padded with spaces to a multiple of 8 bytes so
     /// the data area starts 8-byte aligned.
     ///
-    /// - Throws: ``NormKitError/invalidArgument(name:expected:actual:)`` for a tensor
+    /// - Throws: `NormKitError.invalidArgument(name:expected:actual:)` for a tensor
     ///   named `__metadata__` (the format reserves that key).
     public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) throws(NormKitError) -> Data {
         if tensors["__metadata__"] != nil {
@@ -431,7 +432,7 @@ extension SafeTensors {
 
     /// Writes `tensors` as an F32 safetensors file at `url` (atomically; see ``encode(_:metadata:)``).
     ///
-    /// - Throws: what ``encode(_:metadata:)`` throws, or ``NormKitError/io(path:reason:)``.
+    /// - Throws: what ``encode(_:metadata:)`` throws, or `NormKitError.io(path:reason:)`.
     public static func write(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws(NormKitError) {
         try FileAccess.write(encode(tensors, metadata: metadata), to: url)
     }

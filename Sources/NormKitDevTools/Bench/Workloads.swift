@@ -1,9 +1,10 @@
 import ArgumentParser
 import Dispatch
 import NormKit
+import NormKitCLISupport
 import NormKitTesting
 
-/// What `normkit bench` can time. Each case builds its own inputs and says which bytes
+/// What `normkit-dev bench` can time. Each case builds its own inputs and says which bytes
 /// one call must move (the baseline streams exactly those).
 enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     /// `LayerNorm.forward(_:into:)`: no allocation per call.
@@ -229,7 +230,7 @@ struct UncheckedPointer: @unchecked Sendable {
     init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }
 
-/// The input rows of `normkit bench --data`.
+/// The input rows of `normkit-dev bench --data`.
 enum InputData: String, CaseIterable, ExpressibleByArgument {
     /// N(--input-mean, 2): the default.
     case normal

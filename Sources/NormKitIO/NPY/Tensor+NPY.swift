@@ -1,4 +1,5 @@
 // Tensors from and to NumPy .npy files; the header is parsed in NPYHeader.swift.
+import NormKit
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -10,7 +11,7 @@ extension Tensor {
     ///
     /// See ``init(npyData:)`` for what is read and refused.
     ///
-    /// - Throws: ``NormKitError/io(path:reason:)`` when the file cannot be read, and
+    /// - Throws: `NormKitError.io(path:reason:)` when the file cannot be read, and
     ///   what ``init(npyData:)`` throws.
     public init(npyContentsOf url: URL) throws(NormKitError) {
         try self.init(npyData: FileAccess.read(url))
@@ -21,8 +22,8 @@ extension Tensor {
     /// rounded to nearest); C order, or Fortran order transposed into C order (the
     /// tensor has the file's shape and the same element at every index).
     ///
-    /// - Throws: ``NormKitError/invalidFile(format:offset:reason:)`` for a malformed
-    ///   file (with the byte offset), ``NormKitError/unsupported(format:reason:)`` for
+    /// - Throws: `NormKitError.invalidFile(format:offset:reason:)` for a malformed
+    ///   file (with the byte offset), `NormKitError.unsupported(format:reason:)` for
     ///   another dtype or a 0-d array (shape `()`), which a Tensor (rank >= 1) cannot hold.
     public init(npyData data: Data) throws(NormKitError) {
         let result = data.withUnsafeBytes { raw -> Result<Tensor, NormKitError> in
@@ -110,7 +111,7 @@ extension Tensor {
 
     /// Writes the tensor to `url` as a `.npy` file (see ``npyData()``), atomically.
     ///
-    /// - Throws: ``NormKitError/io(path:reason:)``.
+    /// - Throws: `NormKitError.io(path:reason:)`.
     public func writeNPY(to url: URL) throws(NormKitError) {
         try FileAccess.write(npyData(), to: url)
     }

@@ -1,5 +1,6 @@
 // The Python literal a .npy header holds (a dict of strings, bools and int tuples), and
 // its parser, on the shared ByteCursor.
+import NormKit
 
 /// The subset of Python literals a .npy header can hold, with byte offsets.
 /// (Not `indirect`: recursion goes through arrays, so leaves need no heap box.)

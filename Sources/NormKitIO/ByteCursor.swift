@@ -1,7 +1,8 @@
 // The reading position both header parsers share: the JSON reader of safetensors
-// (IO/JSON.swift) and the Python-literal reader of .npy (IO/NPY/PythonLiteral.swift).
+// (JSON.swift) and the Python-literal reader of .npy (NPY/PythonLiteral.swift).
 // It owns what every byte-level parser here needs: the next byte, an error that names
 // the file offset, a printable name for the byte found, and whitespace skipping.
+import NormKit
 
 /// A position in a borrowed byte buffer that reports errors at file offsets.
 ///
