@@ -18,7 +18,8 @@ public func fuzzNPY(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
 
     guard let header else { preconditionFailure("a readable tensor whose header does not parse") }
     precondition(header.shape == tensor.shape, "shape \(tensor.shape) != header \(header.shape)")
-    let written = tensor.npyData()
+    let written: Data
+    do { written = try tensor.npyData() } catch { preconditionFailure("the writer refused a tensor its reader gave: \(error)") }
     let again: Tensor
     do { again = try Tensor(npyData: written) } catch { preconditionFailure("re-read of our own file: \(error)") }
     precondition(again.shape == tensor.shape && again.scalars.map(\.bitPattern) == tensor.scalars.map(\.bitPattern),

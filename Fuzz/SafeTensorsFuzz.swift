@@ -29,7 +29,8 @@ public func fuzzSafeTensors(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CIn
             precondition(t.shape == info.shape, "\(name): shape \(t.shape) != header \(info.shape)")
             tensors[name] = t
         } catch {
-            // Only a non-float dtype or a scalar may be refused once the header is valid.
+            // Only a non-float dtype, a scalar or a float64 beyond Float's range may be refused
+            // once the header is valid.
             guard case .unsupported = error else { preconditionFailure("\(name): \(error)") }
         }
     }

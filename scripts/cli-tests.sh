@@ -146,5 +146,21 @@ safetensors mixed.safetensors '{"ln.weight":{"dtype":"F32","shape":[1],"data_off
 check "apply: ln.weight + ln.beta is ambiguous" error "ambiguous" -- "$bin" apply --weights mixed.safetensors --prefix ln --input "$fixtures/f4_2x3.npy" --output m.npy
 check "inspect agrees" ok "ambiguous" -- "$bin" inspect mixed.safetensors
 
+# --- inspect lists as loadable only what apply loads; float64 beyond Float's range
+safetensors f8.safetensors '{"ln.weight":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]},"ln.bias":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}}' '\x38\x38\x00\x00\x00\x00\x00\x00\x00\x00'
+check "inspect: an F8_E4M3 weight is not loadable" ok "not loadable: unsupported safetensors content: tensor 'ln.weight' has dtype F8_E4M3" -- "$bin" inspect f8.safetensors
+check "  ... and apply agrees" error "has dtype F8_E4M3" -- "$bin" apply --weights f8.safetensors --prefix ln --input "$fixtures/f4_2x3.npy" --output f8.npy
+safetensors ln2.safetensors '{"ln.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"ln.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}' '\x00\x00\x80\x3f\x00\x00\x80\x3f\x00\x00\x00\x00\x00\x00\x00\x00'
+check "inspect: an F32 layer is loadable" ok "F32   dim 2, weight and bias: LayerNorm" -- "$bin" inspect ln2.safetensors
+# A <f8 array [[1e300, 1.0], [1.0, 2.0]]: 1e300 does not fit a Float.
+header="{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }"
+printf '\x93NUMPY\x01\x00'"$(printf '\\x%02x\\x00' $(( ${#header} + 1 )))" > big.npy
+printf '%s\n' "$header" >> big.npy
+printf '\x9c\x75\x00\x88\x3c\xe4\x37\x7e\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\x00\x40' >> big.npy
+check "apply: a float64 input of 1e300 is refused" error "element 0 is a float64 beyond Float's range" -- "$bin" apply --weights ln2.safetensors --prefix ln --input big.npy --output big-out.npy
+expect "  ... nothing was written" test ! -e big-out.npy
+check "  ... --allow-overflow reads it as infinity" ok "ln: " -- "$bin" apply --weights ln2.safetensors --prefix ln --input big.npy --output big-out.npy --allow-overflow
+check "  ... an output of the input's shape" ok "[2, 2]" -- "$bin" inspect big-out.npy
+
 echo "$((cases - failures)) of $cases CLI checks passed"
 [ $failures = 0 ]

@@ -36,6 +36,8 @@ struct Apply: ParsableCommand {
     @Option(parsing: .unconditional, help: "Added to the variance (or mean square) before the square root (default: 1e-5 for a LayerNorm, GPT-2's; 1e-6 for an RMSNorm).") var eps: String?
     @Option(help: "The layer's kind: 'layer' (LayerNorm) or 'rms' (RMSNorm, Llama-family). Required for a weight-only layer.") var kind: NormKind?
     @Option(help: "RMSNorm only: the scale is weight-offset + weight (1 for Gemma).") var weightOffset: Float = 0
+    @Flag(help: "Read float64 input values beyond Float's range (3.4e38) as +-infinity, which makes their rows NaN, instead of refusing the input.")
+    var allowOverflow = false
 
     func run() throws {
         let eps = try self.eps.map { try CommandInput.epsilon($0) }
@@ -47,8 +49,8 @@ struct Apply: ParsableCommand {
         let inputName = input == "-" ? "standard input" : input
         let stdinBytes = input == "-" ? try CommandInput.readStandardInput() : nil
         let x = try withPath(inputName) { () throws(NormKitError) in
-            if let stdinBytes { return try Tensor(npyData: stdinBytes) }
-            return try Tensor(npyContentsOf: URL(fileURLWithPath: input))
+            if let stdinBytes { return try Tensor(npyData: stdinBytes, allowingOverflow: allowOverflow) }
+            return try Tensor(npyContentsOf: URL(fileURLWithPath: input), allowingOverflow: allowOverflow)
         }
         let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
         if output == "-" {

@@ -11,7 +11,8 @@ enum StoredFloat: Sendable, Equatable {
     case bfloat16
     /// IEEE 754 binary32.
     case single
-    /// IEEE 754 binary64 (rounded to nearest Float; beyond Float's range it becomes ±infinity).
+    /// IEEE 754 binary64 (rounded to nearest Float; beyond Float's range it becomes ±infinity,
+    /// which ``decode(_:bigEndian:from:into:)`` reports).
     case double
 
     /// Bytes per element.
@@ -25,15 +26,18 @@ enum StoredFloat: Sendable, Equatable {
 
     /// Converts `destination.count` elements stored at the start of `source`.
     ///
+    /// - Returns: the index of the first finite value that became infinite (only binary64
+    ///   values beyond Float's range, ±3.4028235e38 after rounding), or nil.
     /// - Precondition: `source.count >= destination.count * byteCount` (checked by
     ///   the file validators before this is called).
+    @discardableResult
     static func decode(
         _ format: StoredFloat, bigEndian: Bool,
         from source: UnsafeRawBufferPointer, into destination: UnsafeMutableBufferPointer<Float>
-    ) {
+    ) -> Int? {
         let n = destination.count
         precondition(source.count >= n &* format.byteCount, "decode: source too short")
-        guard n > 0, let src = source.baseAddress, let dst = destination.baseAddress else { return }
+        guard n > 0, let src = source.baseAddress, let dst = destination.baseAddress else { return nil }
         let nativeBigEndian = 1.bigEndian == 1
         switch format {
         case .single:
@@ -48,10 +52,15 @@ enum StoredFloat: Sendable, Equatable {
             }
         case .double:
             let swap = bigEndian != nativeBigEndian
+            var firstOverflow: Int?
             for i in 0..<n {
                 let raw = src.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self)
-                dst[i] = Float(Double(bitPattern: swap ? raw.byteSwapped : raw))
+                let value = Double(bitPattern: swap ? raw.byteSwapped : raw)
+                let single = Float(value)
+                if single.isInfinite && value.isFinite && firstOverflow == nil { firstOverflow = i }
+                dst[i] = single
             }
+            return firstOverflow
         case .half:
             // Separate loops per byte order keep the per-element work branch-free.
             if bigEndian == nativeBigEndian {
@@ -74,6 +83,15 @@ enum StoredFloat: Sendable, Equatable {
                 }
             }
         }
+        return nil
+    }
+
+    /// The error for a binary64 value beyond Float's range, unless the caller allowed it.
+    static func overflowError(format: String, what: String, index: Int) -> NormKitError {
+        .unsupported(format: format,
+                     reason: "\(what): element \(index) is a float64 beyond Float's range (±3.4028235e38) and would become "
+                        + "infinite (and its row NaN); to read such values as ±infinity, allow overflow "
+                        + "(allowingOverflow: true; normkit apply --allow-overflow)")
     }
 
     /// Stores `source` as binary32 in the given byte order at the start of `destination`.

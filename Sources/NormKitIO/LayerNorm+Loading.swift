@@ -24,40 +24,28 @@ extension LayerNorm {
     ///
     /// - Throws: `NormKitError.missingTensor(name:available:)` listing the file's
     ///   norm layers (``SafeTensors/normLayerNames``) when there is no such layer;
-    ///   `NormKitError.invalidArgument(name:expected:actual:)` for a weight that is
-    ///   not rank 1; `NormKitError.parameterShapeMismatch(name:expected:actual:)` for a
-    ///   bias of another shape; `NormKitError.layerKindMismatch(name:reason:)` for a
+    ///   what ``SafeTensors/normLayerParameters(for:)`` throws (a weight that is not
+    ///   `[dim]`, a bias of another shape, a dtype NormKit does not convert); `NormKitError.layerKindMismatch(name:reason:)` for a
     ///   weight-only prefix when `requireBias` is true; `NormKitError.invalidEpsilon(_:)`;
-    ///   and what ``SafeTensors/tensor(named:)`` throws (e.g. an unsupported dtype). A layer
+    ///   and what ``SafeTensors/tensor(named:allowingOverflow:)`` throws (e.g. an unsupported dtype). A layer
     ///   whose names mix the two conventions (`weight` with `beta`, `gamma` with `bias`) is
     ///   refused as ambiguous (``SafeTensors/normParameterNames(for:)``).
     public init(
         loading prefix: String, from file: SafeTensors, eps: Float = 1e-5, requireBias: Bool = true
     ) throws(NormKitError) {
-        let found = try file.normParameterNames(for: prefix)
-
-        let weight = try file.tensor(named: found.weight)
-        guard weight.rank == 1, weight.shape[0] >= 1 else {
-            throw .invalidArgument(name: found.weight, expected: "a LayerNorm weight of shape [dim], dim >= 1",
-                                   actual: "shape \(weight.shape)")
-        }
-        let dim = weight.shape[0]
-        try self.init(dim: dim, eps: eps, elementwiseAffine: true, bias: found.bias != nil)
+        // Every check that needs no data first (names, dtypes, shapes): the same call
+        // `normkit inspect` makes to say whether a layer loads.
+        let found = try file.normLayerParameters(for: prefix)
+        try self.init(dim: found.weight.shape[0], eps: eps, elementwiseAffine: true, bias: found.bias != nil)
         if requireBias && found.bias == nil {
             throw .layerKindMismatch(
                 name: prefix,
-                reason: "the file has \(found.weight) and no bias. Llama-family files (Llama, Mistral, Qwen, Gemma, T5) "
+                reason: "the file has \(found.weight.name) and no bias. Llama-family files (Llama, Mistral, Qwen, Gemma, T5) "
                     + "hold RMSNorm layers there: load it with RMSNorm(loading:from:). To load a LayerNorm without "
                     + "bias on purpose, pass requireBias: false.")
         }
-        self.weight = weight
-        if let biasName = found.bias {
-            let bias = try file.tensor(named: biasName)
-            guard bias.shape == [dim] else {
-                throw .parameterShapeMismatch(name: biasName, expected: [dim], actual: bias.shape)
-            }
-            self.bias = bias
-        }
+        self.weight = try file.tensor(named: found.weight.name)
+        if let bias = found.bias { self.bias = try file.tensor(named: bias.name) }
     }
 }
 

@@ -51,6 +51,35 @@ extension SafeTensors {
         throw .missingTensor(name: prefix, available: normLayerNames)
     }
 
+    /// The weight and bias of the norm layer `prefix`, after every check that
+    /// `LayerNorm.init(loading:from:eps:requireBias:)` makes before it reads any data: the
+    /// names (``normParameterNames(for:)``), dtypes that ``tensor(named:allowingOverflow:)``
+    /// converts, a weight of shape `[dim]` with `dim >= 1`, and a bias of the same shape.
+    /// The loader goes through it, and so does `normkit inspect`, so a layer that inspect
+    /// lists as loadable is one that `normkit apply` can load.
+    ///
+    /// - Throws: what ``normParameterNames(for:)`` throws;
+    ///   `NormKitError.unsupported(format:reason:)` for a dtype NormKit does not convert;
+    ///   `NormKitError.invalidArgument(name:expected:actual:)` for a weight that is not
+    ///   `[dim]`; `NormKitError.parameterShapeMismatch(name:expected:actual:)` for a bias
+    ///   of another shape.
+    public func normLayerParameters(for prefix: String) throws(NormKitError) -> (weight: TensorInfo, bias: TensorInfo?) {
+        let names = try normParameterNames(for: prefix)
+        guard let weight = info(named: names.weight) else { throw .missingTensor(name: names.weight, available: self.names) }
+        _ = try Self.readable(weight)
+        guard weight.shape.count == 1, weight.shape[0] >= 1 else {
+            throw .invalidArgument(name: weight.name, expected: "a norm layer's weight of shape [dim], dim >= 1",
+                                   actual: "shape \(weight.shape)")
+        }
+        guard let biasName = names.bias else { return (weight, nil) }
+        guard let bias = info(named: biasName) else { throw .missingTensor(name: biasName, available: self.names) }
+        _ = try Self.readable(bias)
+        guard bias.shape == weight.shape else {
+            throw .parameterShapeMismatch(name: biasName, expected: weight.shape, actual: bias.shape)
+        }
+        return (weight, bias)
+    }
+
     /// `name` without its `.suffix` (for one of `suffixes`), or nil.
     static func owner(of name: String, suffixes: [String]) -> String? {
         for s in suffixes where name.hasSuffix("." + s) {

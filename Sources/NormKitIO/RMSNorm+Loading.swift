@@ -24,7 +24,7 @@ extension RMSNorm {
     ///   layers when there is no `prefix.weight`; `NormKitError.layerKindMismatch(name:reason:)`
     ///   when the prefix has a bias; `NormKitError.invalidArgument(name:expected:actual:)`
     ///   for a weight that is not rank 1; what ``init(dim:eps:weightOffset:)`` and
-    ///   ``SafeTensors/tensor(named:)`` throw.
+    ///   ``SafeTensors/tensor(named:allowingOverflow:)`` throw.
     public init(loading prefix: String, from file: SafeTensors, eps: Float = 1e-6, weightOffset: Float = 0) throws(NormKitError) {
         guard let name = Llama.candidates(prefix).first(where: { file.contains($0 + ".weight") }) else {
             throw .missingTensor(name: prefix, available: file.normLayerNames)

@@ -20,10 +20,10 @@ import Foundation
 ///
 /// Opening a file validates its whole header (see docs/formats.md for the rules) and
 /// throws `NormKitError.invalidFile(format:offset:reason:)` naming the tensor, the
-/// problem and the byte offset. The tensor data is not read until ``tensor(named:)``.
+/// problem and the byte offset. The tensor data is not read until ``tensor(named:allowingOverflow:)``.
 public struct SafeTensors: Sendable {
     /// The element types the safetensors format defines. All of them are accepted in a
-    /// file; ``SafeTensors/tensor(named:)`` converts the floating-point ones
+    /// file; ``SafeTensors/tensor(named:allowingOverflow:)`` converts the floating-point ones
     /// ``f32``, ``f16``, ``bf16`` and ``f64`` to `Float`.
     public enum DType: String, Sendable, CaseIterable {
         /// Boolean, one byte.
@@ -79,7 +79,7 @@ public struct SafeTensors: Sendable {
             }
         }
 
-        /// The storage format ``SafeTensors/tensor(named:)`` decodes, or nil when NormKit
+        /// The storage format ``SafeTensors/tensor(named:allowingOverflow:)`` decodes, or nil when NormKit
         /// does not convert this dtype to `Float`.
         var storedFloat: StoredFloat? {
             switch self {
@@ -120,7 +120,7 @@ public struct SafeTensors: Sendable {
     private let dataStart: Int
 
     /// Opens and validates a safetensors file, memory-mapping it: the tensors' bytes
-    /// are read only when ``tensor(named:)`` asks for them.
+    /// are read only when ``tensor(named:allowingOverflow:)`` asks for them.
     ///
     /// - Throws: `NormKitError.io(path:reason:)` when the file cannot be read, and
     ///   `NormKitError.invalidFile(format:offset:reason:)` for any rule the header breaks.
@@ -159,30 +159,47 @@ public struct SafeTensors: Sendable {
     public var tensorInfos: [TensorInfo] { names.compactMap { infos[TensorName($0)] } }
 
     /// The tensor `name`, converted to `Float` (F32 copied; F16 and BF16 exactly
-    /// widened; F64 rounded to nearest, ±infinity beyond Float's range).
+    /// widened; F64 rounded to nearest).
     ///
+    /// - Parameters:
+    ///   - name: the tensor's name in the file.
+    ///   - allowingOverflow: read an F64 value beyond Float's range as ±infinity instead
+    ///     of throwing.
     /// - Throws: `NormKitError.missingTensor(name:available:)` listing the file's
     ///   tensors, or `NormKitError.unsupported(format:reason:)` for a dtype other than
-    ///   F32/F16/BF16/F64 or a scalar (shape `[]`), which a `Tensor` (rank >= 1) cannot hold.
-    public func tensor(named name: String) throws(NormKitError) -> Tensor {
+    ///   F32/F16/BF16/F64, a scalar (shape `[]`), which a `Tensor` (rank >= 1) cannot hold,
+    ///   or a finite F64 value that would become infinite (unless `allowingOverflow`).
+    public func tensor(named name: String, allowingOverflow: Bool = false) throws(NormKitError) -> Tensor {
         guard let info = infos[TensorName(name)] else { throw .missingTensor(name: name, available: names) }
-        guard let format = info.dtype.storedFloat else {
-            throw .unsupported(format: "safetensors",
-                               reason: "tensor '\(name)' has dtype \(info.dtype.rawValue); NormKit reads F32, F16, BF16 and F64")
-        }
-        guard !info.shape.isEmpty else {
-            throw .unsupported(format: "safetensors",
-                               reason: "tensor '\(name)' is a scalar (shape []); a Tensor needs rank >= 1")
-        }
+        let format = try Self.readable(info)
         // Validated at open: the product fits, and the byte range lies in the data area.
         let count = info.dataOffsets.count / format.byteCount
         let start = dataStart + info.dataOffsets.lowerBound
-        return storage.withUnsafeBytes { raw in
+        var overflow: Int?
+        let tensor = storage.withUnsafeBytes { raw in
             Tensor(uncheckedShape: info.shape, count: count) { out in
                 let source = UnsafeRawBufferPointer(rebasing: raw[start..<(start + info.dataOffsets.count)])
-                StoredFloat.decode(format, bigEndian: false, from: source, into: out)
+                overflow = StoredFloat.decode(format, bigEndian: false, from: source, into: out)
             }
         }
+        if let overflow, !allowingOverflow {
+            throw StoredFloat.overflowError(format: "safetensors", what: "tensor '\(name)'", index: overflow)
+        }
+        return tensor
+    }
+
+    /// The storage format of a tensor ``tensor(named:allowingOverflow:)`` can read, or the
+    /// error it throws without reading any data: a dtype it does not convert, or a scalar.
+    static func readable(_ info: TensorInfo) throws(NormKitError) -> StoredFloat {
+        guard let format = info.dtype.storedFloat else {
+            throw .unsupported(format: "safetensors",
+                               reason: "tensor '\(info.name)' has dtype \(info.dtype.rawValue); NormKit reads F32, F16, BF16 and F64")
+        }
+        guard !info.shape.isEmpty else {
+            throw .unsupported(format: "safetensors",
+                               reason: "tensor '\(info.name)' is a scalar (shape []); a Tensor needs rank >= 1")
+        }
+        return format
     }
 }
 
@@ -252,6 +269,15 @@ extension SafeTensors {
                 for entry in entries {
                     guard case let .string(value, _) = entry.value else {
                         throw fail(entry.value.offset, "__metadata__ value '\(entry.key)' must be a string, got \(entry.value.kind)")
+                    }
+                    // The JSON keys differ byte for byte (checked above), but a String key
+                    // compares by canonical equivalence: two spellings of one text (NFC and
+                    // NFD "café") would merge into one entry, losing a value without a word.
+                    if let earlier = metadata.index(forKey: entry.key) {
+                        let first = metadata[earlier].key
+                        throw fail(entry.keyOffset, "__metadata__ keys '\(first)' (\(first.unicodeScalars.count) Unicode scalars) and "
+                            + "'\(entry.key)' (\(entry.key.unicodeScalars.count)) are one text in two normal forms; "
+                            + "the metadata dictionary cannot keep both")
                     }
                     metadata[entry.key] = value
                 }
@@ -381,11 +407,17 @@ extension SafeTensors {
     /// the data area starts 8-byte aligned.
     ///
     /// - Throws: `NormKitError.invalidArgument(name:expected:actual:)` for a tensor
-    ///   named `__metadata__` (the format reserves that key).
+    ///   named `__metadata__` (the format reserves that key), for a tensor of more than
+    ///   ``NPYHeader/maxRank`` dimensions, or for a header longer than ``maxHeaderLength``:
+    ///   the writer never makes a file its reader refuses.
     public static func encode(_ tensors: [String: Tensor], metadata: [String: String] = [:]) throws(NormKitError) -> Data {
         if tensors["__metadata__"] != nil {
             throw .invalidArgument(name: "tensor name", expected: "not '__metadata__' (reserved by the format)",
                                    actual: "__metadata__")
+        }
+        for (name, t) in tensors where t.rank > NPYHeader.maxRank {
+            throw .invalidArgument(name: "tensor '\(name)'", expected: "at most \(NPYHeader.maxRank) dimensions (what readers accept)",
+                                   actual: "rank \(t.rank)")
         }
         let sorted = tensors.sorted { $0.key < $1.key }
         var header = "{"
@@ -411,6 +443,10 @@ extension SafeTensors {
         header += "}"
         var headerBytes = Array(header.utf8)
         while headerBytes.count % 8 != 0 { headerBytes.append(0x20) }
+        guard headerBytes.count <= maxHeaderLength else {
+            throw .invalidArgument(name: "safetensors header", expected: "at most \(maxHeaderLength) bytes (what readers accept)",
+                                   actual: "\(headerBytes.count) bytes for \(tensors.count) tensors and \(metadata.count) metadata entries")
+        }
 
         var out = Data(count: 8 + headerBytes.count + offset)
         out.withUnsafeMutableBytes { raw in

@@ -19,18 +19,21 @@ package enum Shape {
         return count
     }
 
-    /// The product of `dimensions` taken in order, or nil as soon as a partial product
-    /// overflows `Int`: the one checked multiplication behind every element and row count
-    /// (``elementCount(_:)``, the layers' row counts, the file readers' header checks,
-    /// error messages). It does not look ahead for a zero: callers that give a zero
-    /// dimension precedence check for it first, as ``elementCount(_:)`` does.
+    /// The product of `dimensions`, or nil when it overflows `Int`: the one checked
+    /// multiplication behind every element and row count (``elementCount(_:)``, the
+    /// layers' row counts, the file readers' header checks, error messages). A zero
+    /// dimension anywhere makes the product 0 whatever the other dimensions are, so the
+    /// answer does not depend on their order (`[2^62, 2^62, 0]` is 0, as `[0, 2^62, 2^62]`
+    /// is); without a zero, nil as soon as a partial product overflows.
     package static func product(_ dimensions: some Sequence<Int>) -> Int? {
         var count = 1
+        var overflowed = false
         for d in dimensions {
+            if d == 0 { return 0 }
+            guard !overflowed else { continue }
             let (p, overflow) = count.multipliedReportingOverflow(by: d)
-            if overflow { return nil }
-            count = p
+            if overflow { overflowed = true } else { count = p }
         }
-        return count
+        return overflowed ? nil : count
     }
 }

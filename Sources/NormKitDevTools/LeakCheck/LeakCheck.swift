@@ -166,7 +166,7 @@ func fileRound(_ f: Fixture, _ i: Int) throws -> Double {
     do { _ = try SafeTensors(data: badSafetensors()) } catch { sum += Double(error.description.utf8.count) }
     do { _ = try SafeTensors(data: data.prefix(40)) } catch { sum += 1 }
 
-    let npy = f.hard.npyData()
+    let npy = try f.hard.npyData()
     let back = try Tensor(npyData: npy)
     sum += Double(back.scalars[i % back.scalarCount].isNaN ? 1 : 0) + Double(try NPYHeader(npyData: npy).dataOffset)
     do { _ = try Tensor(npyData: badNPY()) } catch { sum += Double(error.description.utf8.count) }

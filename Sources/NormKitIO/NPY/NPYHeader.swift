@@ -198,10 +198,12 @@ public struct NPYHeader: Sendable, Equatable {
         self.init(version: (major, minor), dtype: dtype, fortranOrder: fortranOrder, shape: shape, dataOffset: dataOffset)
     }
 
-    /// The header bytes NumPy's `np.save` writes for a C-order `<f4` array of `shape`
-    /// (version 1.0, or 2.0 if the header outgrows 1.0's 16-bit length), so a tensor
-    /// saved by NormKit and one saved by NumPy are byte-identical.
+    /// The header bytes NumPy's `np.save` writes for a C-order `<f4` array of `shape`, so
+    /// a tensor saved by NormKit and one saved by NumPy are byte-identical. Version 1.0:
+    /// with at most ``maxRank`` dimensions (the writer's precondition) the header is under
+    /// 2 KB, far from 1.0's 65535-byte limit.
     static func encodeHeader(shape: [Int]) -> [UInt8] {
+        precondition(shape.count <= maxRank, "encodeHeader: rank above maxRank")
         let shapeText = shape.count == 1
             ? "(\(shape[0]),)"
             : "(" + shape.map(String.init).joined(separator: ", ") + ")"
@@ -212,19 +214,10 @@ public struct NPYHeader: Sendable, Equatable {
         let hlen = body.count + 1  // + the final newline
         // Pad so that magic + version + length + header is a multiple of 64 (ARRAY_ALIGN);
         // NumPy pads a full 64 when already aligned, and so does this.
-        var major: UInt8 = 1
-        var padding = 64 - ((10 + hlen) % 64)
-        if hlen + padding > Int(UInt16.max) {
-            major = 2
-            padding = 64 - ((12 + hlen) % 64)
-        }
-        var out = magic + [major, 0]
+        let padding = 64 - ((10 + hlen) % 64)
         let fieldLength = hlen + padding
-        if major == 1 {
-            out += [UInt8(fieldLength & 0xFF), UInt8(fieldLength >> 8)]
-        } else {
-            out += (0..<4).map { UInt8((fieldLength >> (8 * $0)) & 0xFF) }
-        }
+        var out = magic + [1, 0]
+        out += [UInt8(fieldLength & 0xFF), UInt8(fieldLength >> 8)]
         out += body
         out += [UInt8](repeating: 0x20, count: padding)
         out.append(0x0A)

@@ -9,12 +9,12 @@ import Foundation
 extension Tensor {
     /// Reads a NumPy `.npy` file (memory-mapped while it is converted).
     ///
-    /// See ``init(npyData:)`` for what is read and refused.
+    /// See ``init(npyData:allowingOverflow:)`` for what is read and refused.
     ///
     /// - Throws: `NormKitError.io(path:reason:)` when the file cannot be read, and
-    ///   what ``init(npyData:)`` throws.
-    public init(npyContentsOf url: URL) throws(NormKitError) {
-        try self.init(npyData: FileAccess.read(url))
+    ///   what ``init(npyData:allowingOverflow:)`` throws.
+    public init(npyContentsOf url: URL, allowingOverflow: Bool = false) throws(NormKitError) {
+        try self.init(npyData: FileAccess.read(url), allowingOverflow: allowingOverflow)
     }
 
     /// Reads a NumPy `.npy` file held in memory: format versions 1.0, 2.0 and 3.0;
@@ -22,17 +22,22 @@ extension Tensor {
     /// rounded to nearest); C order, or Fortran order transposed into C order (the
     /// tensor has the file's shape and the same element at every index).
     ///
+    /// - Parameter allowingOverflow: read a float64 beyond Float's range as ±infinity
+    ///   instead of throwing.
     /// - Throws: `NormKitError.invalidFile(format:offset:reason:)` for a malformed
     ///   file (with the byte offset), `NormKitError.unsupported(format:reason:)` for
-    ///   another dtype or a 0-d array (shape `()`), which a Tensor (rank >= 1) cannot hold.
-    public init(npyData data: Data) throws(NormKitError) {
+    ///   another dtype, a 0-d array (shape `()`), which a Tensor (rank >= 1) cannot hold,
+    ///   or a finite float64 that would become infinite (unless `allowingOverflow`).
+    public init(npyData data: Data, allowingOverflow: Bool = false) throws(NormKitError) {
         let result = data.withUnsafeBytes { raw -> Result<Tensor, NormKitError> in
-            do throws(NormKitError) { return .success(try Tensor(parsingNPY: raw)) } catch { return .failure(error) }
+            do throws(NormKitError) {
+                return .success(try Tensor(parsingNPY: raw, allowingOverflow: allowingOverflow))
+            } catch { return .failure(error) }
         }
         self = try result.get()
     }
 
-    private init(parsingNPY file: UnsafeRawBufferPointer) throws(NormKitError) {
+    private init(parsingNPY file: UnsafeRawBufferPointer, allowingOverflow: Bool) throws(NormKitError) {
         let header = try NPYHeader(parsing: file)
         guard let (format, bigEndian) = header.storage else {
             throw .unsupported(format: NPYHeader.format, reason: "dtype '\(header.dtype)' is not supported; NormKit reads \(NPYHeader.supportedDTypes.joined(separator: ", "))")
@@ -43,18 +48,22 @@ extension Tensor {
         // Validated by the header parser: the product fits and the data is exactly this long.
         let count = Shape.product(header.shape)!
         let source = UnsafeRawBufferPointer(rebasing: file[header.dataOffset...])
+        var overflow: Int?
         if !header.fortranOrder || header.shape.count == 1 {
             self.init(uncheckedShape: header.shape, count: count) { out in
-                StoredFloat.decode(format, bigEndian: bigEndian, from: source, into: out)
+                overflow = StoredFloat.decode(format, bigEndian: bigEndian, from: source, into: out)
             }
-            return
+        } else {
+            let fortran = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                overflow = StoredFloat.decode(format, bigEndian: bigEndian, from: source, into: buffer)
+                initialized = count
+            }
+            self.init(uncheckedShape: header.shape, count: count) { out in
+                fortran.withUnsafeBufferPointer { Self.fortranToC($0, shape: header.shape, into: out) }
+            }
         }
-        let fortran = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            StoredFloat.decode(format, bigEndian: bigEndian, from: source, into: buffer)
-            initialized = count
-        }
-        self.init(uncheckedShape: header.shape, count: count) { out in
-            fortran.withUnsafeBufferPointer { Self.fortranToC($0, shape: header.shape, into: out) }
+        if let overflow, !allowingOverflow {
+            throw StoredFloat.overflowError(format: NPYHeader.format, what: "the array (in file order)", index: overflow)
         }
     }
 
@@ -96,7 +105,15 @@ extension Tensor {
 
     /// The tensor as a NumPy `.npy` file: version 1.0 (2.0 only if the header needs
     /// more than 65535 bytes), dtype `<f4`, C order, byte-identical to `np.save`.
-    public func npyData() -> Data {
+    ///
+    /// - Throws: `NormKitError.unsupported(format:reason:)` for a tensor of more than
+    ///   ``NPYHeader/maxRank`` dimensions, which NumPy and ``init(npyData:allowingOverflow:)``
+    ///   do not read: the writer never makes a file its reader refuses.
+    public func npyData() throws(NormKitError) -> Data {
+        guard rank <= NPYHeader.maxRank else {
+            throw .unsupported(format: NPYHeader.format,
+                               reason: "a tensor of rank \(rank); a .npy file holds at most \(NPYHeader.maxRank) dimensions (NumPy's limit)")
+        }
         let header = NPYHeader.encodeHeader(shape: shape)
         var out = Data(count: header.count + scalarCount * 4)
         out.withUnsafeMutableBytes { raw in
@@ -111,7 +128,7 @@ extension Tensor {
 
     /// Writes the tensor to `url` as a `.npy` file (see ``npyData()``), atomically.
     ///
-    /// - Throws: `NormKitError.io(path:reason:)`.
+    /// - Throws: what ``npyData()`` throws, or `NormKitError.io(path:reason:)`.
     public func writeNPY(to url: URL) throws(NormKitError) {
         try FileAccess.write(npyData(), to: url)
     }
