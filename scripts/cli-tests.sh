@@ -78,8 +78,9 @@ expect "  ... keeps mode 600" test "$(stat -c %a private.npy)" = 600
 cp x.npy ro.npy && chmod 444 ro.npy
 check "apply over a read-only file is refused" error "read-only" -- "${apply[@]}" --input x.npy --output ro.npy
 expect "  ... the file is untouched" cmp -s ro.npy x.npy
+expected_sum=$(sha256sum < expected.npy)
 check "a trailing slash is an error" error "Not a directory" -- "${apply[@]}" --input x.npy --output expected.npy/
-expect "  ... the file is untouched" test "$(stat -c %s expected.npy)" = "$(stat -c %s y.npy)"
+expect "  ... the file is untouched (same SHA-256)" test "$(sha256sum < expected.npy)" = "$expected_sum"
 mkdir adir
 check "a directory is an error" error "Is a directory" -- "${apply[@]}" --input x.npy --output adir
 mkfifo fifo
@@ -91,6 +92,8 @@ expect "  ... the reader got the result" cmp -s from-fifo.npy expected.npy
 if mknod nulldev c 1 3 2>/dev/null; then
     check "apply into a character device" ok "" -- "${apply[@]}" --input x.npy --output nulldev
     expect "  ... it stays a device" test -c nulldev
+else
+    echo "SKIP apply into a character device: mknod needs root (uid $(id -u))"
 fi
 check "--output - writes stdout" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output - > stdout.npy"
 expect "  ... the bytes are the result" cmp -s stdout.npy expected.npy
@@ -161,6 +164,110 @@ check "apply: a float64 input of 1e300 is refused" error "element 0 is a float64
 expect "  ... nothing was written" test ! -e big-out.npy
 check "  ... --allow-overflow reads it as infinity" ok "ln: " -- "$bin" apply --weights ln2.safetensors --prefix ln --input big.npy --output big-out.npy --allow-overflow
 check "  ... an output of the input's shape" ok "[2, 2]" -- "$bin" inspect big-out.npy
+
+# --- outputs that are standard output (issue 19: the summary went into the .npy stream)
+check "--output /dev/stdout is written as -" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output /dev/stdout > as-stdout.npy"
+expect "  ... the bytes are the result, no summary in them" cmp -s as-stdout.npy expected.npy
+ln -s /proc/self/fd/1 fd1-link
+check "--output: a symlink to /proc/self/fd/1 is written as -" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output fd1-link | cat > via-link.npy"
+expect "  ... the piped bytes are the result" cmp -s via-link.npy expected.npy
+check "--output naming the file stdout goes to" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output same.npy > same.npy"
+expect "  ... the file holds only the result" cmp -s same.npy expected.npy
+
+# --- write errors on stdout: an I/O error, exit 1, never success
+check "inspect > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' inspect w.safetensors > /dev/full"
+check "demo > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' demo --batch 1 --seq 3 > /dev/full"
+check "accuracy > /dev/full" error "standard output: No space left on device" -- bash -c "'$dev' accuracy --dims 5 --seeds 1 > /dev/full"
+check "bench --json > /dev/full" error "standard output: No space left on device" -- bash -c "'$dev' bench --shape 2,16 --iterations 3 --json > /dev/full"
+check "apply's summary > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output full-summary.npy > /dev/full"
+check "apply --output - > /dev/full is an I/O error (exit 1)" error "standard output: No space left on device" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output - > /dev/full; s=\$?; [ \$s = 1 ] && exit 1; exit 3"
+check "--help > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' apply --help > /dev/full"
+
+# --- inputs: pipes, FIFOs, /dev/fd/N, /dev/stdin; magic first; reads bounded by the header
+check "--input <(cat x.npy)" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input <(cat x.npy) --output pipe-in.npy"
+expect "  ... the result is the same" cmp -s pipe-in.npy expected.npy
+check "--weights <(cat w.safetensors)" ok "" -- bash -c "'$bin' apply --weights <(cat w.safetensors) --prefix h.0.ln_1 --input x.npy --output pipe-w.npy"
+expect "  ... the result is the same" cmp -s pipe-w.npy expected.npy
+check "--input /dev/stdin" ok "" -- bash -c "cat x.npy | '$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input /dev/stdin --output devstdin.npy"
+expect "  ... the result is the same" cmp -s devstdin.npy expected.npy
+mkfifo in-fifo
+(timeout 20 cat x.npy > in-fifo) &
+check "--input a FIFO" ok "" -- "${apply[@]}" --input in-fifo --output fifo-in.npy
+wait
+expect "  ... the result is the same" cmp -s fifo-in.npy expected.npy
+check "inspect a pipe" ok "safetensors, 88 tensors" -- bash -c "'$bin' inspect <(cat w.safetensors)"
+check "inspect /dev/zero is refused at once" error "invalid safetensors file" -- "$bin" inspect /dev/zero
+check "--input - < /dev/zero stops at the magic" error "not a .npy file" -- bash -c "ulimit -v 2000000; '$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input - --output z.npy < /dev/zero"
+check "--weights /dev/zero stops at the header" error "invalid safetensors file" -- "$bin" apply --weights /dev/zero --prefix h.0.ln_1 --input x.npy --output z.npy
+# A valid header followed by endless data: read up to what it declares and one byte.
+check "--input - with endless data after the header" error "bytes follow" -- bash -c "cat x.npy /dev/zero | (ulimit -v 2000000; '$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input - --output z.npy)"
+check "--weights with endless data after the header" error "belong to no tensor" -- bash -c "'$bin' apply --weights <(cat w.safetensors /dev/zero) --prefix h.0.ln_1 --input x.npy --output z.npy"
+expect "  ... nothing was written" test ! -e z.npy
+# A working directory longer than PATH_MAX (4096): relative paths still work.
+deep=$PWD; seg=$(head -c 200 /dev/zero | tr '\0' 'd')
+check "a working directory longer than PATH_MAX" ok "" -- bash -c "for i in \$(seq 25); do mkdir -p $seg && cd $seg || exit 9; done; cp '$deep/w.safetensors' '$deep/x.npy' . && '$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output deep.npy && cmp -s deep.npy '$deep/expected.npy' && '$bin' inspect x.npy"
+
+# --- memory: RLIMIT_AS is a limit; a refusal is a message, never a signal
+check "demo under ulimit -v 3000000 (issue 19's case)" error "ulimit -v" -- bash -c "ulimit -v 3000000; '$bin' demo --batch 1 --seq 1 --dim 200000000"
+check "demo just over ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$bin' demo --batch 1 --seq 1 --dim 60000000"
+check "bench under ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$dev' bench --shape 60000000"
+check "accuracy under ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$dev' accuracy --dims 30000000"
+python3 -c "
+import struct
+h=\"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 50000000, 8), }\"
+h+=' '*(-(10+len(h)+1)%64)+'\n'
+open('big-header.npy','wb').write(b'\x93NUMPY\x01\x00'+struct.pack('<H',len(h))+h.encode())
+"
+check "a stream declaring more than the memory budget" error "header declares" -- bash -c "cat big-header.npy /dev/zero | (ulimit -v 1500000; '$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input - --output z.npy)"
+
+# --- flags: negative numbers, invalid values naming the flag, conflicts, duplicates, limits
+check "demo --seed -1 is a value, refused with its range" error "--seed must be a whole number in 0...18446744073709551615, got '-1'" -- "$bin" demo --seed -1
+check "bench --input-mean -5 is a legitimate mean" ok "" -- "$dev" bench --shape 2,16 --iterations 3 --input-mean -5
+check "bench --seed -2" error "--seed must be a whole number" -- "$dev" bench --shape 2,16 --seed -2
+check "bench --threads -3" error "--threads must be in 1...256, got -3" -- "$dev" bench --shape 2,16 --threads -3
+check "accuracy --dims -1: a range error" error "--dims items must be >= 1; item 1 of '-1' is -1" -- "$dev" accuracy --dims -1
+check "accuracy --seeds -4: a range error" error "--seeds must be in 1...10000, got -4" -- "$dev" accuracy --seeds -4
+check "--weight-offset -1 with --kind rms is a value" ok "weightOffset: -1.0" -- "$bin" apply --kind rms --weight-offset -1 --weights "$fixtures/llama_f32.safetensors" --prefix model.norm --input "$fixtures/llama_activations.npy" --output wo-ok.npy
+check "--weight-offset nan names the flag" error "--weight-offset must be a finite number" -- "${apply[@]}" --kind rms --weight-offset nan --input x.npy --output wo.npy
+check "bench --input-mean inf names the flag" error "--input-mean must be a finite number" -- "$dev" bench --shape 2,16 --input-mean inf
+check "--weight-offset with --kind layer is an error" error "--weight-offset applies to an RMSNorm only" -- "${apply[@]}" --kind layer --weight-offset 1 --input x.npy --output wo.npy
+check "--weight-offset without --kind is an error" error "--weight-offset applies to an RMSNorm only" -- "${apply[@]}" --weight-offset 1 --input x.npy --output wo.npy
+check "bench --input-mean with --data rand" error "--input-mean applies to --data normal only" -- "$dev" bench --shape 2,16 --input-mean 3 --data rand
+check "bench --gpt2-like with --data offset" error "ask for different inputs" -- "$dev" bench --shape 2,16 --gpt2-like --data offset
+check "a duplicated --weights" error "--weights is given more than once" -- "${apply[@]}" --weights x.npy --input x.npy --output wo.npy
+check "a duplicated --seed=" error "--seed is given more than once" -- "$bin" demo --seed=1 --seed 2
+check "accuracy --backward --rms --fused" error "--backward, --rms, --fused are different checks" -- "$dev" accuracy --backward --rms --fused
+check "accuracy --fused --seeds" error "takes no --seeds" -- "$dev" accuracy --fused --seeds 3
+check "bench --iterations 99999999999999 before any work" error "--iterations must be in 1...1000000" -- "$dev" bench --iterations 99999999999999
+check "accuracy --seeds 99999999999" error "--seeds must be in 1...10000" -- "$dev" accuracy --seeds 99999999999
+expect "  ... no flag case wrote a file" test ! -e wo.npy
+
+# --- terminal injection: every name, prefix and path in an error is sanitised and capped
+esc=$'\e]0;pwned\a'
+check "apply --prefix with an OSC escape" error 'h.\u{1B}]0;pwned\u{7}' -- "$bin" apply --weights w.safetensors --prefix "h.$esc" --input x.npy --output t.npy
+safetensors evil.safetensors "{\"a\\u001b]0;pwned\\u0007\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,8]}}" '\x00\x00\x80\x3f\x00\x00\x80\x3f'
+check "a tensor name with an escape and bad offsets" error 'a\u{1B}]0;pwned\u{7}' -- "$bin" inspect evil.safetensors
+clear=$'\e[2J'
+safetensors clear.safetensors "{\"ln\\u001b[2J.weight\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"ln\\u001b[2J.bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}" '\x00\x00\x80\x3f\x00\x00\x00\x00'
+check "apply --prefix nope lists names escaped" error 'ln\u{1B}[2J' -- "$bin" apply --weights clear.safetensors --prefix nope --input x.npy --output t.npy
+check "a path with an escape" error 'no\u{1B}]0;pwned\u{7}such' -- "$bin" apply --weights "no${esc}such" --prefix p --input x.npy --output t.npy
+check "an unknown option with an escape" error '\u{1B}[2J' -- "$bin" demo "--x$clear"
+huge=$(head -c 1000000 /dev/zero | tr '\0' 'n')
+safetensors huge.safetensors "{\"$huge\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,8]}}" '\x00\x00\x80\x3f\x00\x00\x80\x3f'
+# (A command-line argument is at most 128 KiB: the prefix is 100,000 characters.)
+for cmd in "inspect huge.safetensors" "apply --weights huge.safetensors --prefix nope --input x.npy --output t.npy" "apply --weights w.safetensors --prefix ${huge:0:100000} --input x.npy --output t.npy"; do
+    # shellcheck disable=SC2086
+    "$bin" $cmd > huge.out 2> huge.err
+    size=$(cat huge.out huge.err | wc -c)
+    expect "  ... a long name: $(cut -c1-60 <<<"$cmd") says $size bytes, under 20000" test "$size" -lt 20000
+    expect "  ... and no raw escape" bash -c "! grep -q $'\x1b' huge.err huge.out"
+done
+for f in evil clear; do
+    for cmd in "inspect $f.safetensors" "apply --weights $f.safetensors --prefix nope --input x.npy --output t.npy"; do
+        # shellcheck disable=SC2086
+        expect "  ... no raw escape from: ${cmd}" bash -c "! '$bin' $cmd 2>&1 | grep -q $'\x1b'"
+    done
+done
 
 echo "$((cases - failures)) of $cases CLI checks passed"
 [ $failures = 0 ]

@@ -15,8 +15,9 @@ KIND is a kind of scripts/peers/torch_norm_workloads.py (default sym). NormKit i
 distributions: `normkit-dev bench --data symmetric` (U[-2, 2)), `--data rand` (U[0, 1)), `--data offset`
 (100 + N(0, 1)); --isa LEVEL passes `--isa LEVEL` to every NormKit run. backward and backward-native are `normkit-dev bench --backward` (PyTorch through autograd,
 or its native_layer_norm_backward alone; --backward is short for --kind backward-native). onnxruntime is
-timed for sym, rand and offset (scripts/peers/ort_layernorm.py). rms, rmsback, addnorm and addrms are the
-bench workloads rms, rms-backward, add-layernorm and add-rms (NORMKIT_WORKLOADS below); each NormKit run's
+timed for sym, rand and offset (scripts/peers/ort_layernorm.py). rms, rmsback, addnorm, addrms, group and
+groupback are the bench workloads rms, rms-backward, add-layernorm, add-rms, group and group-backward (32 groups
+over axis 1: --shapes 2,320,64,64) (NORMKIT_WORKLOADS below); each NormKit run's
 baseline is the one `normkit-dev bench` names (a memcpy, or a pass that streams the bytes the call must move).
 """
 import argparse
@@ -43,6 +44,8 @@ NORMKIT_WORKLOADS = {
     "rmsback": (["rms-backward", "rmsback"], []),
     "addnorm": (["add-forward", "addnorm", "add-layernorm"], []),
     "addrms": (["add-rms", "addrms"], []),
+    "group": (["group"], ["--data", "symmetric"]),
+    "groupback": (["group-backward"], []),
 }
 
 

@@ -29,7 +29,7 @@ done < <(find Sources/NormKitIO -name '*.swift' ! -name '*+Loading.swift')
 mapfile -t sources < <(
     find "$out/src" Sources/NormKit/Tensor -name '*.swift' | sort
     echo Sources/NormKit/NormKitError.swift
-    echo Sources/NormKit/Support/Math.swift
+    echo Sources/NormKit/Support/Platform.swift
 )
 targets=(safetensors npy)
 declare -A main=([safetensors]=Fuzz/SafeTensorsFuzz.swift [npy]=Fuzz/NPYFuzz.swift)

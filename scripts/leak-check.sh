@@ -3,13 +3,16 @@
 # Sources/NormKitDevTools/LeakCheck: forward,
 # backward fresh and accumulating, a parallel forward/backward on the worker pool,
 # safetensors and .npy encode/parse in memory and on disk, and every error path) must
-#   1. not grow resident memory after warm-up (LEAK_ITERATIONS, default 20000, ~7 s), and
+#   1. not grow resident memory after warm-up (LEAK_ITERATIONS, default 20000, ~7 s),
 #   2. lose nothing under valgrind memcheck (LEAK_VALGRIND_ITERATIONS, default 150,
 #      ~25 s: valgrind runs the pool's threads one at a time): any definitely or
 #      indirectly lost block, invalid access or use of an uninitialised value fails the run.
 # Each check first runs with --inject-leak and must FAIL then, so a check that can no
 # longer see a leak is itself an error. Without valgrind (and no way to install it),
 # step 2 falls back to LeakSanitizer on an address-sanitized build.
+# Before both (Linux): the calls documented as allocation-free make no allocation at
+# all, counted per call by scripts/malloc-counter.c (preloaded; the RSS check cannot see
+# a leak under a few hundred bytes per iteration, the counter sees one malloc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,21 @@ echo "== leak check: build"
 # cannot read (it then reports nothing at all, and the self-test below fails).
 swift build -c release --product normkit-dev -Xcc -gdwarf-4
 bin=(.build/release/normkit-dev leak-check)
+
+if [ "$(uname -s)" = Linux ]; then
+    echo "== allocation check: the allocation-free calls make no malloc (scripts/malloc-counter.c preloaded)"
+    counter_dir=$(mktemp -d)
+    "$(command -v clang || command -v cc)" -O2 -shared -fPIC -o "$counter_dir/libmalloc-counter.so" scripts/malloc-counter.c
+    LD_PRELOAD="$counter_dir/libmalloc-counter.so" "$bin" --count-allocations
+    # Without the counter the mode must fail: a check that cannot count never passes.
+    if "$bin" --count-allocations > /dev/null 2>&1; then
+        echo "allocation check self-test FAILED: it passed without the counter"
+        exit 1
+    fi
+    rm -rf "$counter_dir"
+else
+    echo "SKIP allocation check: the counter interposes glibc's malloc (Linux only)"
+fi
 
 echo "== leak check: resident memory over $iterations iterations"
 if "${bin[@]}" --iterations 2000 --inject-leak > /tmp/normkit-leakcheck-selftest.log 2>&1; then

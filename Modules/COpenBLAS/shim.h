@@ -7,7 +7,5 @@
 // LAPACKE, the C interface to LAPACK (linked for downstream users; NormKit's
 // kernels do not need it).
 #include <lapacke.h>
-// normkit_prefetch (not BLAS: a one-line C helper Swift has no spelling for).
-#include "normkit_prefetch.h"
 
 #endif

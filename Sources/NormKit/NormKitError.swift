@@ -46,6 +46,10 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
     case unsupported(format: String, reason: String)
 
     public var description: String {
+        // Names, paths and reasons come from files and command lines: each field goes
+        // through `sanitized` (control characters escaped, length capped), so no message
+        // can carry a terminal escape or run to megabytes (docs/reliability.md, "Error messages").
+        let s = { (text: String) in Self.sanitized(text) }
         switch self {
         case let .negativeDimension(shape):
             return "dimensions must be non-negative, got shape \(shape)"
@@ -62,31 +66,65 @@ public enum NormKitError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .inputShapeMismatch(expected, actual):
             return "input's last dimension must be \(expected) (the layer's dim), got shape \(actual)"
         case let .parameterShapeMismatch(name, expected, actual):
-            return "\(name) must have shape \(expected), got \(actual)"
+            return "\(s(name)) must have shape \(expected), got \(actual)"
         case let .shapeMismatch(name, expected, actual):
-            return "\(name) must have shape \(expected), got \(actual)"
+            return "\(s(name)) must have shape \(expected), got \(actual)"
         case let .invalidDimension(dim):
             return "a norm layer's dim must be >= 1, got \(dim)"
         case let .invalidEpsilon(eps):
             return "a norm layer's eps must be finite and > 0, got \(eps)"
         case let .invalidArgument(name, expected, actual):
-            return "\(name) must be \(expected), got \(actual)"
+            return "\(s(name)) must be \(Self.sanitized(expected, limit: Self.reasonLimit)), got \(s(actual))"
         case let .invalidFile(format, offset, reason):
-            if let offset { return "invalid \(format) file at byte \(offset): \(reason)" }
-            return "invalid \(format) file: \(reason)"
+            let reason = Self.sanitized(reason, limit: Self.reasonLimit)
+            if let offset { return "invalid \(s(format)) file at byte \(offset): \(reason)" }
+            return "invalid \(s(format)) file: \(reason)"
         case let .missingTensor(name, available):
             // The full list stays in `available`; the sentence shows the first 50 (a GPT-2 XL
             // file holds ~580 tensor names).
-            var list = available.isEmpty ? "none" : available.prefix(50).joined(separator: ", ")
+            var list = available.isEmpty ? "none" : available.prefix(50).map(s).joined(separator: ", ")
             if available.count > 50 { list += ", ... (\(available.count - 50) more)" }
-            return "no tensor or layer named '\(name)'; available: \(list)"
+            return "no tensor or layer named '\(s(name))'; available: \(list)"
         case let .layerKindMismatch(name, reason):
-            return "layer '\(name)': \(reason)"
+            return "layer '\(s(name))': \(Self.sanitized(reason, limit: Self.reasonLimit))"
         case let .io(path, reason):
-            return "\(path): \(reason)"
+            return "\(s(path)): \(Self.sanitized(reason, limit: Self.reasonLimit))"
         case let .unsupported(format, reason):
-            return "unsupported \(format) content: \(reason)"
+            return "unsupported \(s(format)) content: \(Self.sanitized(reason, limit: Self.reasonLimit))"
         }
+    }
+
+    /// The cap on a reason (which may quote a name) in ``description``, in characters.
+    package static let reasonLimit = 600
+
+    /// `text` safe to show on a terminal and bounded: control characters (C0, DEL, C1)
+    /// and the line, paragraph and bidirectional-override separators are written as
+    /// `\u{1B}`; a text of more than `limit` characters keeps its first `limit - limit/4`
+    /// and last `limit/4` characters with `... (N characters) ...` between them, so a
+    /// message is at most a constant longer than `limit` whatever the input, and keeps
+    /// both the start of a name and the end of a sentence. Every name, path and reason in
+    /// ``description`` passes through it, and so do `normkit`'s listings and messages.
+    package static func sanitized(_ text: String, limit: Int = 120) -> String {
+        let scalars = text.unicodeScalars
+        let total = scalars.count
+        let tail = total > limit ? max(0, limit / 4) : 0
+        let head = total > limit ? max(0, limit - tail) : total
+        var out = ""
+        func append(_ scalar: Unicode.Scalar) {
+            let v = scalar.value
+            if v < 0x20 || (0x7F...0x9F).contains(v) || (0x2028...0x2029).contains(v)
+                || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
+                out += "\\u{\(String(v, radix: 16, uppercase: true))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        for scalar in scalars.prefix(head) { append(scalar) }
+        if total > limit {
+            out += "... (\(total) characters) ..."
+            for scalar in scalars.suffix(tail) { append(scalar) }
+        }
+        return out
     }
 
     private static func count(_ shape: [Int]) -> String {

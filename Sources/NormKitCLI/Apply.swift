@@ -35,36 +35,60 @@ struct Apply: ParsableCommand {
     // Unconditional, so `--eps -1` is read as a value (and refused as negative), not as a flag.
     @Option(parsing: .unconditional, help: "Added to the variance (or mean square) before the square root (default: 1e-5 for a LayerNorm, GPT-2's; 1e-6 for an RMSNorm).") var eps: String?
     @Option(help: "The layer's kind: 'layer' (LayerNorm) or 'rms' (RMSNorm, Llama-family). Required for a weight-only layer.") var kind: NormKind?
-    @Option(help: "RMSNorm only: the scale is weight-offset + weight (1 for Gemma).") var weightOffset: Float = 0
+    @Option(parsing: .unconditional, help: "RMSNorm only (--kind rms): the scale is weight-offset + weight (1 for Gemma).")
+    var weightOffset: String?
     @Flag(help: "Read float64 input values beyond Float's range (3.4e38) as +-infinity, which makes their rows NaN, instead of refusing the input.")
     var allowOverflow = false
 
+    func validate() throws {
+        if let weightOffset {
+            guard kind == .rms else {
+                throw ValidationError("--weight-offset applies to an RMSNorm only; give --kind rms with it (a LayerNorm has no weight offset)")
+            }
+            _ = try CommandInput.finiteFloat(weightOffset, flag: "--weight-offset", example: "1")
+        }
+        if let eps { _ = try CommandInput.epsilon(eps) }
+    }
+
     func run() throws {
         let eps = try self.eps.map { try CommandInput.epsilon($0) }
+        let weightOffset = try self.weightOffset.map { try CommandInput.finiteFloat($0, flag: "--weight-offset", example: "1") } ?? 0
+        // An output that is the same file as standard output (/dev/stdout, /proc/self/fd/1,
+        // a link to either, or the very file stdout is redirected to) is written as `-`:
+        // through fd 1, with the summary on stderr, never mixed into the data.
+        let toStdout = output == "-" || CommandInput.isStandardOutput(output)
         try CommandInput.checkOutput(("--output", output), isNotAnyOf: [("--weights", weights), ("--input", input)])
-        let file = try withPath(weights) { () throws(NormKitError) in try SafeTensors(contentsOf: URL(fileURLWithPath: weights)) }
+        let file = try withPath(weights) { () throws(NormKitError) in
+            try SafeTensors(data: FileInput.read(path: weights, format: .safetensors))
+        }
         let norm = try withPath(weights) { () throws(NormKitError) in
             try LoadedNorm.load(prefix, from: file, kind: kind, eps: eps, weightOffset: weightOffset)
         }
         let inputName = input == "-" ? "standard input" : input
-        let stdinBytes = input == "-" ? try CommandInput.readStandardInput() : nil
-        let x = try withPath(inputName) { () throws(NormKitError) in
-            if let stdinBytes { return try Tensor(npyData: stdinBytes, allowingOverflow: allowOverflow) }
-            return try Tensor(npyContentsOf: URL(fileURLWithPath: input), allowingOverflow: allowOverflow)
+        let bytes = try withPath(inputName) { () throws(NormKitError) in
+            try FileInput.read(path: input == "-" ? nil : input, format: .npy)
         }
+        // Before converting: x, a Fortran-order staging copy, y and y's .npy bytes, 4
+        // bytes each per element (a stream's own bytes were admitted when it was read).
+        let header = try withPath(inputName) { () throws(NormKitError) in try NPYHeader(npyData: bytes) }
+        try CommandInput.checkFitsInMemory(
+            elements: try CommandInput.elementCount(header.shape, what: NormKitError.sanitized(inputName)),
+            bytesPerElement: 16, what: "\(NormKitError.sanitized(inputName)) \(header.shape)")
+        let x = try withPath(inputName) { () throws(NormKitError) in try Tensor(npyData: bytes, allowingOverflow: allowOverflow) }
         let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
-        if output == "-" {
-            try CommandInput.writeStandardOutput(y.npyData())
+        if toStdout {
+            try StandardOutput.write(y.npyData())
         } else {
             try y.writeNPY(to: URL(fileURLWithPath: output))
         }
         // The summary goes to stderr when the data goes to stdout.
+        let shown = { (text: String) in NormKitError.sanitized(text) }
         let summary = """
-            \(prefix): \(norm.summary)
-            \(inputName) \(x.shape) -> \(output == "-" ? "standard output" : output) \(y.shape)
+            \(shown(prefix)): \(norm.summary)
+            \(shown(inputName)) \(x.shape) -> \(output == "-" ? "standard output" : shown(output)) \(y.shape)
 
             """
-        if output == "-" { writeStderr(summary) } else { print(summary, terminator: "") }
+        if toStdout { writeStderr(summary) } else { print(summary, terminator: "") }
     }
 }
 
@@ -74,7 +98,7 @@ struct FileError: Error, CustomStringConvertible {
     var error: NormKitError
     var description: String {
         if case .io = error { return error.description }  // already names the path
-        return "\(path): \(error)"
+        return "\(NormKitError.sanitized(path)): \(error)"
     }
 }
 

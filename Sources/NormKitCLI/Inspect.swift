@@ -18,13 +18,9 @@ struct Inspect: ParsableCommand {
     @Argument(help: "A .safetensors or .npy file (recognised by its first bytes, not its name).") var file: String
 
     func run() throws {
-        let url = URL(fileURLWithPath: file)
-        let bytes: Data
-        do { bytes = try Data(contentsOf: url, options: .alwaysMapped) } catch {
-            // Let NormKit word the error the same way as everywhere else.
-            _ = try withPath(file) { () throws(NormKitError) in try SafeTensors(contentsOf: url) }
-            throw error
-        }
+        // A pipe, FIFO or device is read as a stream: its first bytes must start an .npy
+        // or safetensors file, and at most what its header declares is read.
+        let bytes = try withPath(file) { () throws(NormKitError) in try FileInput.read(path: file, format: .npyOrSafeTensors) }
         if bytes.starts(with: [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]) {
             try inspectNPY(bytes)
         } else {
@@ -35,7 +31,7 @@ struct Inspect: ParsableCommand {
     private func inspectNPY(_ bytes: Data) throws {
         let header = try withPath(file) { () throws(NormKitError) in try NPYHeader(npyData: bytes) }
         let count = header.shape.reduce(1, *)
-        print("\(file): .npy version \(header.version.major).\(header.version.minor), \(bytes.count) bytes")
+        print("\(Self.shown(file)): .npy version \(header.version.major).\(header.version.minor), \(bytes.count) bytes")
         print("dtype \(header.dtype), \(header.fortranOrder ? "Fortran" : "C") order, shape \(header.shape) (\(count) elements)")
         if !NPYHeader.supportedDTypes.contains(header.dtype) {
             print("NormKit cannot read this dtype (it reads \(NPYHeader.supportedDTypes.joined(separator: ", ")))")
@@ -46,7 +42,7 @@ struct Inspect: ParsableCommand {
 
     private func inspectSafeTensors(_ bytes: Data) throws {
         let st = try withPath(file) { () throws(NormKitError) in try SafeTensors(data: bytes) }
-        print("\(file): safetensors, \(st.names.count) tensors, \(st.byteCount) bytes")
+        print("\(Self.shown(file)): safetensors, \(st.names.count) tensors, \(st.byteCount) bytes")
         for key in st.metadata.keys.sorted() {
             print("metadata: \(Self.shown(key)) = \(Self.shown(st.metadata[key] ?? "", limit: 200))")
         }
@@ -85,27 +81,11 @@ struct Inspect: ParsableCommand {
         }
     }
 
-    /// `text` safe for a terminal and bounded: control characters (C0, DEL, C1) and the
-    /// line and bidirectional-override separators are shown as `\u{1B}`; beyond `limit`
-    /// characters the rest is cut and its length given. The output of `inspect` is thus
-    /// at most a constant times its input (a name's bytes appear in the file at least once).
+    /// `text` safe for a terminal and bounded: NormKit's one sanitiser, the same every
+    /// error message goes through (control characters escaped; beyond `limit` characters
+    /// the middle is cut and the length given). The output of `inspect` is thus at most a
+    /// constant times its input (a name's bytes appear in the file at least once).
     static func shown(_ text: String, limit: Int = 120) -> String {
-        var out = ""
-        var count = 0
-        for scalar in text.unicodeScalars {
-            if count == limit {
-                out += "... (\(text.unicodeScalars.count) characters)"
-                break
-            }
-            let v = scalar.value
-            if v < 0x20 || (0x7F...0x9F).contains(v) || (0x2028...0x2029).contains(v)
-                || (0x202A...0x202E).contains(v) || (0x2066...0x2069).contains(v) {
-                out += "\\u{\(String(v, radix: 16, uppercase: true))}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-            count += 1
-        }
-        return out
+        NormKitError.sanitized(text, limit: limit)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NormKitCLISupport
 
 @main
 struct NormKitCommand: ParsableCommand {
@@ -9,4 +10,7 @@ struct NormKitCommand: ParsableCommand {
         subcommands: [Demo.self, Apply.self, Inspect.self],
         defaultSubcommand: Demo.self
     )
+
+    /// ArgumentParser's main with checked output and sanitised errors (StandardStreams.swift).
+    static func main() { CommandMain.run(Self.self) }
 }

@@ -24,7 +24,10 @@ package enum CommandInput {
         var values: [Int] = []
         for (i, item) in items.enumerated() {
             let trimmed = String(item.trimmingWhitespace())
-            guard let n = Int(trimmed), n >= minimum else {
+            if let n = Int(trimmed), n < minimum {
+                throw ValidationError("\(flag) items must be >= \(minimum); item \(i + 1) of '\(text)' is \(n)")
+            }
+            guard let n = Int(trimmed) else {
                 let what = trimmed.isEmpty ? "an empty item" : "'\(trimmed)'"
                 throw ValidationError(
                     "\(flag) must be comma-separated whole numbers >= \(minimum), like \(example); item \(i + 1) of '\(text)' is \(what)")
@@ -46,27 +49,20 @@ package enum CommandInput {
         return count
     }
 
-    /// The machine's physical memory in bytes.
-    package static var physicalMemory: Int {
-        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-        guard pages > 0, size > 0 else { return Int.max }
-        let (bytes, overflow) = pages.multipliedReportingOverflow(by: size)
-        return overflow ? Int.max : bytes
-    }
-
-    /// Refuses a command that would allocate more than the machine's memory: `elements`
-    /// values of `bytesPerElement` (all the tensors the command holds at once, per element).
+    /// The one admission check for what a command allocates (docs/reliability.md,
+    /// "Memory"): `elements` values of `bytesPerElement` (all the tensors the command
+    /// holds at once, per element) must fit in what this process may still allocate, the
+    /// lowest of RLIMIT_AS less what is mapped, the cgroup's limit less its use, and
+    /// MemAvailable, less headroom (NormKit's `MemoryBudget`, which the readers of
+    /// streams use too). Refused with a message naming `what`, before anything is allocated.
     package static func checkFitsInMemory(elements: Int, bytesPerElement: Int, what: String) throws {
-        let memory = physicalMemory
+        let limits = MemoryBudget.current()
+        let allowed = limits.admissible
         let (bytes, overflow) = elements.multipliedReportingOverflow(by: bytesPerElement)
-        guard overflow || bytes > memory else { return }
-        let need = overflow ? "more than \(Int.max) bytes" : "\(bytes) bytes (\(gib(bytes)))"
-        throw ValidationError("\(what) needs \(need) for its tensors; this machine has \(memory) bytes (\(gib(memory))) of memory")
-    }
-
-    private static func gib(_ bytes: Int) -> String {
-        let g = Double(bytes) / Double(1 << 30)
-        return g >= 1024 ? "\(Int(g / 1024)) TiB" : "\((g * 10).rounded() / 10) GiB"
+        guard overflow || bytes > allowed else { return }
+        let need = overflow ? "more than \(Int.max) bytes" : "\(bytes) bytes (\(MemoryBudget.gib(bytes)))"
+        throw ValidationError(
+            "\(what) needs \(need) for its tensors; this process may allocate at most \(allowed) bytes (\(MemoryBudget.gib(allowed))) of memory: \(limits.lowestName) is \(MemoryBudget.gib(limits.lowest)), less headroom")
     }
 
     /// `--eps` as typed: a finite number > 0 that stays > 0 as a Float (so `1e-50`, which
@@ -85,33 +81,42 @@ package enum CommandInput {
         return single
     }
 
-    /// Reads all of standard input.
-    package static func readStandardInput() throws -> Data {
-        var out = Data()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = read(0, &chunk, chunk.count)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ValidationError("cannot read standard input: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
+    /// A finite number as typed for `flag` (`nan`, `inf`, `1e39` and words are refused
+    /// naming the flag, before anything is read).
+    package static func finiteFloat(_ text: String, flag: String, example: String) throws -> Float {
+        let trimmed = String(Substring(text).trimmingWhitespace())
+        guard let value = Double(trimmed), value.isFinite, Float(value).isFinite else {
+            throw ValidationError("\(flag) must be a finite number (within Float's range, ±3.4e38), like \(example); got '\(text)'")
         }
+        return Float(value)
     }
 
-    /// Writes `data` to standard output (a pipe, a terminal or a redirected file, in place).
-    /// stdio's fwrite retries short writes and EINTR (a stream of its own on fd 1: the
-    /// global `stdout` is not concurrency-safe to name in Swift 6; nothing else is printed
-    /// to stdout when the data goes there).
-    package static func writeStandardOutput(_ data: Data) throws {
-        guard let out = fdopen(1, "wb") else {
-            throw ValidationError("cannot write standard output: \(String(cString: strerror(errno)))")
+    /// `--seed` as typed: a whole number in 0 ... 2^64-1 (`-1` is a value, refused with
+    /// the range, not taken for a flag).
+    package static func seed(_ text: String, flag: String = "--seed") throws -> UInt64 {
+        let trimmed = String(Substring(text).trimmingWhitespace())
+        guard let value = UInt64(trimmed) else {
+            throw ValidationError("\(flag) must be a whole number in 0...\(UInt64.max), got '\(text)'")
         }
-        let written = data.withUnsafeBytes { raw in raw.isEmpty ? 0 : fwrite(raw.baseAddress, 1, raw.count, out) }
-        guard written == data.count, fflush(out) == 0 else {
-            throw ValidationError("cannot write standard output: \(String(cString: strerror(errno)))")
+        return value
+    }
+
+    /// A whole number for `flag` in `range` (typed with unconditional parsing, so `-5` is
+    /// a value and gets this range error rather than "Missing value").
+    package static func integer(_ value: Int, flag: String, in range: ClosedRange<Int>) throws -> Int {
+        guard range.contains(value) else {
+            throw ValidationError("\(flag) must be in \(range.lowerBound)...\(range.upperBound), got \(value)")
         }
+        return value
+    }
+
+    /// Whether `path` leads to the same file as standard output (the same device and
+    /// inode): /dev/stdout, /proc/self/fd/1, /dev/fd/1, a symlink to any of them, or the
+    /// file stdout is redirected to. Such an output is written as `-` is.
+    package static func isStandardOutput(_ path: String) -> Bool {
+        var out = stat(), target = stat()
+        guard fstat(1, &out) == 0, stat(path, &target) == 0 else { return false }
+        return out.st_dev == target.st_dev && out.st_ino == target.st_ino
     }
 
     /// The device and inode `path` leads to (after symlinks; `-` is `standardStream`),

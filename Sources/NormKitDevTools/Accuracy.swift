@@ -10,9 +10,10 @@ struct Accuracy: ParsableCommand {
         abstract: "Error of LayerNorm (or, with --backward, its gradients) against float64 on the catalogued hard rows."
     )
 
-    @Option(help: "Feature dimensions to check, comma-separated (default: 768; with --backward 1,3,17,768,4099).")
+    // Unconditional: `--dims -1` and `--seeds -1` are values, refused with their range.
+    @Option(parsing: .unconditional, help: "Feature dimensions to check, comma-separated (default: 768; with --backward 1,3,17,768,4099).")
     var dims: String?
-    @Option(help: "Seeds per row kind (default: 20; with --backward 10).") var seeds: Int?
+    @Option(parsing: .unconditional, help: "Seeds per row kind, 1...\(Accuracy.maxSeeds) (default: 20; with --backward 10; not with --fused).") var seeds: Int?
     @Flag(help: "Check the backward pass: dx (per row), dweight and dbias, with random dy and with dy = x̂.")
     var backward = false
     @Flag(help: "Check RMSNorm instead: forward, dx and dweight on the RMSNorm rows, at every instruction set (default dims 1,3,17,768,4096,4099; seeds 5).")
@@ -20,8 +21,16 @@ struct Accuracy: ParsableCommand {
     @Flag(help: "Check the fused residual add of both norms against a float64 norm of the float32 sum (default dims 1,3,17,768,4099).")
     var fused = false
 
+    /// The most seeds per row kind `--seeds` takes.
+    static let maxSeeds = 10_000
+
     func validate() throws {
-        if let seeds, seeds < 1 { throw ValidationError("--seeds must be >= 1, got \(seeds)") }
+        let modes = [(backward, "--backward"), (rms, "--rms"), (fused, "--fused")].filter(\.0).map(\.1)
+        if modes.count > 1 {
+            throw ValidationError("\(modes.joined(separator: ", ")) are different checks; give one (run the command once per check)")
+        }
+        if let seeds { _ = try CommandInput.integer(seeds, flag: "--seeds", in: 1...Self.maxSeeds) }
+        if fused && seeds != nil { throw ValidationError("--fused checks 5 fixed rows per stream; it takes no --seeds") }
         // A row of each dim, its gradients and float64 references (generously 64 bytes per element).
         for dim in try parsedDims() {
             try CommandInput.checkFitsInMemory(elements: dim, bytesPerElement: 64, what: "--dims \(dim)")
@@ -29,15 +38,14 @@ struct Accuracy: ParsableCommand {
     }
 
     private func parsedDims() throws -> [Int] {
-        try CommandInput.integerList(dims ?? (rms ? "1,3,17,768,4096,4099" : backward ? "1,3,17,768,4099" : "768"),
+        try CommandInput.integerList(dims ?? (rms ? "1,3,17,768,4096,4099" : backward || fused ? "1,3,17,768,4099" : "768"),
                                      flag: "--dims", minimum: 1, example: "768,1024")
     }
 
     func run() throws {
         let dimList = try parsedDims()
         if fused {
-            let fusedDims = (dims ?? "1,3,17,768,4099").split(separator: ",").compactMap { Int($0) }
-            try FusedAccuracy.table(dims: fusedDims).forEach { print($0) }
+            try FusedAccuracy.table(dims: dimList).forEach { print($0) }
             return
         }
         if rms {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import NormKitCLISupport
 
 /// `normkit-dev`: the developer's tools, run from a checkout (`swift run normkit-dev ...`).
 /// Not a product: they link NormKitTesting's float64 references, which the shipped
@@ -10,4 +11,7 @@ struct NormKitDevCommand: ParsableCommand {
         abstract: "NormKit's developer tools: accuracy against float64, benchmarks, the leak check.",
         subcommands: [Accuracy.self, Bench.self, LeakCheck.self]
     )
+
+    /// ArgumentParser's main with checked output and sanitised errors (NormKitCLISupport).
+    static func main() { CommandMain.run(Self.self) }
 }

@@ -17,45 +17,118 @@ import Glibc
 import Musl
 #endif
 
+/// File reading for `normkit` (this package only): the library's readers, for a path as
+/// typed (no URL, so a working directory longer than PATH_MAX works) or for standard input.
+package enum FileInput {
+    /// The bytes of `path`, or of standard input when `path` is nil, as
+    /// `FileAccess.read` reads them (mapped, or framed by `format` when a stream).
+    package static func read(path: String?, format: StreamFraming) throws(NormKitError) -> Data {
+        guard let path else { return try FileAccess.read(fileDescriptor: 0, path: "standard input", framing: format) }
+        return try FileAccess.read(path: path, framing: format)
+    }
+}
+
 enum FileAccess {
-    /// The file's bytes, memory-mapped: a multi-gigabyte checkpoint costs address
-    /// space, not memory, and only the pages of the tensors read are touched.
+    /// The file's bytes (docs/reliability.md, "Reading files"):
     ///
-    /// A mapped file that another process truncates while it is mapped makes the
-    /// next access to the lost pages fault (SIGBUS); that is the price of mapping.
+    /// - a regular file of non-zero size is memory-mapped: a multi-gigabyte checkpoint
+    ///   costs address space, not memory, and only the pages of the tensors read are
+    ///   touched (a file another process truncates while it is mapped makes the next
+    ///   access to the lost pages fault, SIGBUS: the price of mapping);
+    /// - anything else (a pipe, a FIFO, `/dev/stdin`, `/dev/fd/N`, a character device, a
+    ///   /proc file whose size reads 0) is read as a stream, framed by `framing`: its
+    ///   first bytes must be the format's magic, and at most what the header declares
+    ///   plus one byte (so trailing data is still reported) is read, after an admission
+    ///   check against the memory this process may still allocate. `/dev/zero` is refused
+    ///   after a few bytes instead of filling memory.
     ///
-    /// A regular file whose size is 0 is read with `read(2)` until end of file instead:
-    /// /proc and /sys files report size 0 but have content, and a truly empty file
-    /// gives empty `Data` at once. (Foundation's reader would read such files in 4 KiB
-    /// chunks and lose a chunk per empty file, which LeakSanitizer and valgrind report.)
-    static func read(_ url: URL) throws(NormKitError) -> Data {
+    /// The path is opened as given (relative to the working directory, which may be
+    /// longer than PATH_MAX), not through Foundation's URL reader.
+    static func read(_ url: URL, framing: StreamFraming) throws(NormKitError) -> Data {
+        try read(path: url.path, framing: framing)
+    }
+
+    /// ``read(_:framing:)`` for a path.
+    static func read(path: String, framing: StreamFraming) throws(NormKitError) -> Data {
+        // Opened non-blocking, so a FIFO nobody writes to is an empty stream at once
+        // instead of a wait that may never end (a writer already waiting in its own open
+        // counts, so `cat x > fifo & normkit ... fifo` works); then reads block as usual.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else { throw .io(path: path, reason: errnoMessage()) }
+        defer { close(fd) }
+        let flags = fcntl(fd, F_GETFL)
+        guard flags >= 0, fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) == 0 else { throw .io(path: path, reason: errnoMessage()) }
+        return try read(fileDescriptor: fd, path: path, framing: framing)
+    }
+
+    /// ``read(_:framing:)`` for an open file descriptor (`0` for standard input); `path`
+    /// names it in errors. The descriptor is not closed.
+    static func read(fileDescriptor fd: Int32, path: String, framing: StreamFraming) throws(NormKitError) -> Data {
         var info = stat()
-        if stat(url.path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && info.st_size == 0 {
-            return try readToEnd(url.path)
-        }
-        do {
-            return try Data(contentsOf: url, options: .alwaysMapped)
-        } catch {
-            throw .io(path: url.path, reason: message(error))
+        guard fstat(fd, &info) == 0 else { throw .io(path: path, reason: errnoMessage()) }
+        switch info.st_mode & S_IFMT {
+        case S_IFDIR:
+            throw .io(path: path, reason: String(cString: strerror(EISDIR)))
+        case S_IFREG where info.st_size > 0:
+            return try map(fd, size: Int(info.st_size), path: path)
+        default:
+            return try readStream(fd, path: path, framing: framing)
         }
     }
 
-    /// Reads `path` with `read(2)` until end of file (for files whose size says nothing).
-    private static func readToEnd(_ path: String) throws(NormKitError) -> Data {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw .io(path: path, reason: errnoMessage()) }
-        defer { close(fd) }
-        var out = Data()
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { posixRead(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .io(path: path, reason: errnoMessage())
-            }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
+    /// Maps `size` bytes of the regular file `fd`, read-only; unmapped when the Data goes.
+    private static func map(_ fd: Int32, size: Int, path: String) throws(NormKitError) -> Data {
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
+            throw .io(path: path, reason: errnoMessage())
         }
+        return Data(bytesNoCopy: base, count: size, deallocator: .custom { p, n in munmap(p, n) })
+    }
+
+    /// Reads a stream as `framing` allows: the bytes the format needs to say how long
+    /// it is, then (after the admission check) up to that length plus one byte.
+    private static func readStream(_ fd: Int32, path: String, framing: StreamFraming) throws(NormKitError) -> Data {
+        // One malloc'd buffer, handed to Data without a copy: a stream costs its length once.
+        var base: UnsafeMutableRawPointer?
+        var count = 0
+        var atEnd = false
+        var done = false
+        defer { if !done { free(base) } }
+        // Reads until the buffer holds `target` bytes or the stream ends.
+        func fill(to target: Int) throws(NormKitError) {
+            guard count < target, !atEnd else { return }
+            guard let grown = realloc(base, target) else {
+                throw .io(path: path, reason: "\(String(cString: strerror(ENOMEM))) (\(target) bytes)")
+            }
+            base = grown
+            while count < target {
+                let n = posixRead(fd, grown + count, min(target - count, 1 << 30))
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw .io(path: path, reason: errnoMessage())
+                }
+                if n == 0 { atEnd = true; return }
+                count += n
+            }
+        }
+        var want = framing.initialBytes
+        decide: while true {
+            try fill(to: want)
+            switch try framing.decide(UnsafeRawBufferPointer(start: base, count: count), atEnd: atEnd) {
+            case let .need(bytes) where bytes > count && !atEnd:
+                want = bytes  // the header is not complete yet
+            case .need:
+                break decide  // the stream ended: the parser reports what is missing
+            case let .total(bytes):
+                // The declared length, plus one byte so trailing data is still reported.
+                let (end, overflow) = bytes.addingReportingOverflow(1)
+                try MemoryBudget.admit(overflow ? nil : end, for: "\(path): the \(bytes) bytes its header declares")
+                try fill(to: end)
+                break decide
+            }
+        }
+        guard let base, count > 0 else { return Data() }
+        done = true
+        return Data(bytesNoCopy: base, count: count, deallocator: .free)
     }
 
     /// Writes `data` to `url` the way a careful Unix tool does (docs/reliability.md,

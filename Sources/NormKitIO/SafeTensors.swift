@@ -125,7 +125,7 @@ public struct SafeTensors: Sendable {
     /// - Throws: `NormKitError.io(path:reason:)` when the file cannot be read, and
     ///   `NormKitError.invalidFile(format:offset:reason:)` for any rule the header breaks.
     public init(contentsOf url: URL) throws(NormKitError) {
-        try self.init(data: FileAccess.read(url))
+        try self.init(data: FileAccess.read(url, framing: .safetensors))
     }
 
     /// Validates a safetensors file held in memory.

@@ -12,14 +12,17 @@ extension Reference {
         public var bias: [Double]
     }
 
-    /// LayerNorm backward over the last axis, naive and in `Double`.
+    /// LayerNorm backward over the last axis, in `Double`.
     ///
-    /// Per row, with the statistics recomputed as in ``layerNormDouble(_:weight:bias:eps:)``
-    /// (mean with one correction step, two-pass variance), x̂ = (x - mean)·rstd and
-    /// g = dy·w:
+    /// Per row, with x̂ = (x - mean)·rstd and g = dy·w:
     ///
     ///     dx = rstd·(g - mean(g) - x̂·mean(g·x̂))
     ///     dweight += dy·x̂,   dbias += dy
+    ///
+    /// dx is evaluated as NormKit's exact fallback does (`exactLayerNormRowGradient`):
+    /// the statistics and the projection of g onto span(1, x̂) in double-double, and the
+    /// eps term, which the formula above buries under a cancellation when g lies in that
+    /// span (always at dim 2), apart (docs/numerics.md, "Backward").
     ///
     /// The weight and bias gradients are those of a layer that applies them, whether or
     /// not `weight` is given (`nil` means ones).
@@ -38,27 +41,19 @@ extension Reference {
         }
         let x = input.scalars.map(Double.init)
         let dy = outputGradient.scalars.map(Double.init)
-        let w = weight?.scalars.map(Double.init) ?? [Double](repeating: 1, count: dim)
+        let dys = outputGradient.scalars
+        let ws = weight?.scalars ?? [Float](repeating: 1, count: dim)
         var result = LayerNormGradients(
             input: [Double](repeating: 0, count: x.count),
             weight: [Double](repeating: 0, count: dim), bias: [Double](repeating: 0, count: dim))
         guard dim > 0 else { return result }
-        let n = Double(dim)
         for r in 0..<(x.count / dim) {
-            let row = (r * dim)..<((r + 1) * dim)
-            let (mean, rstd) = statistics(x[row], eps: Double(eps))
-            var sumG = 0.0, sumGX = 0.0
-            for i in row {
-                let g = dy[i] * w[i - row.lowerBound]
-                sumG += g
-                sumGX += g * (x[i] - mean) * rstd
-            }
-            for i in row {
-                let j = i - row.lowerBound
-                let xhat = (x[i] - mean) * rstd
-                result.input[i] = rstd * (dy[i] * w[j] - sumG / n - xhat * (sumGX / n))
-                result.weight[j] += dy[i] * xhat
-                result.bias[j] += dy[i]
+            let start = r * dim
+            exactLayerNormRowGradient(count: dim, eps: Double(eps), x: { x[start + $0] },
+                                      g: { DoubleDouble.gradient(dys[start + $0], ws[$0]) }) { j, dx, xhat in
+                result.input[start + j] = dx
+                result.weight[j] += dy[start + j] * xhat
+                result.bias[j] += dy[start + j]
             }
         }
         return result
@@ -89,9 +84,33 @@ extension Reference {
         return out
     }
 
-    /// A row's mean and `1/sqrt(var + eps)` in `Double` (NormKit's `doubleRowStatistics`).
+    /// A row's mean and `1/sqrt(var + eps)` in `Double`, independent of NormKit.
+    ///
+    /// Two passes, each a compensated (Neumaier) sum, whose error is at most about
+    /// 2u·|sum| + n·u²·Σ|terms| (u = 2⁻⁵³) whatever the row's length or cancellation:
+    /// the mean is `Σx/n`, the variance `Σ(x - mean)²/n` (an error δ in the mean adds
+    /// only δ² to it). A float and its square fit a double exactly, so for float inputs
+    /// both are good to ~1e-15 relative, 10^8 times finer than what the tests measure. A row holding NaN or infinity gives NaN for both (so every output of
+    /// the row is NaN, as NormKit defines it).
     package static func statistics(_ row: ArraySlice<Double>, eps: Double) -> (mean: Double, rstd: Double) {
-        doubleRowStatistics(count: row.count, eps: eps) { row[row.startIndex + $0] }
+        guard !row.isEmpty else { return (0, 1 / eps.squareRoot()) }
+        guard row.allSatisfy(\.isFinite) else { return (.nan, .nan) }
+        let n = Double(row.count)
+        let mean = compensatedSum(row) / n
+        let variance = compensatedSum(row.lazy.map { ($0 - mean) * ($0 - mean) }) / n
+        return (mean, 1 / (variance + eps).squareRoot())
+    }
+
+    /// Neumaier's compensated sum: the rounding error of every addition is gathered
+    /// exactly (TwoSum) and added back at the end. Finite inputs only.
+    package static func compensatedSum<S: Sequence>(_ values: S) -> Double where S.Element == Double {
+        var sum = 0.0, compensation = 0.0
+        for v in values {
+            let t = sum + v
+            compensation += abs(sum) >= abs(v) ? (sum - t) + v : (v - t) + sum
+            sum = t
+        }
+        return sum + compensation
     }
 
     /// The accuracy measure for a whole tensor (a weight or bias gradient): the

@@ -37,10 +37,14 @@ extension Reference {
         public var weight: [Double]
     }
 
-    /// RMSNorm backward over the last axis, naive and in `Double`. Per row, with
+    /// RMSNorm backward over the last axis, in `Double`. Per row, with
     /// r = 1/sqrt(mean(x²) + eps), x̂ = x·r and g = dy·(weightOffset + w):
     ///
     ///     dx = r·(g - x̂·mean(g·x̂)),   dweight += dy·x̂
+    ///
+    /// dx is evaluated as NormKit's exact fallback does (`exactRMSRowGradient`): the
+    /// projection of g onto x in double-double and the eps term, which the formula above
+    /// buries under a cancellation when g is parallel to x (always at dim 1), apart.
     ///
     /// - Throws: `NormKitError` when `outputGradient`'s shape is not `input`'s or
     ///   `weight` is not `[dim]`.
@@ -51,23 +55,25 @@ extension Reference {
             throw .shapeMismatch(name: "outputGradient", expected: input.shape, actual: outputGradient.shape)
         }
         let dim = input.shape[input.shape.count - 1]
-        let w = try rmsWeight(weight, dim: dim, offset: weightOffset)
+        _ = try rmsWeight(weight, dim: dim, offset: weightOffset)
         let x = input.scalars.map(Double.init)
         let dy = outputGradient.scalars.map(Double.init)
+        let dys = outputGradient.scalars
+        let ws = weight?.scalars ?? [Float](repeating: 1, count: dim)
         var result = RMSNormGradients(input: [Double](repeating: 0, count: x.count),
                                       weight: [Double](repeating: 0, count: dim))
         guard dim > 0 else { return result }
         for r in 0..<(x.count / dim) {
             let row = (r * dim)..<((r + 1) * dim)
-            let rrms = rmsStatistic(x[row], eps: Double(eps))
-            var sumGX = 0.0
-            for i in row { sumGX += dy[i] * w[i - row.lowerBound] * x[i] * rrms }
-            let meanGX = sumGX / Double(dim)
-            for i in row {
-                let j = i - row.lowerBound
-                let xhat = x[i] * rrms
-                result.input[i] = rrms * (dy[i] * w[j] - xhat * meanGX)
-                result.weight[j] += dy[i] * xhat
+            let start = row.lowerBound
+            guard x[row].allSatisfy(\.isFinite) else {
+                for i in row { result.input[i] = .nan; result.weight[i - start] = .nan }
+                continue
+            }
+            exactRMSRowGradient(count: dim, eps: Double(eps), x: { x[start + $0] },
+                                g: { DoubleDouble.gradient(dys[start + $0], ws[$0], offset: weightOffset) }) { j, dx, rrms in
+                result.input[start + j] = dx
+                result.weight[j] += dy[start + j] * (x[start + j] * rrms)
             }
         }
         return result
@@ -76,7 +82,7 @@ extension Reference {
     /// `1/sqrt(mean(x²) + eps)` of a row, in Double; NaN when the row is not all finite.
     static func rmsStatistic(_ row: ArraySlice<Double>, eps: Double) -> Double {
         guard row.allSatisfy(\.isFinite) else { return .nan }
-        let meanSquare = row.reduce(0) { $0 + $1 * $1 } / Double(row.count)
+        let meanSquare = compensatedSum(row.lazy.map { $0 * $0 }) / Double(row.count)
         return 1 / (meanSquare + eps).squareRoot()
     }
 

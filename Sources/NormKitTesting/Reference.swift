@@ -10,9 +10,9 @@ import NormKit
 public enum Reference {
     /// LayerNorm over the last axis, computed in `Double` and returned unrounded.
     ///
-    /// Two passes: the mean, then the biased variance of the centred values. The mean
-    /// gets one correction step (the mean of `x - mean`), so its own rounding cannot
-    /// leak into the centred values even when |mean| is 10^7 times the spread.
+    /// Two passes with compensated sums (``statistics(_:eps:)``): the mean, then the
+    /// biased variance of the centred values. Nothing here calls NormKit's own
+    /// statistics, so the tests compare NormKit with an independent computation.
     ///
     /// - Parameters:
     ///   - input: any rank >= 1; rows are the last axis.
@@ -39,7 +39,7 @@ public enum Reference {
         let rows = x.count / dim
         for r in 0..<rows {
             let start = r * dim
-            let (mean, rstd) = doubleRowStatistics(count: dim, eps: Double(eps)) { Double(x[start + $0]) }
+            let (mean, rstd) = statistics(x[start..<(start + dim)].map(Double.init)[...], eps: Double(eps))
             for i in 0..<dim {
                 out[start + i] = (Double(x[start + i]) - mean) * rstd * Double(w[i]) + Double(b[i])
             }

@@ -132,12 +132,12 @@ struct FusedAddNormTests {
         for norm in try FusedNorm.all(768) {
             let one = try Parallelism.withThreadCount(1) { try norm.fused(x, h) }
             for threads in [2, 3, 7] {
-                let other = try Parallelism.withThreadCount(threads) { () throws -> (Tensor, Tensor) in
+                let other = try Split.run(threads: threads, "\(norm), \(threads) threads") { () throws -> (Tensor, Tensor) in
                     var s = h, y = Tensor.zeros(x.shape)
                     try norm.inPlace(x, &s, &y)
                     return (y, s)
                 }
-                #expect(other.0 == one.output && other.1 == one.sum, "\(norm), \(threads) threads")
+                #expect(bits(other.0) == bits(one.output) && bits(other.1) == bits(one.sum), "\(norm), \(threads) threads")
             }
         }
     }

@@ -37,6 +37,24 @@ struct InstructionSetTests {
         }
     }
 
+    /// The level and BLAS kernel in force are the ones the environment asks for, so
+    /// CI's reruns at each NORMKIT_ISA and OPENBLAS_CORETYPE really ran there. Without
+    /// NORMKIT_ISA the process runs at the best level the CPU has.
+    @Test func theEnvironmentsLevelAndBLASKernelAreInForce() throws {
+        if let wanted = PropertyRun.environment("NORMKIT_ISA"), !wanted.isEmpty {
+            #expect(InstructionSet.current == (try InstructionSet(supportedNamed: wanted)), "NORMKIT_ISA=\(wanted)")
+            #expect(InstructionSet.processDefault == (try InstructionSet(supportedNamed: wanted)))
+        } else {
+            #expect(InstructionSet.current == InstructionSet.detected)
+        }
+        let core = BLAS.coreName
+        print("instruction set \(InstructionSet.current), BLAS kernel \(core)")
+        #expect(!core.isEmpty && core != "unknown")
+        if let wanted = PropertyRun.environment("OPENBLAS_CORETYPE"), !wanted.isEmpty {
+            #expect(core.lowercased() == wanted.lowercased(), "OPENBLAS_CORETYPE=\(wanted), OpenBLAS runs \(core)")
+        }
+    }
+
     // A CPU without a level is simulated by the `detected` argument: the refusal path
     // is the same code the real check runs.
     @Test func aMissingLevelIsRefused() {
@@ -66,8 +84,8 @@ struct InstructionSetTests {
 
 @Suite("Instruction-set levels differ only in rounding")
 struct InstructionSetRoundingTests {
-    @Test func levelsActuallyRunDifferentCode() throws {
-        guard InstructionSet.supported.count > 1 else { return }
+    @Test(.enabled(if: InstructionSet.supported.count > 1, "SKIP: this CPU has only the baseline level"))
+    func levelsActuallyRunDifferentCode() throws {
         let x = Tensor.randomNormal([64, 768], mean: 0.3, standardDeviation: 2, seed: 12)
         var norm = try LayerNorm(dim: 768)
         norm.weight = Tensor.randomNormal([768], mean: 1, standardDeviation: 0.5, seed: 3)

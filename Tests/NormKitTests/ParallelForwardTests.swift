@@ -13,14 +13,6 @@ private func firstDifference<T: Equatable>(_ a: [T], _ b: [T]) -> Int? {
     return a.count == b.count ? nil : min(a.count, b.count)
 }
 
-/// Blocks run by the pool's helper threads so far.
-private func helperParts() -> Int {
-    if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *) {
-        return WorkerPool.shared.helperParts.load(ordering: .relaxed)
-    }
-    return .max
-}
-
 /// Rows large enough to be split over threads: random rows with hard rows mixed in.
 private func mixedInput(rows: Int, dim: Int) throws -> Tensor {
     var x = Tensor.randomNormal([rows, dim], mean: 0.2, standardDeviation: 3, seed: 77)
@@ -51,15 +43,10 @@ struct ParallelForwardTests {
         for threads in [2, 7] {
             // Other tests run at the same time and may hold the pool (then a call runs on
             // its own thread): repeat until helper threads have taken part.
-            let before = helperParts()
-            for _ in 0..<1000 {
-                let many = try Parallelism.withThreadCount(threads) { try norm(x) }
-                #expect(firstDifference(bits(many.scalars), bits(one.scalars)) == nil, "dim \(dim), \(threads) threads")
-                if helperParts() > before { break }
-            }
-            #expect(helperParts() > before, "helper threads never ran a block")
+            let many = try Split.run(threads: threads, "dim \(dim), \(threads) threads") { try norm(x) }
+            #expect(firstDifference(bits(many.scalars), bits(one.scalars)) == nil, "dim \(dim), \(threads) threads")
             var into = Tensor.zeros(x.shape)
-            try Parallelism.withThreadCount(threads) { try norm.forward(x, into: &into) }
+            try Split.run(threads: threads, "forward(into:), dim \(dim), \(threads) threads") { try norm.forward(x, into: &into) }
             #expect(firstDifference(bits(into.scalars), bits(one.scalars)) == nil, "forward(into:), dim \(dim), \(threads) threads")
         }
         // Still exact where it is finite.
@@ -84,7 +71,7 @@ struct ParallelForwardTests {
         func statistics(threads: Int) -> (y: [Float], mean: [Double], rstd: [Double]) {
             var y = [Float](repeating: 0, count: rows * dim)
             var mean = [Double](repeating: 0, count: rows), rstd = [Double](repeating: 0, count: rows)
-            Parallelism.withThreadCount(threads) {
+            Split.run(threads: threads, "runForward, \(threads) threads") {
                 x.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { yp in
                         mean.withUnsafeMutableBufferPointer { m in
@@ -195,7 +182,10 @@ struct RowParallelTests {
             return partials.reduce(0, +)
         }
         let one = reduce(threads: 1)
-        for threads in [2, 7] { #expect(reduce(threads: threads).bitPattern == one.bitPattern) }
+        for threads in [2, 7] {
+            let many = Split.run(threads: threads, "\(threads) threads") { reduce(threads: threads) }
+            #expect(many.bitPattern == one.bitPattern)
+        }
     }
 
     @Test func nestedCallsRunInline() {
@@ -252,29 +242,32 @@ struct ParallelBackwardTests {
         let dy = Tensor.randomNormal([rows, dim], seed: 16)
         #expect(RowParallel.workerCount(rows: rows, dim: dim, threads: 7) > 1)
 
+        // Each pass on its own, so the probe shows that each of them was split.
         func gradients(threads: Int) throws -> (fresh: LayerNorm.Gradients, accumulated: LayerNorm.Gradients) {
-            try Parallelism.withThreadCount(threads) {
-                let (_, statistics) = try norm.forwardForTraining(x)
-                let fresh = try norm.backward(outputGradient: dy, input: x, statistics: statistics)
+            let (_, statistics) = try Split.run(threads: threads, "forwardForTraining, \(threads) threads") {
+                try norm.forwardForTraining(x)
+            }
+            let fresh = try Split.run(threads: threads, "backward, \(threads) threads") {
+                try norm.backward(outputGradient: dy, input: x, statistics: statistics)
+            }
+            // Each try starts again from `fresh` (Split.run may call several times).
+            let accumulated = try Split.run(threads: threads, "accumulating backward, \(threads) threads") {
                 var accumulated = fresh
                 try norm.backward(outputGradient: dy, input: x, statistics: statistics, accumulatingInto: &accumulated)
-                return (fresh, accumulated)
+                return accumulated
             }
+            return (fresh, accumulated)
         }
         let one = try gradients(threads: 1)
         for threads in [2, 7] {
-            let before = helperParts()
-            for _ in 0..<200 {
-                let many = try gradients(threads: threads)
-                for (name, a, b) in [("dx", many.fresh.input, one.fresh.input), ("dweight", many.fresh.weight, one.fresh.weight),
-                                     ("dbias", many.fresh.bias, one.fresh.bias),
-                                     ("accumulated dx", many.accumulated.input, one.accumulated.input),
-                                     ("accumulated dweight", many.accumulated.weight, one.accumulated.weight)] {
-                    #expect(firstDifference(bits(a.scalars), bits(b.scalars)) == nil, "\(name), dim \(dim), \(threads) threads")
-                }
-                if helperParts() > before { break }
+            let many = try gradients(threads: threads)
+            for (name, a, b) in [("dx", many.fresh.input, one.fresh.input), ("dweight", many.fresh.weight, one.fresh.weight),
+                                 ("dbias", many.fresh.bias, one.fresh.bias),
+                                 ("accumulated dx", many.accumulated.input, one.accumulated.input),
+                                 ("accumulated dweight", many.accumulated.weight, one.accumulated.weight),
+                                 ("accumulated dbias", many.accumulated.bias, one.accumulated.bias)] {
+                #expect(firstDifference(bits(a.scalars), bits(b.scalars)) == nil, "\(name), dim \(dim), \(threads) threads")
             }
-            #expect(helperParts() > before, "helper threads never ran a block")
         }
     }
 }

@@ -5,22 +5,10 @@ import Testing
 /// one-thread bits, which RMSNormTests and FusedAddNormTests check).
 @Suite("RMSNorm and fused passes use the worker pool")
 struct RMSParallelTests {
-    private func helperParts() -> Int {
-        if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *) {
-            return WorkerPool.shared.helperParts.load(ordering: .relaxed)
-        }
-        return .max
-    }
-
-    /// Runs `body` on 2 threads until a helper thread has taken a block (other tests
-    /// may hold the pool, and then a call runs on its own thread).
+    /// Runs `body` on 2 threads until one call of it was split (the probe is per call;
+    /// other tests may hold the pool, and then a call runs on its own thread).
     private func helpersRun(_ what: String, _ body: () throws -> Void) throws {
-        let before = helperParts()
-        for _ in 0..<1000 {
-            try Parallelism.withThreadCount(2) { try body() }
-            if helperParts() > before { return }
-        }
-        Issue.record("\(what): helper threads never ran a block")
+        try Split.run(threads: 2, what, attempts: 1000, body)
     }
 
     @Test func everyPassSplits() throws {

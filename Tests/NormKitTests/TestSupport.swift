@@ -24,3 +24,50 @@ enum HardRows {
 
     static let names = Reference.HardRow.allCases.map(\.rawValue)
 }
+
+/// Per-call evidence of a thread split (`SplitProbe.current`): how many threads ran the
+/// blocks of the calls made in `body`, on this task only, whatever the tests running
+/// next to it do with the shared pool.
+enum Split {
+    /// `body`'s result and the most threads that ran any one row-parallel launch in it
+    /// (0: nothing reached the launcher; 1: it ran serially).
+    static func measure<T>(_ body: () throws -> T) rethrows -> (value: T, threads: Int) {
+        let probe = SplitProbe()
+        let value = try SplitProbe.$current.withValue(probe) { try body() }
+        return (value, probe.maxThreads)
+    }
+
+    /// Runs `body` with `threads` threads allowed until one call really ran on two
+    /// threads or more (a neighbour test may hold the pool, and then a call runs on its
+    /// own thread), and returns that call's result. Records an issue, and returns the
+    /// last result, when none split in `attempts` tries. With `threads == 1` it runs
+    /// once and records an issue if anything ran on a second thread.
+    static func run<T>(
+        threads: Int, _ what: @autoclosure () -> String, attempts: Int = 500,
+        sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T
+    ) rethrows -> T {
+        var last: (value: T, threads: Int)
+        var attempt = 0
+        repeat {
+            last = try Parallelism.withThreadCount(threads) { try measure(body) }
+            attempt += 1
+            if threads == 1 {
+                if last.threads > 1 { Issue.record("\(what()): ran on \(last.threads) threads at 1", sourceLocation: sourceLocation) }
+                return last.value
+            }
+            if last.threads >= 2 { return last.value }
+        } while attempt < attempts
+        Issue.record("\(what()): never split over \(threads) threads in \(attempts) calls (probe: \(last.threads))",
+                     sourceLocation: sourceLocation)
+        return last.value
+    }
+}
+
+/// The bit patterns of a tensor's elements (NaN equals itself, -0 differs from +0).
+func bits(_ t: Tensor) -> [UInt32] { t.scalars.map(\.bitPattern) }
+
+/// The bit patterns of every gradient (input, weight, bias).
+func bits(_ g: LayerNorm.Gradients) -> [[UInt32]] { [bits(g.input), bits(g.weight), bits(g.bias)] }
+
+/// The bit patterns of every gradient (input, weight).
+func bits(_ g: RMSNorm.Gradients) -> [[UInt32]] { [bits(g.input), bits(g.weight)] }

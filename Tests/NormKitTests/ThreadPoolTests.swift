@@ -14,14 +14,6 @@ import Darwin
 @testable import NormKit
 import Testing
 
-/// Parts run by the pool's helper threads so far (process-wide).
-private func poolHelperParts() -> Int {
-    if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *) {
-        return WorkerPool.shared.helperParts.load(ordering: .relaxed)
-    }
-    return 0
-}
-
 /// Everything one training step computes with a layer, as bit patterns: forward,
 /// forwardForTraining (output and statistics), backward, and backward accumulated
 /// into the fresh gradients (so dx, dweight and dbias twice).
@@ -118,20 +110,26 @@ struct ThreadPoolTests {
     /// run their blocks on their own threads): every result is bitwise the serial one.
     @Test func forwardAndBackwardFromManyTasksShareThePool() async throws {
         let work = try PoolFixture.standard().entries
-        let before = poolHelperParts()
-        let mismatches = try await withThrowingTaskGroup(of: Int.self) { group in
-            for task in 0..<16 {
-                group.addTask {
-                    let e = work[task % work.count]
-                    let bits = try Parallelism.withThreadCount(1 + task % 7) { try TrainingBits(e.norm, e.x, e.dy) }
-                    return bits == e.serial ? 0 : 1
+        // Rounds until some task's own calls ran on helper threads (the split probe is
+        // per task; a sleeping helper may miss a short job, so one round may not show it).
+        var splitRounds = 0
+        for _ in 0..<20 where splitRounds == 0 {
+            let (mismatches, split) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for task in 0..<16 {
+                    group.addTask {
+                        let e = work[task % work.count]
+                        let (bits, threads) = try Parallelism.withThreadCount(1 + task % 7) {
+                            try Split.measure { try TrainingBits(e.norm, e.x, e.dy) }
+                        }
+                        return (bits == e.serial ? 0 : 1, threads >= 2 ? 1 : 0)
+                    }
                 }
+                return try await group.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
             }
-            return try await group.reduce(0, +)
+            #expect(mismatches == 0)
+            if split > 0 { splitRounds += 1 }
         }
-        #expect(mismatches == 0)
-        // Some call (this test's or a neighbour's) had helper threads run blocks.
-        #expect(poolHelperParts() > before || poolHelperParts() > 0)
+        #expect(splitRounds > 0, "no task's calls were ever split over helper threads")
     }
 
     /// The same from 8 OS threads (four per core), each looping over the cases with
@@ -265,10 +263,15 @@ struct ThreadPoolTests {
             let x = Tensor.randomNormal([rows, dim], mean: 3, standardDeviation: 2, seed: 5)
             let dy = Tensor.randomNormal([rows, dim], seed: 6)
             let serial = try Parallelism.withThreadCount(1) { try TrainingBits(norm, x, dy) }
-            let before = poolHelperParts()
-            let many = try TrainingBits(norm, x, dy)
-            guard many == serial else { exit(3) }
-            guard poolHelperParts() > before else { exit(4) }
+            // This process runs nothing else: a call shows its helpers unless they slept
+            // through it, so a few tries suffice.
+            var split = 0
+            for _ in 0..<50 where split < 2 {
+                let (many, threads) = try Split.measure { try TrainingBits(norm, x, dy) }
+                guard many == serial else { exit(3) }
+                split = threads
+            }
+            guard split >= 2 else { exit(4) }
         }
     }
 
@@ -279,13 +282,42 @@ struct ThreadPoolTests {
         ("1", 1), ("2", 2), ("7", 7), ("+3", 3), ("0256", 256),
         ("1000", 256), ("99999999999999999999", 256),  // huge: clamped to maxThreadCount
         ("0", nil), ("000", nil), ("-1", nil), ("-0", nil), ("abc", nil), ("", nil), ("3abc", nil),
-        (" 3", nil), ("3 ", nil), ("3\n", nil), ("2.5", nil), ("1e3", nil), ("0x10", nil), ("٣", nil),
+        // Surrounding whitespace is ignored, as for NORMKIT_ISA; inner whitespace is not.
+        (" 3", 3), ("3 ", 3), ("3\n", 3), ("\t2 ", 2), ("   ", nil), ("3 4", nil),
+        ("2.5", nil), ("1e3", nil), ("0x10", nil), ("٣", nil),
     ]
 
     /// The parser alone, in this process.
     @Test func environmentValueParsing() {
         for (text, expected) in Self.environmentValues {
             #expect(Parallelism.threadCount(environmentValue: text) == expected, "NORMKIT_THREADS='\(text)'")
+        }
+    }
+
+    /// NORMKIT_THREADS and NORMKIT_ISA follow one rule: surrounding whitespace ignored, an
+    /// empty (or all-blank) value is "not set" without a word, and any other value that is
+    /// refused says so (a warning naming the variable), never silently.
+    @Test func environmentVariablesFollowOneRule() {
+        for padded in [" 2", "2 ", "\t2\n"] {
+            #expect(Parallelism.threadChoice(environmentValue: padded) == (2, nil), "NORMKIT_THREADS='\(padded)'")
+        }
+        for padded in [" avx2", "avx2 ", "\tAVX2\n"] {
+            let choice = InstructionSet.fromEnvironment(padded, detected: .avx512)
+            #expect(choice.level == .avx2 && choice.warning == nil, "NORMKIT_ISA='\(padded)'")
+        }
+        for blank in ["", "  ", "\n"] {
+            #expect(Parallelism.threadChoice(environmentValue: blank).warning == nil)
+            #expect(InstructionSet.fromEnvironment(blank, detected: .avx2).warning == nil)
+        }
+        for bad in ["0", "-1", "abc", "2 3", "2.5", "\u{1B}[2J"] {
+            let warning = Parallelism.threadChoice(environmentValue: bad).warning
+            #expect(warning?.hasPrefix("NORMKIT_THREADS must be a whole number >= 1") == true, "NORMKIT_THREADS='\(bad)'")
+            #expect(warning?.contains("\u{1B}") != true, "the value is shown sanitised")
+        }
+        for bad in ["avx 2", "sse9", "\u{1B}[2J"] {
+            let warning = InstructionSet.fromEnvironment(bad, detected: .avx2).warning
+            #expect(warning?.hasPrefix("NORMKIT_ISA must be one of") == true, "NORMKIT_ISA='\(bad)'")
+            #expect(warning?.contains("\u{1B}") != true, "the value is shown sanitised")
         }
     }
 
@@ -323,11 +355,11 @@ struct ThreadPoolTests {
                 let e = try PoolFixture.make(dim: 768, rows: [200], seed: 51).entries[0]
                 guard Parallelism.threadCount == Int(value)! else { exit(1) }
                 // Helpers may miss a short job; repeat until one of them ran a block.
-                var bits = try TrainingBits(e.norm, e.x, e.dy)
-                for _ in 0..<100 where value != "1" && poolHelperParts() == 0 {
-                    bits = try TrainingBits(e.norm, e.x, e.dy)
+                var (bits, split) = try Split.measure { try TrainingBits(e.norm, e.x, e.dy) }
+                for _ in 0..<100 where value != "1" && split < 2 {
+                    (bits, split) = try Split.measure { try TrainingBits(e.norm, e.x, e.dy) }
                 }
-                guard value == "1" || poolHelperParts() > 0 else { exit(2) }
+                guard value == "1" ? split <= 1 : split >= 2 else { exit(2) }
                 print("digest \(bits.digest)")
             }
             let output = String(decoding: result?.standardOutputContent ?? [], as: UTF8.self)

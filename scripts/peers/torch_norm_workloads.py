@@ -16,6 +16,8 @@ bias ~ U[-0.1, 0.1)):
   rmsback         autograd gradients of F.rms_norm for x and weight
   addnorm         h.add_(x) then F.layer_norm(h): the residual add and the norm, as eager PyTorch runs them
   addrms          h.add_(x) then F.rms_norm(h)
+  group           F.group_norm with 32 groups over axis 1 (shape N,C,H,W; weight and bias [C]), x ~ U[-2, 2)
+  groupback       autograd gradients of F.group_norm for x, weight and bias
 
 Each call is timed on its own with time.perf_counter_ns, after warm-up, for about a second per shape
 (30 to 20000 calls); the line printed per shape is
@@ -30,7 +32,8 @@ import time
 import torch
 
 F = torch.nn.functional
-KINDS = ("sym", "rand", "offset", "backward", "backward-native", "rms", "rmsback", "addnorm", "addrms")
+KINDS = ("sym", "rand", "offset", "backward", "backward-native", "rms", "rmsback", "addnorm", "addrms", "group",
+         "groupback")
 
 
 def symmetric(shape):
@@ -39,6 +42,15 @@ def symmetric(shape):
 
 def make_call(kind, shape):
     """The zero-argument function one timed call runs, with its inputs built here."""
+    if kind in ("group", "groupback"):
+        c = shape[1]
+        x, w, b = symmetric(shape), torch.rand(c) + 0.5, torch.rand(c) * 0.2 - 0.1
+        if kind == "group":
+            return lambda: F.group_norm(x, 32, w, b, 1e-5)
+        for t in (x, w, b):
+            t.requires_grad_(True)
+        y, dy = F.group_norm(x, 32, w, b, 1e-5), torch.rand(*shape) * 2 - 1
+        return lambda: torch.autograd.grad(y, (x, w, b), dy, retain_graph=True)
     d = shape[-1]
     w = torch.rand(d) + 0.5
     b = torch.rand(d) * 0.2 - 0.1

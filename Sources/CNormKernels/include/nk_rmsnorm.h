@@ -26,6 +26,13 @@ typedef struct nk_rmsnorm_kernels {
     /// float to dx[i] when `accumulate`); partial[i] += dy[i]·x[i]·r in double.
     void (*backward_row)(const float *x, const float *dy, float *dx, size_t n, const float *w, float offset,
                          double r, double k, int32_t accumulate, double *partial);
+    /// With g[i] = dy[i]·(offset + w[i]) in double: out[0] = Σ g·x, out[1] = Σ |g·x|,
+    /// out[2] = max|g|, out[3] = max|x| (NaN skipped by the maxima, not by the sums).
+    void (*backward_sums)(const float *x, const float *dy, const float *w, float offset, size_t n, double *out);
+    /// out[i] = r·dy[i]·(offset + w[i]) - x[i]·k in double, rounded once to float;
+    /// partial[i] += dy[i]·x[i]·r in double. Returns max|out[i]| before the rounding.
+    double (*backward_grad)(const float *x, const float *dy, float *out, size_t n, const float *w, float offset,
+                            double r, double k, double *partial);
 } nk_rmsnorm_kernels;
 
 /// The RMSNorm table of `level`, or NULL when this CPU lacks it.

@@ -121,6 +121,78 @@ static void NK_NAME(nk_rms_backward_row)(const float *x, const float *dy, float 
     }
 }
 
+/// |v| and the running maximum of double vectors (NaN lanes skipped, as nk_max_skip_nan).
+typedef __typeof__((nk_vd){} > (nk_vd){}) nk_vl;
+#define nk_absd(v) ((nk_vd)((nk_vl)(v) & 0x7fffffffffffffffLL))
+#define nk_maxd_skip_nan(m, a) ({ const nk_vd nk_mx_a_ = (a), nk_mx_m_ = (m); const nk_vl nk_mx_gt_ = nk_mx_a_ > nk_mx_m_; \
+    (nk_vd)((nk_mx_gt_ & (nk_vl)nk_mx_a_) | (~nk_mx_gt_ & (nk_vl)nk_mx_m_)); })
+static inline double NK_NAME(nk_hmaxd)(nk_vd v) {
+    double m = v[0];
+    for (int i = 1; i < NK_W; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+static void NK_NAME(nk_rms_backward_sums)(const float *x, const float *dy, const float *w, float offset, size_t n,
+                                          double *out) {
+    const nk_vd ov = nk_splatd(offset);
+    nk_vd c0 = {}, c1 = {}, a0 = {}, a1 = {}, gm = {}, xm = {};
+    size_t i = 0;
+    for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
+        const nk_vd g0 = nk_widen(nk_load(dy + i)) * (ov + nk_widen(nk_load(w + i)));
+        const nk_vd g1 = nk_widen(nk_load(dy + i + NK_W)) * (ov + nk_widen(nk_load(w + i + NK_W)));
+        const nk_vd x0 = nk_widen(nk_load(x + i)), x1 = nk_widen(nk_load(x + i + NK_W));
+        c0 = NK_FMA(g0, x0, c0);
+        c1 = NK_FMA(g1, x1, c1);
+        a0 = NK_FMA(nk_absd(g0), nk_absd(x0), a0);
+        a1 = NK_FMA(nk_absd(g1), nk_absd(x1), a1);
+        gm = nk_maxd_skip_nan(gm, nk_absd(g0));
+        gm = nk_maxd_skip_nan(gm, nk_absd(g1));
+        xm = nk_maxd_skip_nan(xm, nk_absd(x0));
+        xm = nk_maxd_skip_nan(xm, nk_absd(x1));
+    }
+    for (; i < n; i += NK_W) {
+        const size_t k = n - i < NK_W ? n - i : NK_W;
+        const nk_vd g = nk_widen(nk_load_partial(dy + i, k, 0)) * (ov + nk_widen(nk_load_partial(w + i, k, 0)));
+        const nk_vd xd = nk_widen(nk_load_partial(x + i, k, 0));
+        c0 = NK_FMA(g, xd, c0);
+        a0 = NK_FMA(nk_absd(g), nk_absd(xd), a0);
+        gm = nk_maxd_skip_nan(gm, nk_absd(g));
+        xm = nk_maxd_skip_nan(xm, nk_absd(xd));
+    }
+    out[0] = nk_sumd(c0 + c1);
+    out[1] = nk_sumd(a0 + a1);
+    out[2] = NK_NAME(nk_hmaxd)(gm);
+    out[3] = NK_NAME(nk_hmaxd)(xm);
+}
+
+static double NK_NAME(nk_rms_backward_grad)(const float *x, const float *dy, float *out, size_t n, const float *w,
+                                            float offset, double r, double k, double *partial) {
+    const nk_vd ov = nk_splatd(offset), rv = nk_splatd(r), kv = nk_splatd(k);
+    nk_vd vm = {};
+    for (size_t i = 0; i < n; i += NK_W) {
+        const size_t m = n - i < NK_W ? n - i : NK_W;
+        const int full = m == NK_W;
+        const nk_vd xd = nk_widen(full ? nk_load(x + i) : nk_load_partial(x + i, m, 0));
+        const nk_vd dyd = nk_widen(full ? nk_load(dy + i) : nk_load_partial(dy + i, m, 0));
+        const nk_vd wd = ov + nk_widen(full ? nk_load(w + i) : nk_load_partial(w + i, m, 0));
+        const nk_vd vd = rv * (dyd * wd) - xd * kv;  // padding lanes: 0
+        const nk_vf v = nk_narrow(vd);
+        if (full) nk_store(out + i, v); else nk_store_partial(out + i, m, v);
+        // A NaN lane is skipped by the maximum but caught by the sums (NaN c, so NaN k).
+        vm = nk_maxd_skip_nan(vm, nk_absd(vd));
+        const nk_vd t = (dyd * xd) * rv;
+        if (full) {
+            nk_stored(partial + i, nk_loadd(partial + i) + t);
+        } else {
+            double p[NK_W];
+            for (size_t j = 0; j < NK_W; j++) p[j] = j < m ? partial[i + j] : 0;
+            nk_stored(p, nk_loadd(p) + t);
+            memcpy(partial + i, p, m * sizeof(double));
+        }
+    }
+    return NK_NAME(nk_hmaxd)(vm);
+}
+
 const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .row_sumsq = NK_NAME(nk_rms_row_sumsq),
     .add_row_sumsq = NK_NAME(nk_rms_add_row_sumsq),
@@ -128,4 +200,6 @@ const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .scale = NK_NAME(nk_rms_scale),
     .backward_dot = NK_NAME(nk_rms_backward_dot),
     .backward_row = NK_NAME(nk_rms_backward_row),
+    .backward_sums = NK_NAME(nk_rms_backward_sums),
+    .backward_grad = NK_NAME(nk_rms_backward_grad),
 };

@@ -26,14 +26,9 @@ enum BLAS {
     /// Rows up to this long are reduced by a single `cblas_sdot`; longer ones in
     /// blocks of `sumBlock` whose results are added in Double.
     static let singleCallLimit = 1024
-    /// The block length of a blocked sum. `cblas_sdot` accumulates in float, in a fixed
-    /// number of SIMD lanes; on a long row of many equal terms (two alternating values,
-    /// or the equal centred values beside one outlier) every rounding goes the same way
-    /// and the error grows with n/lanes: past 1e-6 of the sum from about n = 1650 on the
-    /// AVX-512 kernel, and sooner on OpenBLAS's AVX2 and SSE kernels. Blocks of 512 keep
-    /// such sums close at no cost for GPT-2's rows (768, 1024), which stay one call. (The
-    /// LayerNorm forward uses its sum only as a shift and takes its statistics in Double,
-    /// so its bound no longer rests on this; docs/numerics.md.)
+    /// The block length of a blocked sum: `cblas_sdot` accumulates in float, so a long
+    /// sum is taken in blocks whose results are added in Double (docs/numerics.md,
+    /// "Blocked sums", has why 512). The norms use these sums only as shifts.
     static let sumBlock = 512
 
     /// Σ x[i]·y[i] over `count` contiguous floats, by `cblas_sdot` (see `sumBlock`).
@@ -79,20 +74,19 @@ enum BLAS {
         }
     }
 
-    /// y[i] += alpha·c[i mod maxChunk] for a constant vector `c` (a ones vector
-    /// gives y[i] += alpha).
-    @inline(__always)
-    static func axpyRepeating(_ count: Int, _ alpha: Float, _ c: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-        ProcessExit.checkpoint()  // not into OpenBLAS once exit() began (Support/ProcessExit.swift)
-        var start = 0
-        while start < count {
-            let n = min(maxChunk, count - start)
-            cblas_saxpy(Int32(truncatingIfNeeded: n), alpha, c, 1, y + start, 1)
-            start += n
-        }
+    /// The name of the BLAS kernel set in use: OpenBLAS's core name (`Haswell`,
+    /// `SkylakeX`, `Prescott`, ..., which `OPENBLAS_CORETYPE` selects in a dynamic-arch
+    /// build), or `Accelerate` on Apple platforms. Results are bitwise reproducible per
+    /// instruction-set level *and* per BLAS kernel (docs: "Accuracy and reproducibility").
+    package static var coreName: String {
+        #if canImport(Accelerate)
+        return "Accelerate"
+        #else
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+        #endif
     }
 
-    /// `maxChunk` ones, for sums written as dot products (`dotRepeating`) and
-    /// constant shifts written as axpy (`axpyRepeating`).
+    /// `maxChunk` ones, for sums written as dot products (`dotRepeating`).
     static let ones = [Float](repeating: 1, count: maxChunk)
 }

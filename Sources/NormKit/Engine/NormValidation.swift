@@ -1,5 +1,4 @@
-// Shape checks shared by the norm layers (LayerNorm, RMSNorm): one wording of each
-// error, whichever layer throws it.
+// The checks every norm shares: one wording of each error, whichever norm throws it.
 
 enum NormValidation {
     /// The row count of an input of `shape` for a layer of size `dim`, or the error
@@ -14,22 +13,55 @@ enum NormValidation {
         return rows
     }
 
-    /// Checks that a layer parameter (weight, bias) still has shape `[dim]`: they are
-    /// assignable, so they are checked on every call.
+    /// The row count of an input of `shape` for a layer over the trailing dimensions
+    /// `normalizedShape` (`dim` elements): the one-axis error for a one-axis layer.
     @inline(__always)
-    static func parameter(_ name: String, _ tensor: Tensor, dim: Int) throws(NormKitError) {
-        guard tensor.shape.count == 1 && tensor.shape[0] == dim else {
-            throw .parameterShapeMismatch(name: name, expected: [dim], actual: tensor.shape)
+    static func rows(of shape: [Int], normalizedShape: [Int], dim: Int) throws(NormKitError) -> Int {
+        if normalizedShape.count == 1 { return try rows(of: shape, dim: dim) }
+        let k = normalizedShape.count
+        guard shape.count >= k, shape.suffix(k).elementsEqual(normalizedShape) else {
+            throw .shapeMismatch(name: "input's trailing dimensions", expected: normalizedShape, actual: shape)
         }
+        var rows = 1
+        for d in shape.dropLast(k) { rows &*= d }  // cannot overflow: a Tensor's shape product fits
+        return rows
+    }
+
+    /// Checks that a layer parameter (weight, bias) still has the shape it was made
+    /// with: they are assignable, so they are checked on every call.
+    @inline(__always)
+    static func parameter(_ name: String, _ tensor: Tensor, shape: [Int]) throws(NormKitError) {
+        guard tensor.shape == shape else {
+            throw .parameterShapeMismatch(name: name, expected: shape, actual: tensor.shape)
+        }
+    }
+
+    /// Checks a gradient to write into: shaped like its parameter when the layer has
+    /// it, else `[0]`.
+    @inline(__always)
+    static func gradient(_ name: String, _ actual: [Int], expected: [Int], present: Bool) throws(NormKitError) {
+        if present {
+            guard actual == expected else { throw .shapeMismatch(name: name, expected: expected, actual: actual) }
+        } else {
+            guard actual.count == 1 && actual[0] == 0 else { throw .shapeMismatch(name: name, expected: [0], actual: actual) }
+        }
+    }
+
+    /// Checks a layer's `normalizedShape` and `eps` at init; returns the element count.
+    static func normalizedShape(_ shape: [Int], eps: Float) throws(NormKitError) -> Int {
+        if shape.isEmpty { throw .emptyShape }
+        for d in shape { try layerSettings(dim: d, eps: eps) }
+        return try Shape.elementCount(shape)
     }
 
     /// The row count of a valid `inputShape` (rank >= 1, product fits), for statistics
     /// built from saved values; throws for an invalid shape.
     static func rowCount(inputShape: [Int]) throws(NormKitError) -> Int {
         _ = try Shape.elementCount(inputShape)
-        // A zero leading dimension means zero rows whatever the others are, as in
-        // elementCount: `[3, 2^62, 0, 768]` (an empty tensor forwardForTraining accepts).
-        if inputShape.dropLast().contains(0) { return 0 }
+        // A zero dimension anywhere means an empty tensor and no rows, whatever the others
+        // are and in whatever order, as in elementCount: `[3, 2^62, 0, 768]` (an empty
+        // tensor forwardForTraining accepts) and `[2^62, 2^62, 0]` alike.
+        if inputShape.contains(0) { return 0 }
         guard let rows = Shape.product(inputShape.dropLast()) else { throw .shapeOverflow(shape: inputShape) }
         return rows
     }

@@ -10,14 +10,6 @@
 
 import CNormKernels
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-
 /// The instruction-set level of NormKit's kernels.
 ///
 /// ```swift
@@ -56,20 +48,18 @@ public enum InstructionSet: String, Sendable, CaseIterable, Comparable, CustomSt
     public static let processDefault: InstructionSet = {
         guard let raw = getenv("NORMKIT_ISA") else { return detected }
         let choice = fromEnvironment(String(cString: raw), detected: detected)
-        if let warning = choice.warning {
-            // write(2), not stdio: no shared FILE state, and nothing buffered.
-            let line = Array("NormKit: \(warning)\n".utf8)
-            _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-        }
+        if let warning = choice.warning { EnvironmentSetting.warn(warning) }
         return choice.level
     }()
 
     /// What a `NORMKIT_ISA` value selects on a CPU whose best level is `detected`, and
-    /// the warning to print when the value is refused. An empty value means "not set".
+    /// the warning to print when the value is refused. As for every NormKit environment
+    /// variable (`EnvironmentSetting.trimmed`), surrounding whitespace is ignored and an
+    /// empty value means "not set"; the name is case-insensitive.
     static func fromEnvironment(_ text: String, detected: InstructionSet) -> (level: InstructionSet, warning: String?) {
-        if text.isEmpty { return (detected, nil) }
-        guard let level = InstructionSet(rawValue: text.lowercased()) else {
-            return (detected, "NORMKIT_ISA must be one of \(names(allCases)), got '\(text)'; using \(detected)")
+        guard let value = EnvironmentSetting.trimmed(text) else { return (detected, nil) }
+        guard let level = InstructionSet(rawValue: value.lowercased()) else {
+            return (detected, "NORMKIT_ISA must be one of \(names(allCases)), got '\(EnvironmentSetting.shown(text))'; using \(detected)")
         }
         guard level <= detected else {
             return (detected, "NORMKIT_ISA=\(level) is not supported by this CPU (it supports \(names(supported(upTo: detected)))); using \(detected)")
@@ -139,19 +129,4 @@ public enum InstructionSet: String, Sendable, CaseIterable, Comparable, CustomSt
     static func supported(upTo best: InstructionSet) -> [InstructionSet] { allCases.filter { $0 <= best } }
 
     static func names(_ levels: [InstructionSet]) -> String { levels.map(\.rawValue).joined(separator: ", ") }
-}
-
-/// The kernel tables of the level in force.
-enum Kernels {
-    /// The LayerNorm kernels at ``InstructionSet/current``.
-    static var layerNorm: nk_layernorm_kernels { layerNorm(at: InstructionSet.current) }
-
-    /// The LayerNorm kernels at `level`, which must be supported (every public way to
-    /// choose a level checks it).
-    static func layerNorm(at level: InstructionSet) -> nk_layernorm_kernels {
-        guard let table = nk_layernorm_kernels_for(level.code) else {
-            preconditionFailure("NormKit: instruction set \(level) chosen on a CPU without it")
-        }
-        return table.pointee
-    }
 }

@@ -14,6 +14,8 @@
 // `BLAS.maxChunk` elements, microseconds). Apple platforms use Accelerate, which has no
 // such destructor, and skip all of this.
 
+import CNormKernels  // the C library (include/nk_platform.h)
+
 #if os(Linux)
 import Synchronization
 import Glibc

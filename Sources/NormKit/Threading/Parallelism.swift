@@ -2,21 +2,15 @@
 //
 // The process-wide count is one atomic `Int` (Synchronization's `Atomic`), read on every
 // forward call: no lock is held on the forward path, so a child forked while another
-// thread was reading it cannot inherit a locked mutex and hang (it did, with the mutex
-// this replaced: docs/reliability.md, "fork()"). Only macOS before 15, which lacks
+// thread was reading it cannot inherit a locked mutex (docs/reliability.md, "fork()").
+// Only macOS before 15, which lacks
 // `Atomic`, keeps a pthread mutex. A scoped override is a task-local value, so a test or
 // a request handler can pin its own calls to a thread count without racing other tasks
 // that read the global one.
 
-import Synchronization
+import CNormKernels  // the C library (include/nk_platform.h)
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Synchronization
 
 /// The number of threads NormKit's kernels may use.
 ///
@@ -26,9 +20,10 @@ import Musl
 /// bitwise identical for 1, 2 or 64 threads.
 ///
 /// The default is the `NORMKIT_THREADS` environment variable when it holds a whole
-/// number >= 1 (clamped to ``maxThreadCount``), read once at first use, and otherwise
-/// the number of online cores: `0`, `-1`, `abc` or an empty value are ignored, not
-/// errors (docs/reliability.md lists what each gets).
+/// number >= 1 (clamped to ``maxThreadCount``; surrounding whitespace ignored), read
+/// once at first use, and otherwise the number of online cores: `0`, `-1` or `abc` are
+/// refused with one line on stderr, an empty value means "not set" (docs/reliability.md
+/// lists what each gets).
 ///
 /// ```swift
 /// Parallelism.threadCount = 1                      // every call from now on, process-wide
@@ -43,26 +38,38 @@ public enum Parallelism {
     public static let maxThreadCount = 256
 
     /// The thread count when nothing was set: `NORMKIT_THREADS` if it is a whole number
-    /// >= 1 (clamped to ``maxThreadCount``), otherwise the number of active cores.
+    /// >= 1 (clamped to ``maxThreadCount``), otherwise the number of active cores. A value
+    /// that is set but not a whole number >= 1 is refused with one line on stderr, as a
+    /// wrong `NORMKIT_ISA` is (both are read by `EnvironmentSetting`).
     public static let defaultThreadCount: Int = {
-        if let raw = getenv("NORMKIT_THREADS"), let n = threadCount(environmentValue: String(cString: raw)) {
-            return n
-        }
-        return activeProcessorCount
+        guard let raw = getenv("NORMKIT_THREADS") else { return activeProcessorCount }
+        let choice = threadChoice(environmentValue: String(cString: raw))
+        if let warning = choice.warning { EnvironmentSetting.warn(warning) }
+        return choice.count ?? activeProcessorCount
     }()
 
-    /// The thread count a `NORMKIT_THREADS` value asks for, or nil when it is not a whole
-    /// number >= 1 (then the core count is used): decimal digits with an optional `+`,
-    /// nothing else (no spaces, signs, fractions or hex). A number beyond `Int` is as
-    /// "huge" as `1000` and is clamped the same way, to ``maxThreadCount``.
+    /// The thread count a `NORMKIT_THREADS` value asks for, or nil when it is empty or
+    /// not a whole number >= 1 (then the core count is used).
     static func threadCount(environmentValue text: String) -> Int? {
-        var digits = Substring(text)
+        threadChoice(environmentValue: text).count
+    }
+
+    /// What a `NORMKIT_THREADS` value selects, and the warning when it is refused. The
+    /// rule every NormKit environment variable follows (`EnvironmentSetting.trimmed`):
+    /// surrounding whitespace is ignored and an empty value means "not set". Then decimal
+    /// digits with an optional `+`, nothing else (no inner spaces, signs, fractions or
+    /// hex). A number beyond `Int` is as "huge" as `1000` and is clamped the same way, to
+    /// ``maxThreadCount``.
+    static func threadChoice(environmentValue text: String) -> (count: Int?, warning: String?) {
+        guard let value = EnvironmentSetting.trimmed(text) else { return (nil, nil) }
+        let refused = "NORMKIT_THREADS must be a whole number >= 1, got '\(EnvironmentSetting.shown(text))'; using the number of cores, \(activeProcessorCount)"
+        var digits = Substring(value)
         if digits.first == "+" { digits = digits.dropFirst() }
         guard !digits.isEmpty, digits.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else {
-            return nil
+            return (nil, refused)
         }
-        guard let n = Int(digits) else { return maxThreadCount }  // digits only, so it overflowed
-        return n >= 1 ? min(n, maxThreadCount) : nil
+        guard let n = Int(digits) else { return (maxThreadCount, nil) }  // digits only, so it overflowed
+        return n >= 1 ? (min(n, maxThreadCount), nil) : (nil, refused)
     }
 
     /// The number of online cores (`sysconf(_SC_NPROCESSORS_ONLN)`).

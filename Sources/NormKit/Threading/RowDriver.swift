@@ -1,6 +1,7 @@
-// Runs a row kernel over all rows of an input, on the caller's thread for small
-// inputs and over `RowParallel`'s fixed blocks otherwise. The kernel is handed as a
-// C function pointer and a plain struct of pointers, so a call allocates nothing.
+// Runs a norm's row function over all rows of an input, on the caller's thread for
+// small inputs and over `RowParallel`'s fixed blocks otherwise. The function is
+// handed as a C function pointer and a plain struct of pointers, so a call allocates
+// nothing.
 
 enum RowDriver {
     /// The number of threads to use for `rows` rows of `dim` elements: 1 for inputs

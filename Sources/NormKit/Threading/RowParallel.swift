@@ -1,9 +1,9 @@
-// Running a body over blocks of rows on several threads.
+// Running a body over blocks of rows on several threads: the one launcher under
+// RowDriver (forward) and RowEngine (backward).
 //
-// The rows of a LayerNorm are independent, so the forward pass needs no more than
-// "split the rows, run each part somewhere". A reduction over rows (the weight and
-// bias gradients of a backward pass) needs more: its result must not depend on the
-// thread count. `forEachBlock` gives that: the block boundaries come from `blockSize`
+// Rows are independent, so a forward pass needs no more than "split the rows, run
+// each part somewhere". A reduction over rows (the parameter gradients of a backward
+// pass) needs more: its result must not depend on the thread count. `forEachBlock` gives that: the block boundaries come from `blockSize`
 // alone, never from the thread count or from which thread runs a block, so a caller
 // that keeps one partial sum per block and adds the partials in block order gets the
 // same bits on 1 or 64 threads.
@@ -92,13 +92,15 @@ enum RowParallel {
         var job = BlockJob(rows: rows, blockSize: blockSize, context: context, function: function)
         if workers <= 1 {
             for b in 0..<blocks { job.run(b) }
+            SplitProbe.current?.record(threads: 1)
             return
         }
         withUnsafeMutablePointer(to: &job) { pointer in
             if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *) {
-                WorkerPool.shared.run(parts: blocks, helpers: workers - 1, context: pointer) { pointer, b in
+                let ran = WorkerPool.shared.run(parts: blocks, helpers: workers - 1, context: pointer) { pointer, b in
                     pointer.assumingMemoryBound(to: BlockJob.self).pointee.run(b)
                 }
+                SplitProbe.current?.record(threads: ran)
             } else {
                 // Older Apple systems have no Synchronization atomics: a static split of
                 // contiguous block runs over Dispatch (which allocates).
@@ -106,6 +108,7 @@ enum RowParallel {
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     for b in (w &* blocks / workers) ..< ((w &+ 1) &* blocks / workers) { shared.value.pointee.run(b) }
                 }
+                SplitProbe.current?.record(threads: workers)
             }
         }
     }

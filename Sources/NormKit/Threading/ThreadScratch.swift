@@ -7,13 +7,7 @@
 // some of its blocks: `call` holds what lives for the whole call (partial sums), `rows`
 // what one block needs (a few rows).
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import CNormKernels  // the C library (include/nk_platform.h)
 
 enum ThreadScratch {
     case call, rows

@@ -23,15 +23,9 @@
 //   child, `getpid() != owner`), `run` runs every part on the calling thread and touches
 //   no lock or counter of the pool.
 
-import Synchronization
+import CNormKernels  // the C library (include/nk_platform.h)
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import Synchronization
 
 @available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *)
 final class WorkerPool: @unchecked Sendable {
@@ -66,6 +60,8 @@ final class WorkerPool: @unchecked Sendable {
     private let job = Atomic<UnsafeRawPointer?>(nil)
     /// Parts run by helper threads since start: lets tests see that work really was shared.
     let helperParts = Atomic<Int>(0)
+    /// Helpers that ran at least one part of the current job (reset per job).
+    private let joined = Atomic<Int>(0)
 
     // Guarded by `mutex`: sleeping helpers and how many helper threads exist.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -89,21 +85,25 @@ final class WorkerPool: @unchecked Sendable {
     /// on the calling thread and up to `helpers` pool threads; returns when all have
     /// run. Parts are claimed in increasing order. Runs everything on the calling thread,
     /// in order, when the pool is busy or this is a forked child of the pool's process.
-    /// Allocates nothing once the helpers exist.
-    func run(parts: Int, helpers wanted: Int, context: UnsafeMutableRawPointer, function: PartFunction) {
-        guard parts > 0 else { return }
+    /// Allocates nothing once the helpers exist. Returns how many threads ran at least
+    /// one part (the caller's included): 1 when the call ran serially.
+    @discardableResult
+    func run(parts: Int, helpers wanted: Int, context: UnsafeMutableRawPointer, function: PartFunction) -> Int {
+        guard parts > 0 else { return 0 }
         let wanted = min(wanted, parts - 1, Parallelism.maxThreadCount - 1)
         guard wanted > 0, getpid() == owner,
               busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
         else {
             for i in 0..<parts { function(context, i) }
-            return
+            return 1
         }
         ensureHelpers(wanted)
+        var ran = 0
         var descriptor = Job(parts: parts, context: context, function: function)
         withUnsafePointer(to: &descriptor) { pointer in
             next.store(0, ordering: .sequentiallyConsistent)
             finished.store(0, ordering: .sequentiallyConsistent)
+            joined.store(0, ordering: .sequentiallyConsistent)
             seats.store(wanted, ordering: .sequentiallyConsistent)
             job.store(UnsafeRawPointer(pointer), ordering: .sequentiallyConsistent)
             let gen = generation.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
@@ -111,7 +111,7 @@ final class WorkerPool: @unchecked Sendable {
             if sleepers > 0 { pthread_cond_broadcast(wake) }
             pthread_mutex_unlock(mutex)
 
-            work(pointer)
+            let mine = work(pointer)
             // Wait for parts claimed by helpers, then for every helper to leave.
             var wait = Backoff()
             while finished.load(ordering: .sequentiallyConsistent) < parts { wait.pause() }
@@ -119,8 +119,11 @@ final class WorkerPool: @unchecked Sendable {
             wait = Backoff()
             while active.load(ordering: .sequentiallyConsistent) > 0 { wait.pause() }
             job.store(nil, ordering: .sequentiallyConsistent)
+            // Every helper has left (`active == 0`), so `joined` is final.
+            ran = joined.load(ordering: .sequentiallyConsistent) + (mine > 0 ? 1 : 0)
         }
         busy.store(false, ordering: .sequentiallyConsistent)
+        return ran
     }
 
     /// Claims and runs parts of `job` until none are left; returns how many it ran.
@@ -181,6 +184,7 @@ final class WorkerPool: @unchecked Sendable {
             else { continue }
             let done = work(raw.assumingMemoryBound(to: Job.self))
             helperParts.wrappingAdd(done, ordering: .relaxed)
+            if done > 0 { joined.wrappingAdd(1, ordering: .sequentiallyConsistent) }
         }
     }
 

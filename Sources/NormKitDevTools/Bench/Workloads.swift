@@ -26,8 +26,15 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     case fused = "add-layernorm"
     /// `RMSNorm.forward(_:addingTo:into:)`.
     case rmsFused = "add-rms"
+    /// `GroupNorm.forward(_:into:)` with 32 groups over axis 1 (`--shape 2,320,64,64`).
+    case group
+    /// `GroupNorm.backward(outputGradient:input:statistics:)`: fresh dx, dweight and dbias.
+    case groupBackward = "group-backward"
 
-    var isBackward: Bool { self == .backward || self == .backwardAccumulating || self == .rmsBackward }
+    var isBackward: Bool {
+        self == .backward || self == .backwardAccumulating || self == .rmsBackward || self == .groupBackward
+    }
+    var isGroup: Bool { self == .group || self == .groupBackward }
     var isFused: Bool { self == .fused || self == .rmsFused }
 
     /// Tensors a call reads or writes, each the input's size: forward reads x and
@@ -60,6 +67,11 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
             try! state.norm.forward(state.x, addingTo: &state.h, into: &state.y)
         case .rmsFused:
             try! state.rms.forward(state.x, addingTo: &state.h, into: &state.y)
+        case .group:
+            try! state.group!.forward(state.x, into: &state.y)
+        case .groupBackward:
+            state.groupGradientSink = try! state.group!.backward(
+                outputGradient: state.dy, input: state.x, statistics: state.groupStatistics!)
         }
     }
 }
@@ -83,6 +95,10 @@ final class BenchState {
     let rms: RMSNorm
     let rmsStatistics: RMSNorm.Statistics?
     var rmsGradientSink: RMSNorm.Gradients?
+    /// The GroupNorm workloads' layer (32 groups over axis 1), statistics and gradients.
+    let group: GroupNorm?
+    let groupStatistics: GroupNorm.Statistics?
+    var groupGradientSink: GroupNorm.Gradients?
     /// The residual stream of the fused workloads (empty otherwise): each call adds x into it.
     var h: Tensor
     /// Bytes of the input. A call must move `workload.streams` times as many.
@@ -114,9 +130,19 @@ final class BenchState {
         y = Tensor.zeros(shape)
         sink = y
         bytes = x.scalarCount * MemoryLayout<Float>.stride
+        if workload.isGroup {
+            var group = try GroupNorm(groups: 32, channels: shape[1])
+            group.weight = Tensor.randomNormal([shape[1]], mean: 1, standardDeviation: 0.2, seed: seed &+ 1)
+            group.bias = Tensor.randomNormal([shape[1]], standardDeviation: 0.1, seed: seed &+ 2)
+            self.group = group
+            groupStatistics = workload == .groupBackward ? try group.forwardForTraining(x).statistics : nil
+        } else {
+            group = nil
+            groupStatistics = nil
+        }
         if workload.isBackward {
             dy = Tensor.randomNormal(shape, seed: seed &+ 3)
-            statistics = try norm.forwardForTraining(x).statistics
+            statistics = workload.isGroup ? nil : try norm.forwardForTraining(x).statistics
             gradientSink = workload == .backwardAccumulating ? try norm.zeroGradients(inputShape: shape) : nil
         } else {
             dy = Tensor.zeros([0])

@@ -14,7 +14,7 @@ extension Tensor {
     /// - Throws: `NormKitError.io(path:reason:)` when the file cannot be read, and
     ///   what ``init(npyData:allowingOverflow:)`` throws.
     public init(npyContentsOf url: URL, allowingOverflow: Bool = false) throws(NormKitError) {
-        try self.init(npyData: FileAccess.read(url), allowingOverflow: allowingOverflow)
+        try self.init(npyData: FileAccess.read(url, framing: .npy), allowingOverflow: allowingOverflow)
     }
 
     /// Reads a NumPy `.npy` file held in memory: format versions 1.0, 2.0 and 3.0;

@@ -163,23 +163,15 @@ struct BackwardJob: @unchecked Sendable {
                                       scaledRstd: rs, n: n)
     }
 
-    /// The Double fallback: statistics, x̂, a, c and dx all recomputed in Double from
-    /// x, dy and w, as Reference does; p rewritten from the exact x̂.
+    /// The exact fallback (`exactLayerNormRowGradient`): statistics, x̂, the two sums
+    /// and dx recomputed from x, dy and w alone, the projection in double-double and
+    /// the eps term apart (docs/numerics.md, "Backward"); p rewritten from that x̂.
     @inline(never)
     func exactRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                   _ p: UnsafeMutablePointer<Float>, _ n: Int) {
-        let nd = Double(n)
-        let (mu, r) = doubleRowStatistics(count: n, eps: eps) { Double(x[$0]) }
-        var sg = 0.0, sgx = 0.0
-        for i in 0..<n {
-            let g = Double(dy[i]) * Double(weight[i])
-            sg += g
-            sgx += g * ((Double(x[i]) - mu) * r)
-        }
-        let a = sg / nd, c = sgx / nd
-        for i in 0..<n {
-            let xh = (Double(x[i]) - mu) * r
-            let v = r * (Double(dy[i]) * Double(weight[i]) - a - xh * c)
+        let w = weight, accumulate = self.accumulate
+        exactLayerNormRowGradient(count: n, eps: eps, x: { Double(x[$0]) },
+                                  g: { DoubleDouble.gradient(dy[$0], w[$0]) }) { i, v, xh in
             dx[i] = accumulate ? Float(Double(dx[i]) + v) : Float(v)
             p[i] = Float(Double(dy[i]) * xh)
         }

@@ -61,7 +61,7 @@
 enum BackwardKernel {
     /// Rows per block of partial weight/bias gradients. Fixed: changing it changes
     /// the rounding of dweight and dbias (not of dx).
-    static let blockRows = 64
+    static let blockRows = BackwardRows.blockRows
 
     /// The number of blocks for `rows` rows.
     static func blockCount(rows: Int) -> Int { (rows &+ blockRows &- 1) / blockRows }

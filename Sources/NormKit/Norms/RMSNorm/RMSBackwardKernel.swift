@@ -4,35 +4,70 @@
 // forward), weight w, offset o and output gradient dy:
 //
 //     x̂ = x·r,   g = dy ⊙ (o + w),   c = Σ g·x  (so mean(g·x̂) = r·c/n)
-//     dx = r·(g - x̂·mean(g·x̂)) = r·g - x·(r³·c/n)
+//     dx = r·(g - x̂·mean(g·x̂)) = r·g - x·k,   k = r³·c/n
 //     dweight = Σ_rows dy ⊙ x̂
 //
-// Everything is computed in Double (the C kernels `backward_dot` and `backward_row`)
-// from the float inputs and rounded once: products of two floats are exact in Double,
-// the row sum c has relative error below n·2^-53, and the subtraction r·g - x·k,
-// where dy is nearly parallel to x and the two terms cancel, loses digits only of a
-// Double. No fallback path is needed.
+// `backward_sums` gives c in Double (products of floats exact, the sum rounded) with
+// Σ|g·x|, max|g| and max|x|; `backward_grad` writes r·g - x·k, computed in Double and
+// rounded once, and returns its maximum. Where dy is nearly parallel to x the two terms
+// cancel, and what is left may be only the eps term (at n = 1 it always is: dx =
+// g·eps·r³), which a Double subtraction loses. So the row is checked
+// (`RMSBackwardKernel.accepts`, docs/numerics.md "RMSNorm", "Backward") and a row the
+// check refuses is recomputed by `exactRMSRowGradient` (the projection in
+// double-double, the eps term apart), with r recomputed from x.
+//
+// Statistics: a row whose saved r is NaN, infinite, zero or negative gets a NaN input
+// gradient and makes dweight NaN, as LayerNorm's contract has it for its statistics.
 //
 // Determinism: rows are grouped into fixed blocks of `blockRows`; each block sums its
 // rows' dweight terms in row order into its own partial, and the caller adds the
-// partials in block order. Block boundaries do not depend on the thread count.
+// partials in block order. Block boundaries do not depend on the thread count, and a
+// row's path depends on the row alone.
 
 import CNormKernels
 
 enum RMSBackwardKernel {
     /// Rows per block of partial weight gradients. Fixed: changing it changes the
     /// rounding of dweight (not of dx).
-    static let blockRows = 64
+    static let blockRows = BackwardRows.blockRows
 
     static func blockCount(rows: Int) -> Int { (rows &+ blockRows &- 1) / blockRows }
+
+    /// What a row may be off by, relative to max(1, max|dx|), before it is recomputed
+    /// exactly: LayerNorm's `BackwardBounds.tolerance`.
+    static let tolerance = 4e-6
+
+    /// The check's bound before the row pass (docs/numerics.md, "RMSNorm", "Backward"),
+    /// from r, k, Σ|g·x| (`P`), max|g| (`G`), max|x| (`X`), in units of dx: the roundings
+    /// of g, c, k and r·g - x·k, and the saved r's own error ((n + 3)·2^-53 relative,
+    /// amplified by 2|x·k|). The part that scales with max|dx| is `perDx`.
+    @inline(__always)
+    static func bound(r: Double, k: Double, absSum P: Double, gMax G: Double, xMax X: Double, n: Int)
+        -> (fixed: Double, perDx: Double) {
+        let e = 0x1p-53, nd = Double(n)
+        let K = abs(k)
+        let fixed = e * (3 * r * G + (2 * nd + 11) * X * K + X * r * r * r * (nd + 3) * P / nd)
+        return (fixed, e * (nd + 5))
+    }
+
+    /// Whether a row whose pass returned max|dx| = `vMax` is within the tolerance.
+    /// False for NaN, and where dx overflowed float (there r itself may be what is
+    /// wrong: a hand-made one; the exact fallback recomputes it).
+    @inline(__always)
+    static func accepts(_ b: (fixed: Double, perDx: Double), vMax V: Double) -> Bool {
+        V <= Double(Float.greatestFiniteMagnitude) && b.fixed + b.perDx * V <= tolerance * max(1, V)
+    }
 }
 
 /// One backward call's inputs and outputs as raw pointers. `run(block:)` may run for
 /// different blocks on several threads at once: each writes only its rows of `dx` and
-/// its own partial.
+/// its own partial, and takes its scratch row from the running thread's
+/// `ThreadScratch.rows`.
 struct RMSBackwardJob {
     var dim: Int
     var rows: Int
+    /// The layer's eps, for the exact fallback's recomputed r.
+    var eps: Double
     var x: UnsafePointer<Float>
     var dy: UnsafePointer<Float>
     var dx: UnsafeMutablePointer<Float>
@@ -50,25 +85,60 @@ struct RMSBackwardJob {
         let n = dim
         let partial = partials + b &* n
         partial.update(repeating: 0, count: n)
+        // An accumulating call writes each row's gradient here first: a refused row
+        // must find dx as it was.
+        let scratch = accumulate
+            ? ThreadScratch.rows.buffer(bytes: n &* MemoryLayout<Float>.stride).bindMemory(to: Float.self, capacity: n)
+            : nil
         let first = b &* RMSBackwardKernel.blockRows
         for row in first ..< min(rows, first &+ RMSBackwardKernel.blockRows) {
             let o = row &* n
-            RMSBackwardKernel.row(x + o, dy + o, dx + o, n, rrms: rrms[row], weight, offset,
-                                  accumulate: accumulate, partial: partial, kernels: kernels)
+            self.row(x + o, dy + o, dx + o, rrms: rrms[row], scratch: scratch, partial: partial)
         }
     }
-}
 
-extension RMSBackwardKernel {
-    /// One row (see the file comment), through the C kernels.
+    /// One row (see the file comment).
     @inline(__always)
-    static func row(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, _ n: Int,
-        rrms r: Double, _ w: UnsafePointer<Float>, _ offset: Float, accumulate: Bool,
-        partial: UnsafeMutablePointer<Double>, kernels: nk_rmsnorm_kernels
-    ) {
-        let c = kernels.backward_dot(x, dy, w, offset, n)
-        let k = r * r * r * c / Double(n)
-        kernels.backward_row(x, dy, dx, n, w, offset, r, k, accumulate ? 1 : 0, partial)
+    func row(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+             rrms r: Double, scratch: UnsafeMutablePointer<Float>?, partial: UnsafeMutablePointer<Double>) {
+        let n = dim
+        guard r.isFinite && r > 0 else {
+            // Not statistics forward can make (NaN for a row with NaN or infinity).
+            for i in 0..<n {
+                dx[i] = .nan
+                partial[i] = .nan
+            }
+            return
+        }
+        var s = (0.0, 0.0, 0.0, 0.0)
+        withUnsafeMutableBytes(of: &s) { p in
+            kernels.backward_sums(x, dy, weight, offset, n, p.baseAddress!.assumingMemoryBound(to: Double.self))
+        }
+        let k = r * r * r * s.0 / Double(n)
+        let bound = RMSBackwardKernel.bound(r: r, k: k, absSum: s.1, gMax: s.2, xMax: s.3, n: n)
+        let out = scratch ?? dx
+        if bound.fixed.isFinite && k.isFinite {
+            let vMax = kernels.backward_grad(x, dy, out, n, weight, offset, r, k, partial)
+            if !RMSBackwardKernel.accepts(bound, vMax: vMax) {
+                exactRow(x, dy, out, partial: nil)
+            }
+        } else {
+            exactRow(x, dy, out, partial: partial)
+        }
+        if let scratch { BLAS.axpy(n, 1, UnsafePointer(scratch), dx) }
+    }
+
+    /// The exact fallback (`exactRMSRowGradient`): dx recomputed from x, dy and w, with
+    /// r recomputed from x; adds the row's dweight term to `partial` when given (when
+    /// the row pass has not).
+    @inline(never)
+    func exactRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                  partial: UnsafeMutablePointer<Double>?) {
+        let w = weight, o = offset
+        exactRMSRowGradient(count: dim, eps: eps, x: { Double(x[$0]) },
+                            g: { DoubleDouble.gradient(dy[$0], w[$0], offset: o) }) { i, v, r in
+            out[i] = Float(v)
+            if let partial { partial[i] += (Double(dy[i]) * Double(x[i])) * r }
+        }
     }
 }

@@ -1,7 +1,7 @@
-/// Root-mean-square normalisation over the last axis (Zhang, Sennrich 2019), as Llama,
-/// Mistral, Qwen, Gemma and T5 use it.
+/// Root-mean-square normalisation over the last axis, or several trailing axes (Zhang,
+/// Sennrich 2019), as Llama, Mistral, Qwen, Gemma and T5 use it.
 ///
-/// For each row `x` of the input's last dimension:
+/// For each row `x` (the input's trailing ``normalizedShape`` elements):
 ///
 ///     y = x / sqrt(mean(x²) + eps) ⊙ (weightOffset + weight)
 ///
@@ -14,21 +14,31 @@
 /// overflow or underflow float32 (see docs/numerics.md). A row holding NaN or
 /// infinity comes out as NaN, and every other row is unaffected by it.
 ///
+/// Backward, with r = rrms, x̂ = x·r and g = outputGradient ⊙ (weightOffset + weight),
+/// per row, computed in `Double` from the float inputs and rounded once:
+///
+///     input  = r·(g - x̂·mean(g·x̂))
+///     weight = Σ_rows outputGradient ⊙ x̂
+///
 /// ```swift
 /// let norm = try RMSNorm(dim: 4096)          // eps 1e-6, weight ones
 /// let y = try norm(x)                        // x: [batch, seq, 4096]
 /// ```
 ///
 /// `RMSNorm` is a `Sendable` value: one instance may be used from many tasks at once.
-public struct RMSNorm: Sendable {
-    /// The size of the normalised (last) axis.
+public struct RMSNorm: RowNormalization {
+    /// The number of elements normalised together: the size of the last axis for a
+    /// layer made with `dim:`, the product of ``normalizedShape`` in general.
     public let dim: Int
+    /// The trailing dimensions normalised together (`[dim]` for a layer made with
+    /// `dim:`); ``weight`` has this shape.
+    public let normalizedShape: [Int]
     /// Added to the mean square before the square root; finite and > 0.
     public let eps: Float
     /// Added to every weight before it scales: the scale is `weightOffset + weight`
     /// (1 for Gemma-style checkpoints, 0 otherwise). Finite.
     public let weightOffset: Float
-    /// The per-feature scale, shape `[dim]`, initialised to ones. A wrong shape makes
+    /// The per-feature scale, shape ``normalizedShape``, initialised to ones. A wrong shape makes
     /// ``forward(_:)`` throw.
     public var weight: Tensor
 
@@ -44,24 +54,30 @@ public struct RMSNorm: Sendable {
     ///   `weightOffset`, or ``NormKitError/tooLarge(shape:elementCount:)``.
     public init(dim: Int, eps: Float = 1e-6, weightOffset: Float = 0) throws(NormKitError) {
         try NormValidation.layerSettings(dim: dim, eps: eps)
+        try self.init(checkedShape: [dim], dim: dim, eps: eps, weightOffset: weightOffset)
+    }
+
+    /// Creates a layer over the trailing dimensions `normalizedShape`, with weight ones
+    /// of that shape. An input's trailing dimensions must equal `normalizedShape`.
+    ///
+    /// - Parameters:
+    ///   - normalizedShape: one or more dimensions, each at least 1.
+    ///   - eps, weightOffset: as ``init(dim:eps:weightOffset:)``.
+    /// - Throws: ``NormKitError/emptyShape``, ``NormKitError/invalidDimension(_:)`` for a
+    ///   dimension below 1, ``NormKitError/invalidEpsilon(_:)``, or as ``init(dim:eps:weightOffset:)``.
+    public init(normalizedShape: [Int], eps: Float = 1e-6, weightOffset: Float = 0) throws(NormKitError) {
+        let dim = try NormValidation.normalizedShape(normalizedShape, eps: eps)
+        try self.init(checkedShape: normalizedShape, dim: dim, eps: eps, weightOffset: weightOffset)
+    }
+
+    private init(checkedShape: [Int], dim: Int, eps: Float, weightOffset: Float) throws(NormKitError) {
         guard weightOffset.isFinite else {
             throw .invalidArgument(name: "weightOffset", expected: "finite (0, or 1 for Gemma)", actual: "\(weightOffset)")
         }
         self.dim = dim
+        self.normalizedShape = checkedShape
         self.eps = eps
         self.weightOffset = weightOffset
-        self.weight = try Tensor(validatingShape: [dim], repeating: 1)
-    }
-
-    /// Normalises `input` over its last axis; the same as ``forward(_:)``.
-    public func callAsFunction(_ input: Tensor) throws(NormKitError) -> Tensor {
-        try forward(input)
-    }
-
-    /// Checks that an input of `shape` can be normalised by this layer; returns its row count.
-    func validate(input shape: [Int]) throws(NormKitError) -> Int {
-        let rows = try NormValidation.rows(of: shape, dim: dim)
-        try NormValidation.parameter("weight", weight, dim: dim)
-        return rows
+        self.weight = try Tensor(validatingShape: checkedShape, repeating: 1)
     }
 }
