@@ -29,9 +29,9 @@ if [ "$(uname -s)" = Linux ]; then
     echo "== allocation check: the allocation-free calls make no malloc (scripts/malloc-counter.c preloaded)"
     counter_dir=$(mktemp -d)
     "$(command -v clang || command -v cc)" -O2 -shared -fPIC -o "$counter_dir/libmalloc-counter.so" scripts/malloc-counter.c
-    LD_PRELOAD="$counter_dir/libmalloc-counter.so" "$bin" --count-allocations
+    LD_PRELOAD="$counter_dir/libmalloc-counter.so" "${bin[@]}" --count-allocations
     # Without the counter the mode must fail: a check that cannot count never passes.
-    if "$bin" --count-allocations > /dev/null 2>&1; then
+    if "${bin[@]}" --count-allocations > /dev/null 2>&1; then
         echo "allocation check self-test FAILED: it passed without the counter"
         exit 1
     fi
