@@ -181,6 +181,7 @@ check "accuracy > /dev/full" error "standard output: No space left on device" --
 check "bench --json > /dev/full" error "standard output: No space left on device" -- bash -c "'$dev' bench --shape 2,16 --iterations 3 --json > /dev/full"
 check "apply's summary > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output full-summary.npy > /dev/full"
 check "apply --output - > /dev/full is an I/O error (exit 1)" error "standard output: No space left on device" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output - > /dev/full; s=\$?; [ \$s = 1 ] && exit 1; exit 3"
+check "apply --output /dev/full (a device that fails)" error "/dev/full: No space left on device" -- "${apply[@]}" --input x.npy --output /dev/full
 check "--help > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' apply --help > /dev/full"
 
 # --- inputs: pipes, FIFOs, /dev/fd/N, /dev/stdin; magic first; reads bounded by the header
