@@ -18,11 +18,13 @@ mkdir -p "$out/artifacts"
 
 # What the parsers need, by folder rather than by file, so a new file there is picked up: all of
 # IO/ except the layer loaders (*+Loading.swift, which need LayerNorm and BLAS), the tensor, the
-# error type and the libm wrappers that Tensor+Random uses.
+# error type, the libm wrappers that Tensor+Random uses and the memory budget a stream's read
+# is admitted by.
 mapfile -t sources < <(
     find Sources/NormKit/IO Sources/NormKit/Tensor -name '*.swift' ! -name '*+Loading.swift' | sort
     echo Sources/NormKit/NormKitError.swift
     echo Sources/NormKit/Support/Platform.swift
+    echo Sources/NormKit/Support/MemoryBudget.swift
 )
 targets=(safetensors npy)
 declare -A main=([safetensors]=Fuzz/SafeTensorsFuzz.swift [npy]=Fuzz/NPYFuzz.swift)
@@ -31,7 +33,7 @@ declare -A seeds=([safetensors]='*.safetensors' [npy]='*.npy')
 build() {
     local name=$1
     # The linker's "cannot export local symbol __asan_*" warnings are noise: keep the log.
-    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name NormKitFuzz \
+    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name NormKitFuzz -package-name NormKit \
         "${sources[@]}" "${main[$name]}" -o "$out/$name" >"$out/$name.build.log" 2>&1; then
         grep -v "Cannot export local symbol" "$out/$name.build.log" >&2
         echo "fuzz: building $name failed" >&2

@@ -64,6 +64,8 @@ func allocationCheck() -> Int32 {
             var raw = x.scalars, rawOut = [Float](repeating: 0, count: x.scalarCount), rawH = h.scalars
             let (_, statistics) = try ln.forwardForTraining(x)
             var g = try ln.zeroGradients(inputShape: shape)
+            let (_, rmsStatistics) = try rms.forwardForTraining(x)
+            var rmsG = try rms.zeroGradients(inputShape: shape)
             for threads in [1, 2] {
                 let at = "\(shape)"
                 count("LayerNorm.forward(_:into:) \(at)", threads: threads) { try ln.forward(x, into: &y) }
@@ -99,6 +101,12 @@ func allocationCheck() -> Int32 {
                 }
                 count("LayerNorm.backward(accumulatingInto:) \(at)", threads: threads) {
                     try ln.backward(outputGradient: dy, input: x, statistics: statistics, accumulatingInto: &g)
+                }
+                count("RMSNorm.backward(into:) \(at)", threads: threads) {
+                    try rms.backward(outputGradient: dy, input: x, statistics: rmsStatistics, into: &rmsG)
+                }
+                count("RMSNorm.backward(accumulatingInto:) \(at)", threads: threads) {
+                    try rms.backward(outputGradient: dy, input: x, statistics: rmsStatistics, accumulatingInto: &rmsG)
                 }
             }
         }

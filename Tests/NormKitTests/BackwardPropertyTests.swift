@@ -1,7 +1,7 @@
 // Invariants of LayerNorm's backward pass, checked on seeded random rows and output
 // gradients (RowGenerator.swift; a failure prints the seed and the replay command).
 //
-// The only accuracy fact used is the backward contract (LayerNorm+Training.swift,
+// The only accuracy fact used is the backward contract (Normalization+Backward.swift,
 // docs/numerics.md): per row, every element of the input gradient is within
 // ε = 1e-5 of the exact gradient dx*, relative to S = max(1, max|dx*|) of that row;
 // the weight and bias gradients are within ε relative to max(1, max|exact|) over the

@@ -44,18 +44,22 @@ typedef struct nk_layernorm_kernels {
     void (*forward_row)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
                         const float *b, double *stats);
 
-    // Backward (Sources/NormKit/Kernels/BackwardKernel.swift has the math and the check).
+    // Backward (Sources/NormKit/Norms/LayerNorm/BackwardKernel.swift has the math and the check).
     // Multiplies and adds round separately (no FMA): the row check's bound assumes it.
     // Σ dy·w and Σ p·w come back in sums[0], sums[1]: float products, added in double.
     // `ahead` (in floats) is how far on x and dy are prefetched.
 
-    /// Fast pass 1: d = (x - mean_hi) - mean_lo, p = d·dy into p. Returns max|d|.
-    float (*backward_centre)(const float *x, const float *dy, const float *w, float *p, size_t n, float mean_hi,
+    /// Fast pass 1: d = (x - mean_hi) - mean_lo and p = d·dy, not stored: only the sums
+    /// (Σ dy·w and Σ p·w here in float within blocks of 4 vectors per lane, the block
+    /// partials added in double). Returns max|d|.
+    float (*backward_centre)(const float *x, const float *dy, const float *w, size_t n, float mean_hi,
                              float mean_lo, size_t ahead, double *sums);
-    /// Fast pass 2: out = (dy·w)·rstd + (x·beta + gamma). Returns max|out|. Prefetches
-    /// `prefetch` (the output rows ahead) for writing.
+    /// Fast pass 2: out = (dy·w)·rstd + (x·beta + gamma), and the row's share of the
+    /// block's partials: pw += ((x - mean_hi) - mean_lo)·s·dy, pb += dy (either may be
+    /// NULL). Returns max|out|. Prefetches `prefetch` (the output rows ahead) for writing.
     float (*backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n, float rstd,
-                             float beta, float gamma, const float *prefetch);
+                             float beta, float gamma, float mean_hi, float mean_lo, float s, float *_Nullable pw,
+                             float *_Nullable pb, const float *prefetch);
     /// Careful pass 1: xhat = ((x - mean_hi) - mean_lo)·rstd (xhat may be x), p = dy·xhat.
     /// range[0], range[1] = min and max of x (NaN skipped).
     void (*backward_normalize)(const float *x, const float *dy, const float *w, float *xhat, float *p, size_t n,

@@ -129,6 +129,9 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
 
 // ---- Backward ----
 
+/// Vectors per block of the fast pass's float row sums (docs/numerics.md, "Backward").
+#define NK_LN_BLOCK 4
+
 /// The largest lane (NaN lanes were skipped by the running maximum that built `v`).
 static inline float NK_NAME(nk_hmax)(nk_vf v) {
     float m = v[0];
@@ -141,58 +144,123 @@ static inline float NK_NAME(nk_hmin)(nk_vf v) {
     return m;
 }
 
-static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, const float *w, float *p, size_t n,
-                                            float mean_hi, float mean_lo, size_t ahead, double *sums) {
+/// One vector of the fast pass 1: d = (x - hi) - lo, max|d|, and dy·w, (d·dy)·w into the
+/// block's float partials.
+#define NK_LN_CENTRE_STEP(xv, dyv, wv)                     \
+    do {                                                   \
+        const nk_vf d_ = ((xv) - hv) - lv;                 \
+        dmax = nk_max_skip_nan(dmax, nk_abs(d_));          \
+        fg += (dyv) * (wv);                                \
+        fq += (d_ * (dyv)) * (wv);                         \
+    } while (0)
+
+static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, const float *w, size_t n, float mean_hi,
+                                            float mean_lo, size_t ahead, double *sums) {
     const nk_vf hv = nk_splat(mean_hi), lv = nk_splat(mean_lo);
     nk_vf dmax = {};
     nk_vd sg = {}, sq = {};
     size_t i = 0;
-    for (; i < n; i += NK_W) {
-        const size_t k = n - i;
-        nk_vf xv, dyv, wv;
-        if (k >= NK_W) {
-            __builtin_prefetch(x + i + ahead, 0, 2);
-            __builtin_prefetch(dy + i + ahead, 0, 2);
-            xv = nk_load(x + i), dyv = nk_load(dy + i), wv = nk_load(w + i);
-        } else {
-            xv = nk_load_partial(x + i, k, mean_hi), dyv = nk_load_partial(dy + i, k, 0), wv = nk_load_partial(w + i, k, 0);
+    // Blocks of NK_LN_BLOCK vectors: each lane adds at most NK_LN_BLOCK float terms
+    // (the first into zero, exactly), then the block's partials are widened and added
+    // in Double (docs/numerics.md, "Backward": at most 4 float additions per term).
+    for (; i + NK_LN_BLOCK * NK_W <= n; i += NK_LN_BLOCK * NK_W) {
+        nk_vf fg = {}, fq = {};
+        for (int j = 0; j < NK_LN_BLOCK; j++) {
+            const size_t o = i + (size_t)j * NK_W;
+            __builtin_prefetch(x + o + ahead, 0, 2);
+            __builtin_prefetch(dy + o + ahead, 0, 2);
+            const nk_vf xv = nk_load(x + o), dyv = nk_load(dy + o), wv = nk_load(w + o);
+            NK_LN_CENTRE_STEP(xv, dyv, wv);
         }
-        const nk_vf d = (xv - hv) - lv;
-        const nk_vf pv = d * dyv;
-        if (k >= NK_W) nk_store(p + i, pv); else nk_store_partial(p + i, k, pv);
-        dmax = nk_max_skip_nan(dmax, nk_abs(d));
-        sg += nk_widen(dyv * wv);
-        sq += nk_widen(pv * wv);
+        sg += nk_widen(fg);
+        sq += nk_widen(fq);
+    }
+    if (i < n) {
+        nk_vf fg = {}, fq = {};
+        for (; i < n; i += NK_W) {
+            const size_t k = n - i;
+            if (k >= NK_W) {
+                const nk_vf xv = nk_load(x + i), dyv = nk_load(dy + i), wv = nk_load(w + i);
+                NK_LN_CENTRE_STEP(xv, dyv, wv);
+            } else {
+                // Padding: x = mean_hi, dy = w = 0, so both terms are 0 (and |d| = |mean_lo|).
+                const nk_vf xv = nk_load_partial(x + i, k, mean_hi), dyv = nk_load_partial(dy + i, k, 0),
+                            wv = nk_load_partial(w + i, k, 0);
+                NK_LN_CENTRE_STEP(xv, dyv, wv);
+            }
+        }
+        sg += nk_widen(fg);
+        sq += nk_widen(fq);
     }
     sums[0] = nk_sumd(sg);
     sums[1] = nk_sumd(sq);
     return NK_NAME(nk_hmax)(dmax);
 }
+#undef NK_LN_CENTRE_STEP
 
-static float NK_NAME(nk_ln_backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n,
-                                            float rstd, float beta, float gamma, const float *prefetch) {
+/// One vector of the fast pass 2: e = (dy·w)·r + (x·beta + gamma), and the block's
+/// partials pw += ((x - hi) - lo)·s·dy, pb += dy where wanted.
+static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_ln_affine_step)(
+    nk_vf xv, nk_vf dyv, nk_vf wv, nk_vf rv, nk_vf bv, nk_vf gv, nk_vf hv, nk_vf lv, nk_vf sv, nk_vf *pwv,
+    nk_vf *pbv, int want_w, int want_b) {
+    if (want_w) *pwv = *pwv + ((xv - hv) - lv) * sv * dyv;
+    if (want_b) *pbv = *pbv + dyv;
+    return (dyv * wv) * rv + (xv * bv + gv);
+}
+
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_backward_affine_body)(
+    const float *dy, const float *w, const float *x, float *out, size_t n, float rstd, float beta, float gamma,
+    float mean_hi, float mean_lo, float s, float *pw, float *pb, const float *prefetch, int want_w, int want_b) {
     const nk_vf rv = nk_splat(rstd), bv = nk_splat(beta), gv = nk_splat(gamma);
+    const nk_vf hv = nk_splat(mean_hi), lv = nk_splat(mean_lo), sv = nk_splat(s);
     nk_vf emax = {};
     size_t i = 0;
     for (; i + NK_W <= n; i += NK_W) {
         __builtin_prefetch(prefetch + i, 1, 2);
-        const nk_vf e = (nk_load(dy + i) * nk_load(w + i)) * rv + (nk_load(x + i) * bv + gv);
+        nk_vf pwv = {}, pbv = {};
+        if (want_w) pwv = nk_load(pw + i);
+        if (want_b) pbv = nk_load(pb + i);
+        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load(x + i), nk_load(dy + i), nk_load(w + i), rv, bv, gv, hv,
+                                                    lv, sv, &pwv, &pbv, want_w, want_b);
         nk_store(out + i, e);
+        if (want_w) nk_store(pw + i, pwv);
+        if (want_b) nk_store(pb + i, pbv);
         emax = nk_max_skip_nan(emax, nk_abs(e));
     }
+    float m = NK_NAME(nk_hmax)(emax);
     if (i < n) {
         const size_t k = n - i;
-        const nk_vf e = (nk_load_partial(dy + i, k, 0) * nk_load_partial(w + i, k, 0)) * rv
-                        + (nk_load_partial(x + i, k, 0) * bv + gv);
+        nk_vf pwv = {}, pbv = {};
+        if (want_w) pwv = nk_load_partial(pw + i, k, 0);
+        if (want_b) pbv = nk_load_partial(pb + i, k, 0);
+        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load_partial(x + i, k, 0), nk_load_partial(dy + i, k, 0),
+                                                    nk_load_partial(w + i, k, 0), rv, bv, gv, hv, lv, sv, &pwv, &pbv,
+                                                    want_w, want_b);
         nk_store_partial(out + i, k, e);
-        float m = NK_NAME(nk_hmax)(emax);
+        if (want_w) nk_store_partial(pw + i, k, pwv);
+        if (want_b) nk_store_partial(pb + i, k, pbv);
         for (size_t j = 0; j < k; j++) {
             const float a = __builtin_fabsf(e[j]);
             m = a > m ? a : m;
         }
-        return m;
     }
-    return NK_NAME(nk_hmax)(emax);
+    return m;
+}
+
+static float NK_NAME(nk_ln_backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n,
+                                            float rstd, float beta, float gamma, float mean_hi, float mean_lo,
+                                            float s, float *pw, float *pb, const float *prefetch) {
+    if (pw && pb)
+        return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
+                                                   prefetch, 1, 1);
+    if (pw)
+        return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
+                                                   prefetch, 1, 0);
+    if (pb)
+        return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
+                                                   prefetch, 0, 1);
+    return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
+                                               prefetch, 0, 0);
 }
 
 static void NK_NAME(nk_ln_backward_normalize)(const float *x, const float *dy, const float *w, float *xhat, float *p,

@@ -2,13 +2,7 @@
 // surrounding whitespace is ignored, an empty value means "not set", and a value that is
 // set but invalid is refused with one line on stderr naming the variable, the value and
 // what is used instead; it is never silently ignored.
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import CNormKernels  // the C library (include/nk_platform.h)
 
 enum EnvironmentSetting {
     /// `text` without surrounding ASCII whitespace (space, tab, CR, LF, VT, FF), or nil

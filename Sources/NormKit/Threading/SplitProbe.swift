@@ -6,13 +6,7 @@
 // the task's own threads) records how many threads ran at least one of its blocks.
 // Outside such a scope the launcher reads one task-local (nil) and records nothing.
 
-#if canImport(Darwin)
-import Darwin
-#elseif canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import CNormKernels  // the C library (include/nk_platform.h)
 
 /// What the row-parallel launches in a scope did: how many there were and the most
 /// threads that ran blocks of any one of them (1: that launch ran serially, for

@@ -4,7 +4,7 @@
 // and `forward(_:into:)` must not allocate; its sleeping workers are also slow to wake.
 // Here helpers spin for a short while after each job (so back-to-back calls, as in a
 // model's layers, hand off without a wake-up) and then sleep on a condition variable.
-// The measured costs are in docs/performance.md ("Parallel rows").
+// The measured costs are in docs/performance.md ("How the forward pass is built").
 //
 // Protocol (all atomics sequentially consistent; correctness over the last nanosecond):
 // * One job at a time. A caller takes the pool with `busy` (compare-exchange); a

@@ -49,10 +49,12 @@ struct Bench: ParsableCommand {
         let dims = try parsedShape()
         guard dims.last! >= 1 else { throw ValidationError("the last dimension of --shape must be >= 1") }
         // Before anything is allocated: input, output, gradients and the streaming
-        // baseline's buffers, generously 32 bytes per element.
+        // baseline's buffers. Peak RSS less the process's own, at --shape 4,1000000:
+        // 15.5 bytes per element (forward), 27 (reference), 20 (add-layernorm), 33
+        // (rms-backward), 38 (backward); admitted at 48.
         let what = "--shape \(shape)"
         try CommandInput.checkFitsInMemory(
-            elements: try CommandInput.elementCount(dims, what: what), bytesPerElement: 32, what: what)
+            elements: try CommandInput.elementCount(dims, what: what), bytesPerElement: 48, what: what)
         if let threads, threads < 1 || threads > Parallelism.maxThreadCount {
             throw ValidationError("--threads must be in 1...\(Parallelism.maxThreadCount), got \(threads)")
         }

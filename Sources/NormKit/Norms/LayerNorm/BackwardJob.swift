@@ -52,69 +52,75 @@ struct BackwardJob: @unchecked Sendable {
             pb?.update(repeating: 0, count: n)
             var fallbacks = 0
             for row in first..<end {
-                let result = self.row(row, xhat: xhat, p: p, delta: delta)
-                if result.fellBack { fallbacks &+= 1 }
-                if pw != nil || pb != nil {
-                    kernels.backward_accumulate(pw, pb, p, dy + row &* n, n, result.pScale)
-                }
+                if self.row(row, xhat: xhat, p: p, delta: delta, pw: pw, pb: pb) { fallbacks &+= 1 }
             }
             fallbackRows[b] = fallbacks
         }
     }
 
-    /// Writes row `row` of dx, and into `p` the row's dweight term divided by `pScale`
-    /// (dy ⊙ x̂ = pScale·p). `fellBack` tells whether the row took the Double fallback.
+    /// Writes row `row` of dx and adds the row's dweight and dbias terms to `pw` and
+    /// `pb` (the fast path in its second pass, the others through `p`). Returns whether
+    /// the row took the exact fallback.
     @inline(__always)
     func row(_ row: Int, xhat: UnsafeMutablePointer<Float>, p: UnsafeMutablePointer<Float>,
-             delta: UnsafeMutablePointer<Float>) -> (pScale: Float, fellBack: Bool) {
+             delta: UnsafeMutablePointer<Float>, pw: UnsafeMutablePointer<Float>?,
+             pb: UnsafeMutablePointer<Float>?) -> Bool {
         let n = dim
         let offset = row &* n
         let x = self.x + offset, dy = self.dy + offset, dx = self.dx + offset
         let mu = mean[row], r = rstd[row]
+        let wantPartials = pw != nil || pb != nil
         guard mu.isFinite && r.isFinite && r > 0 else {
             // Forward saw NaN or infinity in this row: its output was NaN, so is its gradient.
             nanRow(dx, p, n)
-            return (1, false)
+            if wantPartials { kernels.backward_accumulate(pw, pb, p, dy, n, 1) }
+            return false
         }
         // Prefetch this far ahead while the rest of the tensor lasts (the current
         // row, harmlessly, near the end).
         let ahead = offset &+ n &+ BackwardKernel.prefetchDistance <= rows &* n ? BackwardKernel.prefetchDistance : 0
-        let accepted: Bool
-        let pScale: Float
         if BackwardBounds.fastRstdRange.contains(r) && abs(mu) * r <= BackwardBounds.fastMeanRatio {
-            accepted = fastRow(x, dy, dx, p, delta, n, mean: mu, rstd: r, ahead: ahead)
-            pScale = Float(r)
-        } else {
-            accepted = carefulRow(x, dy, dx, xhat, p, delta, n, mean: mu, rstd: r, ahead: ahead)
-            pScale = 1
+            // The second pass has added this row's partials, whether the row is kept or not:
+            // they do not depend on the cancellation the check is about.
+            if fastRow(x, dy, dx, delta, n, mean: mu, rstd: r, ahead: ahead, pw: pw, pb: pb) {
+                if accumulate { BLAS.axpy(n, 1, delta, dx) }
+                return false
+            }
+            exactRow(x, dy, dx, p, n)
+            return true
         }
-        if accepted {
+        let fellBack: Bool
+        if carefulRow(x, dy, dx, xhat, p, delta, n, mean: mu, rstd: r, ahead: ahead) {
             if accumulate { BLAS.axpy(n, 1, delta, dx) }
-            return (pScale, false)
+            fellBack = false
+        } else {
+            exactRow(x, dy, dx, p, n)
+            fellBack = true
         }
-        exactRow(x, dy, dx, p, n)
-        return (1, true)
+        if wantPartials { kernels.backward_accumulate(pw, pb, p, dy, n, 1) }
+        return fellBack
     }
 
-    /// The fast path (see BackwardKernel.swift): p = d·dy with d = x - μ, then
-    /// dx = (dy·w)·r + (x·β + γ) into dx (into `delta` when accumulating). Returns
-    /// whether the check accepts the row.
+    /// The fast path (see BackwardKernel.swift): the two sums, then
+    /// dx = (dy·w)·r + (x·β + γ) into dx (into `delta` when accumulating) with the
+    /// row's partials. Returns whether the check accepts the row.
     @inline(__always)
     func fastRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                 _ p: UnsafeMutablePointer<Float>, _ delta: UnsafeMutablePointer<Float>, _ n: Int,
-                 mean mu: Double, rstd r: Double, ahead: Int) -> Bool {
+                 _ delta: UnsafeMutablePointer<Float>, _ n: Int, mean mu: Double, rstd r: Double, ahead: Int,
+                 pw: UnsafeMutablePointer<Float>?, pb: UnsafeMutablePointer<Float>?) -> Bool {
         let invN = 1 / Double(n)
         let mHi = Float(mu)
         let mLo = Float(mu - Double(mHi))
         var sums = (0.0, 0.0)
         let dMax = withUnsafeMutableBytes(of: &sums) { s in
-            kernels.backward_centre(x, dy, weight, p, n, mHi, mLo, ahead, s.baseAddress!.assumingMemoryBound(to: Double.self))
+            kernels.backward_centre(x, dy, weight, n, mHi, mLo, ahead, s.baseAddress!.assumingMemoryBound(to: Double.self))
         }
         let a = sums.0 * invN
         let c = r * (sums.1 * invN)
         let beta = -(r * r * c), gamma = r * (r * c * mu - a)
         let eMax = kernels.backward_affine(
-            dy, weight, x, accumulate ? delta : dx, n, Float(r), Float(beta), Float(gamma), UnsafePointer(dx + ahead))
+            dy, weight, x, accumulate ? delta : dx, n, Float(r), Float(beta), Float(gamma), mHi, mLo, Float(r),
+            pw, pb, UnsafePointer(dx + ahead))
         // max|x̂| from max|d|: d is x - μ up to 3u of itself (and 2u² of the mean).
         let u = BackwardBounds.u
         let M = abs(mu) * r

@@ -17,13 +17,13 @@
 // * Fast path, for rows whose mean is within `fastMeanRatio` standard deviations of
 //   zero (|μ|·r <= 16) and whose rstd is in [2^-30, 2^30]: random and real activations.
 //   1. `backward_centre`: d = (x - μ_hi) - μ_lo (μ split into two floats, so d is exact
-//      near the mean) and p = d·dy into a scratch row, max|d|, and in the same pass
-//      Σ dy·w and Σ p·w (float products added in Double), so a = Σ dy·w / n and
-//      c = r·Σ p·w / n.
-//   2. `backward_affine`: dx = (dy·w)·r + (x·β + γ), max|dx|. Three products and two
-//      sums per element, x read again (from cache) instead of a stored x̂. β·x and γ
-//      cancel when |μ|·r is large, which is what the gate bounds.
-//   3. `backward_accumulate`: r·p and dy into the block's partial dweight and dbias.
+//      near the mean) and p = d·dy, max|d|, and in the same pass Σ dy·w and Σ p·w
+//      (float products added in float within blocks of 4 vectors per lane, the block
+//      partials in Double), so a = Σ dy·w / n and c = r·Σ p·w / n. Nothing is stored.
+//   2. `backward_affine`: dx = (dy·w)·r + (x·β + γ), max|dx|, and the row's share of
+//      the block's partial dweight and dbias: d·r·dy and dy. Three products and two
+//      sums per element for dx, x read again (from cache) instead of a stored x̂. β·x
+//      and γ cancel when |μ|·r is large, which is what the gate bounds.
 // * Careful path, for every other row (a mean far from zero against the spread, a
 //   spread above ~1e9 or below ~1e-9, NaN): x̂ = ((x - μ_hi) - μ_lo)·r into a scratch
 //   row (rows with a spread above ~1e30 first scaled by a power of two, so that x - μ
@@ -38,7 +38,7 @@
 //
 // Memory: the first pass of each path prefetches x and dy `prefetchDistance` floats
 // ahead and the second the output rows ahead (the hardware prefetchers stop at 4 KB
-// pages; docs/performance.md, "Backward"). An accumulating call writes the row's
+// pages; docs/performance-history.md, "Backward"). An accumulating call writes the row's
 // gradient to a scratch row and adds it into dx only once the row is accepted: a
 // rejected row must find dx as it was.
 //
@@ -67,7 +67,7 @@ enum BackwardKernel {
     static func blockCount(rows: Int) -> Int { (rows &+ blockRows &- 1) / blockRows }
 
     /// How far ahead (in floats) the passes prefetch: three rows of 768
-    /// (docs/performance.md, "Backward", has what was measured).
+    /// (docs/performance-history.md, "Backward", has what was measured).
     static let prefetchDistance = 2304
 
     /// Adds `blocks` partial vectors of `dim` floats, in block order, in Double.
