@@ -114,9 +114,9 @@ extension Normalization {
     /// Normalises a half-precision `input` into a new tensor of the same type and shape.
     ///
     /// Rows are widened to float inside the engine, normalised exactly as the float
-    /// ``forward(_:)-(Tensor)`` normalises them, and rounded once to `T`.
+    /// `forward(_:)` normalises them, and rounded once to `T`.
     ///
-    /// - Throws: as ``forward(_:)-(Tensor)``.
+    /// - Throws: as `forward(_:)`.
     public func forward<T: HalfPrecisionElement>(_ input: HalfTensor<T>) throws(NormKitError) -> HalfTensor<T> {
         let layout = try _layout(inputShape: input.shape)
         return HalfTensor(uncheckedShape: input.shape, count: input.scalarCount) { out in
@@ -129,7 +129,7 @@ extension Normalization {
 
     /// Normalises a half-precision `input` into `output`, which must have the same shape.
     ///
-    /// - Throws: as ``forward(_:)-(HalfTensor<T>)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
+    /// - Throws: as `forward(_:)`, and ``NormKitError/shapeMismatch(name:expected:actual:)``
     ///   when `output`'s shape differs from `input`'s (then `output` is untouched).
     public func forward<T: HalfPrecisionElement>(
         _ input: HalfTensor<T>, into output: inout HalfTensor<T>
@@ -148,7 +148,7 @@ extension Normalization {
     /// exact sum rounded once), then `output = norm(residual)`, bitwise the plain half
     /// forward of the rounded stream. Validates everything before writing anything.
     ///
-    /// - Throws: as ``forward(_:)-(HalfTensor<T>)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
+    /// - Throws: as `forward(_:)`, and ``NormKitError/shapeMismatch(name:expected:actual:)``
     ///   when `residual`'s or `output`'s shape is not `input`'s.
     public func forward<T: HalfPrecisionElement>(
         _ input: HalfTensor<T>, addingTo residual: inout HalfTensor<T>, into output: inout HalfTensor<T>

@@ -28,7 +28,7 @@ extension RowNormalization {
     /// calling threads have made a call of this size.
     ///
     /// Each row is widened to `Float` (exactly), normalised by the same float kernel as
-    /// ``forward(_:into:)-(UnsafeBufferPointer<Float>,_)`` (statistics and affine in float32
+    /// `forward(_:into:)` (statistics and affine in float32
     /// with the layer's float weights), and rounded once to `T`. `output` may be the very
     /// same memory as `input`; any other overlap throws. Results are bitwise the same at
     /// every instruction-set level and thread count.
@@ -51,7 +51,7 @@ extension RowNormalization {
 
     /// The residual stream in place over caller memory, in half precision:
     /// `residual = T(input + residual)` (the exact sum rounded once to `T`), then
-    /// `output = norm(residual)`, bitwise the same as ``forward(_:into:)-(UnsafeBufferPointer<T>,_)``
+    /// `output = norm(residual)`, bitwise the same as `forward(_:into:)`
     /// of the rounded stream. Allocates nothing once the calling threads have made a call
     /// of this size.
     ///
