@@ -58,7 +58,7 @@ enum ForwardKernel {
     }
 
     /// One row: the shift from `cblas_sdot` (step 1 of the file comment), then the
-    /// kernel layer's `forward_row` (steps 2 and 3).
+    /// kernel layer's `forward_row` (the paths of the file comment).
     @inline(__always)
     static func normalizeRow(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters
