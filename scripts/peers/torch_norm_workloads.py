@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Median time per call of PyTorch's CPU norms (float32), to compare with `normkit bench`.
+"""Median time per call of PyTorch's CPU norms (float32), to compare with `normkit-dev bench`.
 
 usage: scripts/peers/torch_norm_workloads.py THREADS KIND SHAPE [SHAPE ...]
        e.g. scripts/peers/torch_norm_workloads.py 1 sym 1,1,768 1,1024,768 8,1024,768
@@ -24,7 +24,7 @@ bias ~ U[-0.1, 0.1)):
 Each call is timed on its own with time.perf_counter_ns, after warm-up, for about a second per shape
 (30 to 20000 calls); the line printed per shape is
   kind KIND shape SHAPE torch_us MEDIAN reps N
-Absolute times drift on a shared machine: run it alternately with `normkit bench` in one session and compare
+Absolute times drift on a shared machine: run it alternately with `normkit-dev bench` in one session and compare
 ratios (scripts/compare-peers.py does that).
 """
 import statistics
