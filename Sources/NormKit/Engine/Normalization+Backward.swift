@@ -22,6 +22,9 @@ extension Normalization {
     /// - Throws: ``NormKitError`` when `input` does not fit the layer, a parameter has
     ///   the wrong shape, or `outputGradient` or the statistics' input shape differs
     ///   from `input`'s shape.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func backward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics
     ) throws(NormKitError) -> Gradients {
@@ -45,6 +48,9 @@ extension Normalization {
     ///   - gradients: shaped as ``zeroGradients(inputShape:)`` makes them.
     /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
     ///   of `gradients` has the wrong shape (then nothing is changed).
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func backward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics, into gradients: inout Gradients
     ) throws(NormKitError) {
@@ -64,6 +70,9 @@ extension Normalization {
     ///   - gradients: shaped as ``zeroGradients(inputShape:)`` makes them.
     /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
     ///   of `gradients` has the wrong shape (then nothing is changed).
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func backward(
         outputGradient: Tensor, input: Tensor, statistics: Statistics, accumulatingInto gradients: inout Gradients
     ) throws(NormKitError) {
@@ -78,6 +87,9 @@ extension Normalization {
     ///
     /// - Throws: ``NormKitError`` for an invalid shape, or one this layer's backward
     ///   would refuse (as ``backward(outputGradient:input:statistics:)`` checks `input`).
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func zeroGradients(inputShape: [Int]) throws(NormKitError) -> Gradients {
         _ = try Shape.elementCount(inputShape)
         _ = try _layout(inputShape: inputShape)

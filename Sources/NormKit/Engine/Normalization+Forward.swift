@@ -3,6 +3,9 @@
 
 extension Normalization {
     /// Normalises `input`; the same as ``forward(_:)``.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func callAsFunction(_ input: Tensor) throws(NormKitError) -> Tensor {
         try forward(input)
     }
@@ -16,6 +19,9 @@ extension Normalization {
     ///   another shape error naming what the layer expects) when the input does not fit
     ///   the layer, ``NormKitError/parameterShapeMismatch(name:expected:actual:)`` when
     ///   a parameter has been assigned a tensor of the wrong shape.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func forward(_ input: Tensor) throws(NormKitError) -> Tensor {
         let layout = try _layout(inputShape: input.shape)
         return Tensor(uncheckedShape: input.shape, count: input.scalarCount) { out in
@@ -27,6 +33,9 @@ extension Normalization {
     ///
     /// - Throws: as ``forward(_:)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
     ///   when `output`'s shape differs from `input`'s (then `output` is untouched).
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func forward(_ input: Tensor, into output: inout Tensor) throws(NormKitError) {
         let layout = try _layout(inputShape: input.shape)
         try NormValidation.output(output.shape, input: input.shape)
@@ -40,6 +49,9 @@ extension Normalization {
     /// the same as ``forward(_:)``'s: the statistics come from the same kernel, in `Double`.
     ///
     /// - Throws: as ``forward(_:)``.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func forwardForTraining(_ input: Tensor) throws(NormKitError) -> (output: Tensor, statistics: Statistics) {
         let layout = try _layout(inputShape: input.shape)
         var means = [Double](repeating: 0, count: Statistics._hasMeans ? layout.rows : 0)
@@ -63,6 +75,9 @@ extension Normalization {
     ///
     /// - Throws: as ``forward(_:)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
     ///   naming both shapes when `residual`'s shape is not `input`'s.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func forward(_ input: Tensor, addingResidual residual: Tensor) throws(NormKitError) -> (output: Tensor, sum: Tensor) {
         let (output, sum, _) = try _fusedForward(input, residual, statistics: false)
         return (output, sum)
@@ -86,6 +101,9 @@ extension Normalization {
     /// ```
     ///
     /// - Throws: as ``forward(_:addingResidual:)``.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func forwardForTraining(
         _ input: Tensor, addingResidual residual: Tensor
     ) throws(NormKitError) -> (output: Tensor, sum: Tensor, statistics: Statistics) {
@@ -109,6 +127,9 @@ extension Normalization {
     ///
     /// - Throws: as ``forward(_:addingResidual:)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
     ///   when `output`'s shape is not `input`'s.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
+    @_specialize(exported: true, where Self == GroupNorm)
     public func forward(_ input: Tensor, addingTo residual: inout Tensor, into output: inout Tensor) throws(NormKitError) {
         let layout = try _layout(inputShape: input.shape)
         try NormValidation.residual(residual.shape, input: input.shape)
@@ -180,6 +201,8 @@ extension RowNormalization {
     ///   is not a multiple of ``dim``, `output.count` differs from `input.count`, or the
     ///   buffers partly overlap; ``NormKitError/parameterShapeMismatch(name:expected:actual:)``
     ///   when a parameter has the wrong shape.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
     public func forward(_ input: UnsafeBufferPointer<Float>, into output: UnsafeMutableBufferPointer<Float>) throws(NormKitError) {
         let rows = try NormValidation.rows(ofCount: input.count, dim: dim, name: "input")
         try NormValidation.count("output", output.count, expected: input.count)
@@ -201,6 +224,8 @@ extension RowNormalization {
     ///   is not a multiple of ``dim``, `residual.count` or `output.count` differs from it,
     ///   or two buffers partly overlap (then nothing is written);
     ///   ``NormKitError/parameterShapeMismatch(name:expected:actual:)`` when a parameter has the wrong shape.
+    @_specialize(exported: true, where Self == LayerNorm)
+    @_specialize(exported: true, where Self == RMSNorm)
     public func forward(
         _ input: UnsafeBufferPointer<Float>, addingTo residual: UnsafeMutableBufferPointer<Float>,
         into output: UnsafeMutableBufferPointer<Float>

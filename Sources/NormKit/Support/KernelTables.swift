@@ -15,6 +15,11 @@ enum Kernels {
     /// The GroupNorm kernels at ``InstructionSet/current``.
     static var groupNorm: nk_groupnorm_kernels { table(nk_groupnorm_kernels_for, at: InstructionSet.current) }
 
+    /// The families at `level` (one read of the level for a call that needs several).
+    static func layerNorm(at level: InstructionSet) -> nk_layernorm_kernels { table(nk_layernorm_kernels_for, at: level) }
+    static func rmsNorm(at level: InstructionSet) -> nk_rmsnorm_kernels { table(nk_rmsnorm_kernels_for, at: level) }
+    static func groupNorm(at level: InstructionSet) -> nk_groupnorm_kernels { table(nk_groupnorm_kernels_for, at: level) }
+
     private static func table<T>(_ getter: (Int32) -> UnsafePointer<T>?, at level: InstructionSet) -> T {
         guard let table = getter(level.code) else {
             preconditionFailure("NormKit: instruction set \(level) chosen on a CPU without it")

@@ -31,13 +31,15 @@ extension GroupNorm {
     public func _withRowFunctions<R>(_ layout: _RowLayout, _ body: (_RowFunctions) -> R) -> R {
         let w = affine ? weight : identityWeight
         let b = affine ? bias : identityBias
+        let level = InstructionSet.current
         return w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
                 BLAS.ones.withUnsafeBufferPointer { ones in
                     var parameters = GroupNormParameters(
                         groups: groups, channelsPerGroup: channels / groups, spatial: layout.inner, eps: Double(eps),
                         weight: wp.baseAddress!, bias: bp.baseAddress!, ones: ones.baseAddress!,
-                        layerNorm: Kernels.layerNorm, groupNorm: Kernels.groupNorm, add: Kernels.rmsNorm.add)
+                        layerNorm: Kernels.layerNorm(at: level), groupNorm: Kernels.groupNorm(at: level),
+                        add: Kernels.rmsNorm(at: level).add)
                     return withUnsafePointer(to: &parameters) { context in
                         body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, means, scales in
                             GroupNormKernel.run(x: x, y: y, rows: start ..< end,

@@ -22,8 +22,9 @@ extension LayerNorm {
     }
 
     public func _withRowFunctions<R>(_ layout: _RowLayout, _ body: (_RowFunctions) -> R) -> R {
-        withParameters { parameters in
-            var context = LayerNormContext(parameters: parameters, add: Kernels.rmsNorm.add)
+        let level = InstructionSet.current
+        return withParameters(level) { parameters in
+            var context = LayerNormContext(parameters: parameters, add: Kernels.rmsNorm(at: level).add)
             return withUnsafePointer(to: &context) { context in
                 body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, means, scales in
                     let c = context.assumingMemoryBound(to: LayerNormContext.self)
@@ -58,10 +59,10 @@ extension LayerNorm {
 
     /// Calls `body` with kernel parameters pointing at the effective weight and bias
     /// (ones and zeros where the layer skips them).
-    func withParameters<R>(_ body: (ForwardParameters) -> R) -> R {
+    func withParameters<R>(_ level: InstructionSet = .current, _ body: (ForwardParameters) -> R) -> R {
         let w = elementwiseAffine ? weight : identityWeight
         let b = usesBias ? bias : identityBias
-        let kernels = Kernels.layerNorm
+        let kernels = Kernels.layerNorm(at: level)
         return w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
                 BLAS.ones.withUnsafeBufferPointer { ones in
