@@ -1,7 +1,10 @@
 // swift-tools-version: 6.0
 //
-// NormKit: an exact, fast float32 Layer Normalization for Swift on Linux and macOS,
-// computed with OpenBLAS.
+// NormKit: exact, fast float32 LayerNorm and RMSNorm for Swift on Linux and macOS.
+// Products: NormKit (the norms, tensors and threads; no file parsers, no Foundation),
+// NormKitIO (safetensors, .npy, checkpoint layer names, loading a norm from a file),
+// NormKitTesting (the float64 references and hard rows) and the `normkit` command.
+// docs/architecture.md draws the targets.
 import PackageDescription
 
 let package = Package(
@@ -9,6 +12,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "NormKit", targets: ["NormKit"]),
+        // Checkpoint and array files: safetensors, .npy, GPT-2 and Llama layer names.
+        .library(name: "NormKitIO", targets: ["NormKitIO"]),
         // Test support: the float64 reference and the hard-row catalogue, for NormKit's
         // tests and for downstream packages that test their use of NormKit against it.
         .library(name: "NormKitTesting", targets: ["NormKitTesting"]),
@@ -45,31 +50,55 @@ let package = Package(
             path: "Sources/NormKit"
         ),
         .target(
+            name: "NormKitIO",
+            dependencies: ["NormKit"],
+            path: "Sources/NormKitIO"
+        ),
+        .target(
             name: "NormKitTesting",
             dependencies: ["NormKit"],
             path: "Sources/NormKitTesting"
         ),
-        // The `normkit` command. Not named like its product: `normkit` and `NormKit` would be
-        // one folder and one module file on a case-insensitive file system (macOS's default).
+        // What both commands share: flag checks, memory admission, the clock, number
+        // formatting, seeded activations. Not a product.
+        .target(
+            name: "NormKitCLISupport",
+            dependencies: [
+                "NormKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/NormKitCLISupport"
+        ),
+        // The shipped `normkit` command (demo, apply, inspect). Not named like its product:
+        // `normkit` and `NormKit` would be one folder and one module file on a
+        // case-insensitive file system (macOS's default). It does not link NormKitTesting.
         .executableTarget(
             name: "NormKitCLI",
             dependencies: [
                 "NormKit",
-                "NormKitTesting",
+                "NormKitIO",
+                "NormKitCLISupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/NormKitCLI"
         ),
-        // scripts/leak-check.sh: a long loop of NormKit calls, run under valgrind and
-        // checked for resident-memory growth. Not a product; dependents never build it.
+        // `normkit-dev` (accuracy, bench, leak-check): the developer's tool, run from a
+        // checkout with `swift run normkit-dev`. Not a product, so dependents never build
+        // it and users never install it; it links NormKitTesting's references.
         .executableTarget(
-            name: "normkit-leakcheck",
-            dependencies: ["NormKit", "NormKitTesting"],
-            path: "Sources/normkit-leakcheck"
+            name: "normkit-dev",
+            dependencies: [
+                "NormKit",
+                "NormKitIO",
+                "NormKitTesting",
+                "NormKitCLISupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/NormKitDevTools"
         ),
         .testTarget(
             name: "NormKitTests",
-            dependencies: ["NormKit", "NormKitTesting"],
+            dependencies: ["NormKit", "NormKitIO", "NormKitTesting"],
             path: "Tests/NormKitTests",
             // Read through #filePath (Tests/NormKitTests/SafeTensorsTests.swift), not bundled.
             exclude: ["Fixtures"]

@@ -1,5 +1,5 @@
 // libFuzzer target for the .npy reader, built by scripts/fuzz.sh directly from the
-// NormKit sources it needs (no BLAS, no LayerNorm).
+// NormKit and NormKitIO sources it needs (no BLAS, no LayerNorm).
 //
 // Any input must either be refused with a NormKitError or give a tensor whose shape
 // matches its header and which survives NormKit's writer bit for bit.
@@ -18,7 +18,8 @@ public func fuzzNPY(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CInt {
 
     guard let header else { preconditionFailure("a readable tensor whose header does not parse") }
     precondition(header.shape == tensor.shape, "shape \(tensor.shape) != header \(header.shape)")
-    let written = tensor.npyData()
+    let written: Data
+    do { written = try tensor.npyData() } catch { preconditionFailure("the writer refused a tensor its reader gave: \(error)") }
     let again: Tensor
     do { again = try Tensor(npyData: written) } catch { preconditionFailure("re-read of our own file: \(error)") }
     precondition(again.shape == tensor.shape && again.scalars.map(\.bitPattern) == tensor.scalars.map(\.bitPattern),

@@ -1,5 +1,5 @@
 // libFuzzer target for the safetensors reader, built by scripts/fuzz.sh directly from the
-// NormKit sources it needs (no BLAS, no LayerNorm), so internal invariants are visible.
+// NormKit and NormKitIO sources it needs (no BLAS, no LayerNorm), so internal invariants are visible.
 //
 // Any input must either be refused with a NormKitError or be a file whose every
 // float tensor converts, whose names are consistent, and which survives an F32
@@ -29,7 +29,8 @@ public func fuzzSafeTensors(_ start: UnsafePointer<UInt8>?, _ count: Int) -> CIn
             precondition(t.shape == info.shape, "\(name): shape \(t.shape) != header \(info.shape)")
             tensors[name] = t
         } catch {
-            // Only a non-float dtype or a scalar may be refused once the header is valid.
+            // Only a non-float dtype, a scalar or a float64 beyond Float's range may be refused
+            // once the header is valid.
             guard case .unsupported = error else { preconditionFailure("\(name): \(error)") }
         }
     }

@@ -57,6 +57,8 @@ EXTERNAL = {
     "dtype", "shape", "data_offsets", "descr", "fortran_order", "npy", "F32", "F16", "BF16",
     "TaskGroup", "cblas.h", "lapacke.h",
 }
+# Names the docs use as hypothetical examples ("a fourth norm (say `InstanceNorm`)").
+EXTERNAL |= {"InstanceNorm"}
 # Prefixes of external names: CBLAS and OpenBLAS internals, compiler builtins.
 EXTERNAL_PREFIXES = ("cblas_", "openblas_", "gotoblas", "__builtin_", "LAPACKE_", "vDSP_", "torch.", "np.")
 # A path is one of the repository's when it starts with one of its top-level entries or

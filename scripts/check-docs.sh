@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the DocC catalogs of both libraries (Sources/NormKit/NormKit.docc and
-# Sources/NormKitTesting/NormKitTesting.docc) against their symbol graphs with warnings
+# Builds the DocC catalogs of the three libraries (Sources/NormKit/NormKit.docc,
+# Sources/NormKitIO/NormKitIO.docc and Sources/NormKitTesting/NormKitTesting.docc)
+# against their symbol graphs with warnings
 # as errors: a broken symbol link or an undocumented parameter fails.
 # Uses the toolchain's docc; no plugin dependency reaches NormKit's users.
 set -euo pipefail
@@ -8,11 +9,13 @@ cd "$(dirname "$0")/.."
 graphs=$(mktemp -d)
 out=$(mktemp -d)
 trap 'rm -rf "$graphs" "$out"' EXIT
-# One build emits both modules' graphs (NormKitTesting depends on NormKit); each catalog
-# is converted against its own module's graph only.
-swift build --target NormKitTesting --scratch-path .build-docs \
-    -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$graphs/all" >/dev/null
-for module in NormKit NormKitTesting; do
+# Two builds emit the three modules' graphs (NormKitIO and NormKitTesting each depend on
+# NormKit); each catalog is converted against its own module's graph only.
+for target in NormKitIO NormKitTesting; do
+    swift build --target "$target" --scratch-path .build-docs \
+        -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc "$graphs/all" >/dev/null
+done
+for module in NormKit NormKitIO NormKitTesting; do
     mkdir -p "$graphs/$module"
     cp "$graphs/all/$module".symbols.json "$graphs/all/$module"@*.symbols.json "$graphs/$module/" 2>/dev/null || true
     docc convert "Sources/$module/$module.docc" --additional-symbol-graph-dir "$graphs/$module" \

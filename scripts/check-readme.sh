@@ -7,9 +7,10 @@
 # - a package manifest (its first line is `// swift-tools-version: ...`): it becomes the manifest of a
 #   throwaway package in a temporary directory, with its NormKit dependency pointed at this checkout (by path,
 #   through a symlink named NormKit so the package identity is the same), and every target it declares gets a
-#   stub source that imports the product it should reach (NormKit; NormKitTesting for a test target);
+#   stub source that imports the products it should reach (those its declaration names; NormKit and
+#   NormKitTesting for a test target);
 # - a program: it becomes main.swift of an executable target added to that package (ReadmeBlock1, ...),
-#   depending on both products, and is run; it must exit 0.
+#   depending on the three library products, and is run; it must exit 0.
 # The package is built (tests too) and thrown away. Needs only Swift, awk and sed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -44,18 +45,28 @@ grep -q '\.package(path: "\.\./NormKit")' "$pkg/Package.swift" \
 added=""
 for i in "${!programs[@]}"; do
     name="ReadmeBlock$((i + 1))"
-    added+="        .executableTarget(name: \"$name\", dependencies: [.product(name: \"NormKit\", package: \"NormKit\"), .product(name: \"NormKitTesting\", package: \"NormKit\")], path: \"Programs/$name\"),\n"
+    added+="        .executableTarget(name: \"$name\", dependencies: [.product(name: \"NormKit\", package: \"NormKit\"), .product(name: \"NormKitIO\", package: \"NormKit\"), .product(name: \"NormKitTesting\", package: \"NormKit\")], path: \"Programs/$name\"),\n"
     mkdir -p "$pkg/Programs/$name"
     cp "${programs[$i]}" "$pkg/Programs/$name/main.swift"
 done
 sed -i "0,/^    targets: \[\$/s||    targets: [\n$added|" "$pkg/Package.swift"
 
-# Stubs for the manifest's own targets.
-sed -nE 's/.*\.(target|executableTarget|testTarget)\(name: "([^"]+)".*/\1 \2/p' "$manifest" | while read -r kind name; do
+# Stubs for the manifest's own targets: a regular target imports every NormKit product named
+# from its declaration to the next target's (so a product it lists but cannot reach fails).
+targets_of() { sed -nE 's/.*\.(target|executableTarget|testTarget)\(name: "([^"]+)".*/\1 \2/p' "$manifest"; }
+products_of() {  # the NormKit products named in the declaration of target $1
+    awk -v name="$1" '
+        /\.(target|executableTarget|testTarget)\(name: "/ { inside = index($0, "name: \"" name "\"") > 0 }
+        inside { while (match($0, /product\(name: "[A-Za-z]+", package: "NormKit"\)/)) {
+            p = substr($0, RSTART, RLENGTH); sub(/^product\(name: "/, "", p); sub(/".*/, "", p); print p
+            $0 = substr($0, RSTART + RLENGTH) } }' "$manifest"
+}
+targets_of | while read -r kind name; do
+    imports=$(products_of "$name" | sort -u | sed 's/^/import /')
     case $kind in
         testTarget) mkdir -p "$pkg/Tests/$name"; printf 'import NormKit\nimport NormKitTesting\n' > "$pkg/Tests/$name/Stub.swift" ;;
-        executableTarget) mkdir -p "$pkg/Sources/$name"; printf 'import NormKit\n' > "$pkg/Sources/$name/main.swift" ;;
-        *) mkdir -p "$pkg/Sources/$name"; printf 'import NormKit\n' > "$pkg/Sources/$name/Stub.swift" ;;
+        executableTarget) mkdir -p "$pkg/Sources/$name"; printf '%s\n' "${imports:-import NormKit}" > "$pkg/Sources/$name/main.swift" ;;
+        *) mkdir -p "$pkg/Sources/$name"; printf '%s\n' "${imports:-import NormKit}" > "$pkg/Sources/$name/Stub.swift" ;;
     esac
 done
 

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The command line's refusals and file handling (docs/reliability.md, "Command line"):
-# each case runs the normkit binary and checks its exit status, its message and the
-# files it leaves. Usage: bash scripts/cli-tests.sh [path/to/normkit]
-# (default: builds and uses .build/debug/normkit). Every file is made in a fresh
-# temporary directory; nothing outside it is written.
+# each case runs the normkit binary (or the developer tool normkit-dev, found next to it)
+# and checks its exit status, its message and the files it leaves.
+# Usage: bash scripts/cli-tests.sh [path/to/normkit]
+# (default: builds and uses .build/debug/normkit and normkit-dev). Every file is made in a
+# fresh temporary directory; nothing outside it is written.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ge 1 ]; then
     bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 else
     swift build --product normkit >/dev/null
+    swift build --product normkit-dev >/dev/null
     bin=$(swift build --show-bin-path)/normkit
 fi
+dev=$(dirname "$bin")/normkit-dev
 fixtures=$PWD/Tests/NormKitTests/Fixtures
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -120,12 +123,17 @@ expect "  ... nothing was written" test ! -e e.npy
 check "demo --batch/--seq overflow" error "--batch 99999999999 --seq 99999999999" -- "$bin" demo --batch 99999999999 --seq 99999999999
 check "demo beyond memory" error "of memory" -- "$bin" demo --batch 2000000 --seq 1000
 check "demo --batch -1" error "--batch must be >= 0, got -1" -- "$bin" demo --batch -1
-check "bench --shape overflow" error "--shape 99999999999,99999999999,768" -- "$bin" bench --shape 99999999999,99999999999,768
-check "bench --shape beyond memory" error "of memory" -- "$bin" bench --shape 2000000000,768
-check "bench --shape 1,,768" error "item 2 of '1,,768' is an empty item" -- "$bin" bench --shape 1,,768
-check "bench --shape 768," error "is an empty item" -- "$bin" bench --shape 768,
-check "accuracy --dims 768,abc" error "item 2 of '768,abc' is 'abc'" -- "$bin" accuracy --dims 768,abc
-check "accuracy --dims beyond memory" error "--dims 99999999999 needs" -- "$bin" accuracy --dims 99999999999
+check "bench --shape overflow" error "--shape 99999999999,99999999999,768" -- "$dev" bench --shape 99999999999,99999999999,768
+check "bench --shape beyond memory" error "of memory" -- "$dev" bench --shape 2000000000,768
+check "bench --shape 1,,768" error "item 2 of '1,,768' is an empty item" -- "$dev" bench --shape 1,,768
+check "bench --shape 768," error "is an empty item" -- "$dev" bench --shape 768,
+check "accuracy --dims 768,abc" error "item 2 of '768,abc' is 'abc'" -- "$dev" accuracy --dims 768,abc
+check "accuracy --dims beyond memory" error "--dims 99999999999 needs" -- "$dev" accuracy --dims 99999999999
+
+# --- the shipped command holds no developer tools and no test support
+check "normkit bench is not a command" error "Unexpected argument 'bench'" -- "$bin" bench
+expect "  ... normkit links no NormKitTesting symbol" bash -c "! grep -q 14NormKitTesting '$bin'"
+check "normkit-dev has them" ok "leak-check" -- "$dev" --help
 
 # --- inspect: long names and control characters
 long=$(head -c 100000 /dev/zero | tr '\0' 'a')
@@ -141,6 +149,22 @@ safetensors mixed.safetensors '{"ln.weight":{"dtype":"F32","shape":[1],"data_off
 check "apply: ln.weight + ln.beta is ambiguous" error "ambiguous" -- "$bin" apply --weights mixed.safetensors --prefix ln --input "$fixtures/f4_2x3.npy" --output m.npy
 check "inspect agrees" ok "ambiguous" -- "$bin" inspect mixed.safetensors
 
+# --- inspect lists as loadable only what apply loads; float64 beyond Float's range
+safetensors f8.safetensors '{"ln.weight":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]},"ln.bias":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}}' '\x38\x38\x00\x00\x00\x00\x00\x00\x00\x00'
+check "inspect: an F8_E4M3 weight is not loadable" ok "not loadable: unsupported safetensors content: tensor 'ln.weight' has dtype F8_E4M3" -- "$bin" inspect f8.safetensors
+check "  ... and apply agrees" error "has dtype F8_E4M3" -- "$bin" apply --weights f8.safetensors --prefix ln --input "$fixtures/f4_2x3.npy" --output f8.npy
+safetensors ln2.safetensors '{"ln.weight":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"ln.bias":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}' '\x00\x00\x80\x3f\x00\x00\x80\x3f\x00\x00\x00\x00\x00\x00\x00\x00'
+check "inspect: an F32 layer is loadable" ok "F32   dim 2, weight and bias: LayerNorm" -- "$bin" inspect ln2.safetensors
+# A <f8 array [[1e300, 1.0], [1.0, 2.0]]: 1e300 does not fit a Float.
+header="{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }"
+printf '\x93NUMPY\x01\x00'"$(printf '\\x%02x\\x00' $(( ${#header} + 1 )))" > big.npy
+printf '%s\n' "$header" >> big.npy
+printf '\x9c\x75\x00\x88\x3c\xe4\x37\x7e\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\x00\x40' >> big.npy
+check "apply: a float64 input of 1e300 is refused" error "element 0 is a float64 beyond Float's range" -- "$bin" apply --weights ln2.safetensors --prefix ln --input big.npy --output big-out.npy
+expect "  ... nothing was written" test ! -e big-out.npy
+check "  ... --allow-overflow reads it as infinity" ok "ln: " -- "$bin" apply --weights ln2.safetensors --prefix ln --input big.npy --output big-out.npy --allow-overflow
+check "  ... an output of the input's shape" ok "[2, 2]" -- "$bin" inspect big-out.npy
+
 # --- outputs that are standard output (issue 19: the summary went into the .npy stream)
 check "--output /dev/stdout is written as -" ok "" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output /dev/stdout > as-stdout.npy"
 expect "  ... the bytes are the result, no summary in them" cmp -s as-stdout.npy expected.npy
@@ -153,10 +177,11 @@ expect "  ... the file holds only the result" cmp -s same.npy expected.npy
 # --- write errors on stdout: an I/O error, exit 1, never success
 check "inspect > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' inspect w.safetensors > /dev/full"
 check "demo > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' demo --batch 1 --seq 3 > /dev/full"
-check "accuracy > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' accuracy --dims 5 --seeds 1 > /dev/full"
-check "bench --json > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' bench --shape 2,16 --iterations 3 --json > /dev/full"
+check "accuracy > /dev/full" error "standard output: No space left on device" -- bash -c "'$dev' accuracy --dims 5 --seeds 1 > /dev/full"
+check "bench --json > /dev/full" error "standard output: No space left on device" -- bash -c "'$dev' bench --shape 2,16 --iterations 3 --json > /dev/full"
 check "apply's summary > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output full-summary.npy > /dev/full"
 check "apply --output - > /dev/full is an I/O error (exit 1)" error "standard output: No space left on device" -- bash -c "'$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output - > /dev/full; s=\$?; [ \$s = 1 ] && exit 1; exit 3"
+check "apply --output /dev/full (a device that fails)" error "/dev/full: No space left on device" -- "${apply[@]}" --input x.npy --output /dev/full
 check "--help > /dev/full" error "standard output: No space left on device" -- bash -c "'$bin' apply --help > /dev/full"
 
 # --- inputs: pipes, FIFOs, /dev/fd/N, /dev/stdin; magic first; reads bounded by the header
@@ -186,8 +211,8 @@ check "a working directory longer than PATH_MAX" ok "" -- bash -c "for i in \$(s
 # --- memory: RLIMIT_AS is a limit; a refusal is a message, never a signal
 check "demo under ulimit -v 3000000 (issue 19's case)" error "ulimit -v" -- bash -c "ulimit -v 3000000; '$bin' demo --batch 1 --seq 1 --dim 200000000"
 check "demo just over ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$bin' demo --batch 1 --seq 1 --dim 60000000"
-check "bench under ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$bin' bench --shape 60000000"
-check "accuracy under ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$bin' accuracy --dims 30000000"
+check "bench under ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$dev' bench --shape 60000000"
+check "accuracy under ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$dev' accuracy --dims 30000000"
 python3 -c "
 import struct
 h=\"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 50000000, 8), }\"
@@ -198,24 +223,26 @@ check "a stream declaring more than the memory budget" error "header declares" -
 
 # --- flags: negative numbers, invalid values naming the flag, conflicts, duplicates, limits
 check "demo --seed -1 is a value, refused with its range" error "--seed must be a whole number in 0...18446744073709551615, got '-1'" -- "$bin" demo --seed -1
-check "bench --input-mean -5 is a legitimate mean" ok "" -- "$bin" bench --shape 2,16 --iterations 3 --input-mean -5
-check "bench --seed -2" error "--seed must be a whole number" -- "$bin" bench --shape 2,16 --seed -2
-check "bench --threads -3" error "--threads must be in 1...256, got -3" -- "$bin" bench --shape 2,16 --threads -3
-check "accuracy --dims -1: a range error" error "--dims items must be >= 1; item 1 of '-1' is -1" -- "$bin" accuracy --dims -1
-check "accuracy --seeds -4: a range error" error "--seeds must be in 1...10000, got -4" -- "$bin" accuracy --seeds -4
+check "bench --input-mean -5 is a legitimate mean" ok "" -- "$dev" bench --shape 2,16 --iterations 3 --input-mean -5
+check "bench --seed -2" error "--seed must be a whole number" -- "$dev" bench --shape 2,16 --seed -2
+check "bench --threads -3" error "--threads must be in 1...256, got -3" -- "$dev" bench --shape 2,16 --threads -3
+check "accuracy --dims -1: a range error" error "--dims items must be >= 1; item 1 of '-1' is -1" -- "$dev" accuracy --dims -1
+check "accuracy --seeds -4: a range error" error "--seeds must be in 1...10000, got -4" -- "$dev" accuracy --seeds -4
 check "--weight-offset -1 with --kind rms is a value" ok "weightOffset: -1.0" -- "$bin" apply --kind rms --weight-offset -1 --weights "$fixtures/llama_f32.safetensors" --prefix model.norm --input "$fixtures/llama_activations.npy" --output wo-ok.npy
 check "--weight-offset nan names the flag" error "--weight-offset must be a finite number" -- "${apply[@]}" --kind rms --weight-offset nan --input x.npy --output wo.npy
-check "bench --input-mean inf names the flag" error "--input-mean must be a finite number" -- "$bin" bench --shape 2,16 --input-mean inf
+check "bench --input-mean inf names the flag" error "--input-mean must be a finite number" -- "$dev" bench --shape 2,16 --input-mean inf
 check "--weight-offset with --kind layer is an error" error "--weight-offset applies to an RMSNorm only" -- "${apply[@]}" --kind layer --weight-offset 1 --input x.npy --output wo.npy
 check "--weight-offset without --kind is an error" error "--weight-offset applies to an RMSNorm only" -- "${apply[@]}" --weight-offset 1 --input x.npy --output wo.npy
-check "bench --input-mean with --data rand" error "--input-mean applies to --data normal only" -- "$bin" bench --shape 2,16 --input-mean 3 --data rand
-check "bench --gpt2-like with --data offset" error "ask for different inputs" -- "$bin" bench --shape 2,16 --gpt2-like --data offset
+check "bench --input-mean with --data rand" error "--input-mean applies to --data normal only" -- "$dev" bench --shape 2,16 --input-mean 3 --data rand
+check "bench --gpt2-like with --data offset" error "ask for different inputs" -- "$dev" bench --shape 2,16 --gpt2-like --data offset
 check "a duplicated --weights" error "--weights is given more than once" -- "${apply[@]}" --weights x.npy --input x.npy --output wo.npy
 check "a duplicated --seed=" error "--seed is given more than once" -- "$bin" demo --seed=1 --seed 2
-check "accuracy --backward --rms --fused" error "--backward, --rms, --fused are different checks" -- "$bin" accuracy --backward --rms --fused
-check "accuracy --fused --seeds" error "takes no --seeds" -- "$bin" accuracy --fused --seeds 3
-check "bench --iterations 99999999999999 before any work" error "--iterations must be in 1...1000000" -- "$bin" bench --iterations 99999999999999
-check "accuracy --seeds 99999999999" error "--seeds must be in 1...10000" -- "$bin" accuracy --seeds 99999999999
+check "accuracy --backward --rms --fused" error "--backward, --rms, --fused are different checks" -- "$dev" accuracy --backward --rms --fused
+check "accuracy --fused --seeds" error "takes no --seeds" -- "$dev" accuracy --fused --seeds 3
+check "leak-check --iterations -5: a range error" error "--iterations must be in 1...100000000, got -5" -- "$dev" leak-check --iterations -5
+check "leak-check --rss-limit-kib -1: a range error" error "--rss-limit-kib must be in 0..." -- "$dev" leak-check --rss-limit-kib -1
+check "bench --iterations 99999999999999 before any work" error "--iterations must be in 1...1000000" -- "$dev" bench --iterations 99999999999999
+check "accuracy --seeds 99999999999" error "--seeds must be in 1...10000" -- "$dev" accuracy --seeds 99999999999
 expect "  ... no flag case wrote a file" test ! -e wo.npy
 
 # --- terminal injection: every name, prefix and path in an error is sanitised and capped

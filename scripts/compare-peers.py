@@ -2,23 +2,24 @@
 """NormKit against PyTorch (and onnxruntime, when installed) on one kind of workload, in the same session.
 
 usage: scripts/compare-peers.py [--kind KIND | --backward] [--rounds R] [--threads 1,2]
-                                [--shapes 1,1,768 1,1024,768 8,1024,768] [--normkit PATH]
+                                [--shapes 1,1,768 1,1024,768 8,1024,768] [--normkit PATH (normkit-dev)]
                                 [--json OUT.json] [--markdown OUT.md]
 
 For each thread count and shape, R rounds alternate: the peers' timing scripts (scripts/peers/), then
-`normkit bench --json` (which times a memcpy, or for backward a stream of the same bytes, in the same run).
+`normkit-dev bench --json` (which times a memcpy, or for backward a stream of the same bytes, in the same run).
 Each tool reports a median per call; the table gives the median over rounds of each, the ratio
 NormKit / peer, and NormKit / baseline. Peers are measuring sticks only: one that is not installed is
 skipped (bash scripts/install-peers.sh installs them).
 
 KIND is a kind of scripts/peers/torch_norm_workloads.py (default sym). NormKit is timed on the same
-distributions: `normkit bench --data symmetric` (U[-2, 2)), `--data rand` (U[0, 1)), `--data offset`
-(100 + N(0, 1)); --isa LEVEL passes `--isa LEVEL` to every NormKit run. backward and backward-native are `normkit bench --backward` (PyTorch through autograd,
+distributions: `normkit-dev bench --data symmetric` (U[-2, 2)), `--data rand` (U[0, 1)), `--data offset`
+(100 + N(0, 1)); --isa LEVEL passes `--isa LEVEL` to every NormKit run. backward and backward-native are `normkit-dev bench --backward` (PyTorch through autograd,
 or its native_layer_norm_backward alone; --backward is short for --kind backward-native). onnxruntime is
 timed for sym, rand and offset (scripts/peers/ort_layernorm.py). rms, rmsback, addnorm, addrms, group and
 groupback are the bench workloads rms, rms-backward, add-layernorm, add-rms, group and group-backward (32 groups
-over axis 1: --shapes 2,320,64,64) (NORMKIT_WORKLOADS below); each NormKit run's
-baseline is the one `normkit bench` names (a memcpy, or a pass that streams the bytes the call must move).
+over axis 1: --shapes 2,320,64,64); bf16, f16 and addnorm-bf16 are forward-bf16, forward-f16 and
+add-layernorm-bf16 (half x, float32 weight and bias) (NORMKIT_WORKLOADS below); each NormKit run's
+baseline is the one `normkit-dev bench` names (a memcpy, or a pass that streams the bytes the call must move).
 """
 import argparse
 import json
@@ -33,7 +34,7 @@ TORCH_SCRIPT = os.path.join(HERE, "peers", "torch_norm_workloads.py")
 ORT_SCRIPT = os.path.join(HERE, "peers", "ort_layernorm.py")
 ORT_KINDS = ("sym", "rand", "offset")
 
-# KIND -> (`normkit bench` workload names to try, in order; extra bench arguments).
+# KIND -> (`normkit-dev bench` workload names to try, in order; extra bench arguments).
 NORMKIT_WORKLOADS = {
     "sym": (["forward"], ["--data", "symmetric"]),
     "rand": (["forward"], ["--data", "rand"]),
@@ -46,6 +47,9 @@ NORMKIT_WORKLOADS = {
     "addrms": (["add-rms", "addrms"], []),
     "group": (["group"], ["--data", "symmetric"]),
     "groupback": (["group-backward"], []),
+    "bf16": (["forward-bf16"], ["--data", "symmetric"]),
+    "f16": (["forward-f16"], ["--data", "symmetric"]),
+    "addnorm-bf16": (["add-layernorm-bf16"], []),
 }
 
 
@@ -71,7 +75,7 @@ def run_peer(peer, kind, threads, shapes):
 
 
 def normkit_workload(binary, kind):
-    """The `normkit bench` workload for KIND, or None when this build has none."""
+    """The `normkit-dev bench` workload for KIND, or None when this build has none."""
     names, _ = NORMKIT_WORKLOADS[kind]
     help_text = subprocess.run([binary, "bench", "--help"], capture_output=True, text=True, check=True).stdout
     # swift-argument-parser lists an enum option's values as "(values: a, b, c)".
@@ -106,10 +110,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--shapes", nargs="+", default=["1,1,768", "1,1024,768", "8,1024,768"])
-    ap.add_argument("--normkit", default=os.path.join(ROOT, ".build", "release", "normkit"))
+    ap.add_argument("--normkit", default=os.path.join(ROOT, ".build", "release", "normkit-dev"))
     ap.add_argument("--json", help="write every measurement here")
     ap.add_argument("--markdown", help="write the table here too")
-    ap.add_argument("--isa", help="the kernels' instruction-set level for NormKit (normkit bench --isa)")
+    ap.add_argument("--isa", help="the kernels' instruction-set level for NormKit (normkit-dev bench --isa)")
     args = ap.parse_args()
     if args.isa:
         ISA.extend(["--isa", args.isa])
@@ -149,7 +153,7 @@ def main():
         return statistics.median(v) if v else None
 
     names = {"torch": "PyTorch", "ort": "onnxruntime"}
-    # The baseline `normkit bench` timed in the same runs, as it names it (memcpy, a stream pass, ...).
+    # The baseline `normkit-dev bench` timed in the same runs, as it names it (memcpy, a stream pass, ...).
     base = next((x["raw"].get("baseline", "baseline") for x in records if x["tool"] == "normkit"), "baseline")
     head = f"| shape | threads | NormKit (us) | {base} 1 thread (us) | NormKit / {base} |"
     sep = "|---|---|---|---|---|"
@@ -167,7 +171,7 @@ def main():
             lines.append(row)
     known = [l for l in loads if l is not None]
     lines.append("")
-    note = f"Kind {kind} (normkit bench --workload {workload} {' '.join(extra)}). "
+    note = f"Kind {kind} (normkit-dev bench --workload {workload} {' '.join(extra)}). "
     if known:
         note += (f"Medians over {args.rounds} alternating rounds; 1-minute load average during the run: "
                  f"{min(known):.2f} to {max(known):.2f}.")

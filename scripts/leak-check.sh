@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Memory check: a long loop of NormKit calls (Sources/normkit-leakcheck: forward,
+# Memory check: a long loop of NormKit calls (`normkit-dev leak-check`,
+# Sources/NormKitDevTools/LeakCheck: forward,
 # backward fresh and accumulating, a parallel forward/backward on the worker pool,
 # safetensors and .npy encode/parse in memory and on disk, and every error path) must
 #   1. not grow resident memory after warm-up (LEAK_ITERATIONS, default 20000, ~7 s),
@@ -21,16 +22,16 @@ valgrind_iterations=${LEAK_VALGRIND_ITERATIONS:-150}
 echo "== leak check: build"
 # -gdwarf-4: clang writes DWARF 5 for the C kernels by default, which Debian 12's valgrind 3.19
 # cannot read (it then reports nothing at all, and the self-test below fails).
-swift build -c release --product normkit-leakcheck -Xcc -gdwarf-4
-bin=.build/release/normkit-leakcheck
+swift build -c release --product normkit-dev -Xcc -gdwarf-4
+bin=(.build/release/normkit-dev leak-check)
 
 if [ "$(uname -s)" = Linux ]; then
     echo "== allocation check: the allocation-free calls make no malloc (scripts/malloc-counter.c preloaded)"
     counter_dir=$(mktemp -d)
     "$(command -v clang || command -v cc)" -O2 -shared -fPIC -o "$counter_dir/libmalloc-counter.so" scripts/malloc-counter.c
-    LD_PRELOAD="$counter_dir/libmalloc-counter.so" "$bin" --count-allocations
+    LD_PRELOAD="$counter_dir/libmalloc-counter.so" "${bin[@]}" --count-allocations
     # Without the counter the mode must fail: a check that cannot count never passes.
-    if "$bin" --count-allocations > /dev/null 2>&1; then
+    if "${bin[@]}" --count-allocations > /dev/null 2>&1; then
         echo "allocation check self-test FAILED: it passed without the counter"
         exit 1
     fi
@@ -40,12 +41,12 @@ else
 fi
 
 echo "== leak check: resident memory over $iterations iterations"
-if "$bin" --iterations 2000 --inject-leak > /tmp/normkit-leakcheck-selftest.log 2>&1; then
+if "${bin[@]}" --iterations 2000 --inject-leak > /tmp/normkit-leakcheck-selftest.log 2>&1; then
     cat /tmp/normkit-leakcheck-selftest.log
     echo "leak check self-test FAILED: an injected leak did not grow resident memory"
     exit 1
 fi
-"$bin" --iterations "$iterations"
+"${bin[@]}" --iterations "$iterations"
 
 if ! command -v valgrind > /dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get > /dev/null 2>&1; then
     apt-get install -y -qq valgrind > /dev/null 2>&1 || { apt-get update -qq > /dev/null && apt-get install -y -qq valgrind > /dev/null; } || true
@@ -56,21 +57,21 @@ if command -v valgrind > /dev/null 2>&1; then
         --show-leak-kinds=definite,indirect --error-exitcode=9)
     echo "== leak check: valgrind memcheck over $valgrind_iterations iterations"
     status=0
-    "${vg[@]}" "$bin" --iterations 5 --inject-leak --no-rss > /tmp/normkit-leakcheck-selftest.log 2>&1 || status=$?
+    "${vg[@]}" "${bin[@]}" --iterations 5 --inject-leak --no-rss > /tmp/normkit-leakcheck-selftest.log 2>&1 || status=$?
     if [ "$status" != 9 ]; then
         cat /tmp/normkit-leakcheck-selftest.log
         echo "leak check self-test FAILED: valgrind did not report an injected leak (exit $status)"
         exit 1
     fi
-    "${vg[@]}" "$bin" --iterations "$valgrind_iterations" --no-rss
+    "${vg[@]}" "${bin[@]}" --iterations "$valgrind_iterations" --no-rss
 else
     echo "== leak check: valgrind unavailable; LeakSanitizer over $valgrind_iterations iterations"
-    swift build -c release --product normkit-leakcheck --sanitize=address --scratch-path .build-leak-asan
-    asan_bin=.build-leak-asan/release/normkit-leakcheck
-    if ASAN_OPTIONS=detect_leaks=1 "$asan_bin" --iterations 5 --inject-leak --no-rss > /tmp/normkit-leakcheck-selftest.log 2>&1; then
+    swift build -c release --product normkit-dev --sanitize=address --scratch-path .build-leak-asan
+    asan_bin=(.build-leak-asan/release/normkit-dev leak-check)
+    if ASAN_OPTIONS=detect_leaks=1 "${asan_bin[@]}" --iterations 5 --inject-leak --no-rss > /tmp/normkit-leakcheck-selftest.log 2>&1; then
         echo "leak check self-test FAILED: LeakSanitizer did not report an injected leak"
         exit 1
     fi
-    ASAN_OPTIONS=detect_leaks=1 "$asan_bin" --iterations "$valgrind_iterations" --no-rss
+    ASAN_OPTIONS=detect_leaks=1 "${asan_bin[@]}" --iterations "$valgrind_iterations" --no-rss
 fi
 echo "== leak check: clean"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/performance.md in one run:
-#   1. builds normkit in release,
-#   2. the peer table: PyTorch (if installed) alternating with `normkit bench` at the issue's
+#   1. builds normkit and normkit-dev in release,
+#   2. the peer table: PyTorch (if installed) alternating with `normkit-dev bench` at the issue's
 #      three shapes on 1 and 2 threads (scripts/compare-peers.py),
-#   3. the throughput sweep: `normkit bench --json` over rows of 768 floats for NormKit on 1
+#   3. the throughput sweep: `normkit-dev bench --json` over rows of 768 floats for NormKit on 1
 #      thread and on every core, on 1 thread at every other instruction-set level and on
 #      uniform [0, 1) rows, and the naive Double reference, each with its interleaved memcpy,
 #   4. the SVG plot of that sweep (scripts/plot-performance.py): $OUT/throughput.svg,
 #   5. the backward table: PyTorch's native_layer_norm_backward (if installed) alternating with
-#      `normkit bench --backward` at [1, 1024, 768] and [8, 1024, 768] on 1 and 2 threads.
+#      `normkit-dev bench --backward` at [1, 1024, 768] and [8, 1024, 768] on 1 and 2 threads.
 # Outputs go to docs/performance/ (override with OUT=dir). Takes about 6 minutes.
 # Run it on a quiet machine: it prints the load average, and docs/performance.md quotes it.
 set -euo pipefail
@@ -19,7 +19,8 @@ mkdir -p "$OUT"
 
 echo "== build"
 swift build -c release --product normkit
-BIN=.build/release/normkit
+swift build -c release --product normkit-dev
+BIN=.build/release/normkit-dev
 THREADS=$(nproc)
 
 echo "== machine"
@@ -40,7 +41,7 @@ python3 scripts/compare-peers.py --rounds "$ROUNDS" --threads "1,$THREADS" \
 echo "== sweep over rows"
 SWEEP="$OUT/sweep.jsonl"
 : > "$SWEEP"
-ISAS=$("$BIN" demo --batch 1 --seq 1 | sed -n 's/.*this CPU supports \([a-z0-9, ]*\);.*/\1/p' | tr -d ,)
+ISAS=$(.build/release/normkit demo --batch 1 --seq 1 | sed -n 's/.*this CPU supports \([a-z0-9, ]*\);.*/\1/p' | tr -d ,)
 BEST=${ISAS##* }
 for rows in 1 4 16 64 256 1024 4096 8192 16384; do
   for t in 1 "$THREADS"; do

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Plot GB/s against rows from `normkit bench --json` output, as a standalone SVG.
+"""Plot GB/s against rows from `normkit-dev bench --json` output, as a standalone SVG.
 
 usage: scripts/plot-performance.py RESULTS.jsonl OUT.svg [--title TEXT]
 
-RESULTS.jsonl holds one `normkit bench --json` object per line (other lines are ignored).
+RESULTS.jsonl holds one `normkit-dev bench --json` object per line (other lines are ignored).
 One series per (workload, instruction set, data, threads): NormKit's forward at each
 `--isa` and `--data` the file holds (the bench's `isa` and `data` fields), the naive Double reference, and
 the memcpy of the same bytes that every bench run times alongside (1 thread, and split
@@ -131,7 +131,7 @@ def main():
         sys.exit(2)
     runs = load(args[0])
     if not runs:
-        sys.exit(f"{args[0]}: no `normkit bench --json` lines")
+        sys.exit(f"{args[0]}: no `normkit-dev bench --json` lines")
     dims = sorted({r["dim"] for r in runs})
     with open(args[1], "w") as f:
         f.write(plot(series_of(runs), title, ", ".join(map(str, dims))))

@@ -1,6 +1,7 @@
 // swift-tools-version: 6.0
 // A separate package that depends on NormKit the way any downstream project would:
-// proof that both products build as dependencies and the COpenBLAS module map reaches them.
+// proof that the three library products build as dependencies and the COpenBLAS module map
+// reaches them.
 import PackageDescription
 
 let package = Package(
@@ -13,6 +14,7 @@ let package = Package(
             name: "Consumer",
             dependencies: [
                 .product(name: "NormKit", package: "NormKit"),
+                .product(name: "NormKitIO", package: "NormKit"),
                 .product(name: "NormKitTesting", package: "NormKit"),
             ]
         ),

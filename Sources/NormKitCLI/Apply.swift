@@ -5,6 +5,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import NormKit
+import NormKitCLISupport
+import NormKitIO
 
 /// `normkit apply`: one checkpoint LayerNorm over a .npy activation file.
 struct Apply: ParsableCommand {
@@ -35,6 +37,8 @@ struct Apply: ParsableCommand {
     @Option(help: "The layer's kind: 'layer' (LayerNorm) or 'rms' (RMSNorm, Llama-family). Required for a weight-only layer.") var kind: NormKind?
     @Option(parsing: .unconditional, help: "RMSNorm only (--kind rms): the scale is weight-offset + weight (1 for Gemma).")
     var weightOffset: String?
+    @Flag(help: "Read float64 input values beyond Float's range (3.4e38) as +-infinity, which makes their rows NaN, instead of refusing the input.")
+    var allowOverflow = false
 
     func validate() throws {
         if let weightOffset {
@@ -70,7 +74,7 @@ struct Apply: ParsableCommand {
         try CommandInput.checkFitsInMemory(
             elements: try CommandInput.elementCount(header.shape, what: NormKitError.sanitized(inputName)),
             bytesPerElement: 16, what: "\(NormKitError.sanitized(inputName)) \(header.shape)")
-        let x = try withPath(inputName) { () throws(NormKitError) in try Tensor(npyData: bytes) }
+        let x = try withPath(inputName) { () throws(NormKitError) in try Tensor(npyData: bytes, allowingOverflow: allowOverflow) }
         let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
         if toStdout {
             try StandardOutput.write(y.npyData())

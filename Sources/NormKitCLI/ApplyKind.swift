@@ -1,5 +1,7 @@
 import ArgumentParser
 import NormKit
+import NormKitCLISupport
+import NormKitIO
 
 /// `normkit apply --kind`: which norm a checkpoint layer is.
 enum NormKind: String, ExpressibleByArgument, CaseIterable {

@@ -5,6 +5,8 @@ import FoundationEssentials
 import Foundation
 #endif
 import NormKit
+import NormKitCLISupport
+import NormKitIO
 
 /// `normkit inspect`: what a checkpoint or activation file holds.
 struct Inspect: ParsableCommand {
@@ -61,10 +63,9 @@ struct Inspect: ParsableCommand {
             // The same names `normkit apply` (LayerNorm(loading:from:)) reads.
             let line: String
             do {
-                let names = try st.normParameterNames(for: name)
-                let weight = st.info(named: names.weight)
-                let dim = weight.map { "\($0.shape.first ?? 0)" } ?? "?"
-                line = "\((weight?.dtype.rawValue ?? "?").padded(to: 5)) dim \(dim), \(names.bias != nil ? "weight and bias: LayerNorm" : "weight only: RMSNorm (Llama family) or LayerNorm without bias")"
+                // Every check `apply` makes before reading data (names, dtypes, shapes).
+                let found = try st.normLayerParameters(for: name)
+                line = "\(found.weight.dtype.rawValue.padded(to: 5)) dim \(found.weight.shape[0]), \(found.bias != nil ? "weight and bias: LayerNorm" : "weight only: RMSNorm (Llama family) or LayerNorm without bias")"
             } catch {
                 line = "not loadable: \(Self.shown("\(error)", limit: 300))"
             }

@@ -2,7 +2,7 @@ import NormKit
 
 extension Reference {
     /// A catalogue of rows on which float32 LayerNorms are known to go wrong, for
-    /// testing any implementation (NormKit's tests and `normkit accuracy` use it).
+    /// testing any implementation (NormKit's tests and `normkit-dev accuracy` use it).
     ///
     /// Statistics kept in float32 lose the spread to the mean on ``largeMeanSmallSpread``,
     /// ``integerSteps`` and ``millionPlusNoise``, and a float32 sum of squares overflows on

@@ -3,7 +3,7 @@ import NormKit
 extension Reference {
     /// Rows on which float32 RMSNorms go wrong, or come near to: squares that overflow
     /// or underflow float32, rows whose mean square is near `eps`, massive channels.
-    /// NormKit's RMSNorm tests and `normkit accuracy --rms` use them.
+    /// NormKit's RMSNorm tests and `normkit-dev accuracy --rms` use them.
     ///
     /// PyTorch's float32 `F.rms_norm` (composite: pow, mean, add, rsqrt, mul) returns 0
     /// for every element of ``hugeNoise`` and ``enormousNoise`` (the squares overflow to

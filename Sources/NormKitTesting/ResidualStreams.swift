@@ -2,7 +2,7 @@ import NormKit
 
 extension Reference {
     /// Pairs of (input, residual) for testing a fused residual add and norm: the sum is
-    /// what the norm sees. NormKit's fused tests and `normkit accuracy --fused` use them.
+    /// what the norm sees. NormKit's fused tests and `normkit-dev accuracy --fused` use them.
     public enum ResidualStream: String, CaseIterable, Sendable {
         /// Both `randn`.
         case gaussian = "randn"

@@ -1,5 +1,6 @@
 import Foundation
 import NormKit
+import NormKitIO
 import NormKitTesting
 import Testing
 

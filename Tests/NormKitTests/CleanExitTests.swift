@@ -46,6 +46,9 @@ struct CleanExitTests {
                     exitLateCall.store(2, ordering: .sequentiallyConsistent)
                     return nil
                 }
+                // Wait (up to 10 s: a loaded machine may start the thread late) until the
+                // late caller has begun, then give it time to return if it could.
+                for _ in 0..<1000 where exitLateCall.load(ordering: .sequentiallyConsistent) == 0 { usleep(10_000) }
                 usleep(100_000)
                 let after = exitLoopCalls.load(ordering: .sequentiallyConsistent)
                 let late = exitLateCall.load(ordering: .sequentiallyConsistent)

@@ -82,6 +82,67 @@ struct LayerNormForwardTests {
         #expect(Reference.maxRowError(try noBias(x), expected: expected) <= forwardBound)
     }
 
+    /// A parameter the layer does not apply is ignored whatever its shape: the wrong
+    /// shapes that would throw on a layer that applies them ([32], [33, 1], [0], [34])
+    /// give bitwise the output of a layer without them, in every forward form.
+    @Test(arguments: [[32], [33, 1], [0], [34]] as [[Int]])
+    func unusedParametersOfAnyShapeAreIgnored(shape: [Int]) throws {
+        let x = Tensor.randomNormal([3, 33], mean: 0.5, standardDeviation: 2, seed: 5)
+        let h = Tensor.randomNormal([3, 33], seed: 8)
+        var plain = try LayerNorm(dim: 33, elementwiseAffine: false)
+        plain.weight = Tensor(shape: shape, repeating: 3)
+        plain.bias = Tensor(shape: shape, repeating: -2)
+        let reference = try LayerNorm(dim: 33)
+        #expect(bits(try plain(x)) == bits(try reference(x)), "no affine, weight/bias \(shape)")
+        var y = Tensor.zeros(x.shape)
+        try plain.forward(x, into: &y)
+        #expect(bits(y) == bits(try reference(x)))
+        #expect(bits(try plain.forwardForTraining(x).output) == bits(try reference(x)))
+        #expect(bits(try plain.forward(x, addingResidual: h).output) == bits(try reference.forward(x, addingResidual: h).output))
+
+        var noBias = try LayerNorm(dim: 33, bias: false)
+        noBias.weight = Tensor.randomNormal([33], mean: 1, seed: 7)
+        noBias.bias = Tensor(shape: shape, repeating: -2)
+        var zeroBias = try LayerNorm(dim: 33)
+        zeroBias.weight = noBias.weight
+        #expect(bits(try noBias(x)) == bits(try zeroBias(x)), "no bias, bias \(shape)")
+        // The same wrong shapes are refused by a layer that applies them.
+        var applied = try LayerNorm(dim: 33)
+        applied.bias = Tensor(shape: shape, repeating: -2)
+        #expect(throws: NormKitError.parameterShapeMismatch(name: "bias", expected: [33], actual: shape)) { try applied(x) }
+    }
+
+    /// The raw-buffer forward refuses a count that is not a multiple of `dim`, an output
+    /// of another count, and an output that partly overlaps the input (one float in, or
+    /// before), writing nothing; the very same memory is in place and allowed.
+    @Test func rawBufferRefusals() throws {
+        let norm = try LayerNorm(dim: 4)
+        var storage = [Float](repeating: 1, count: 16)
+        storage.withUnsafeMutableBufferPointer { p in
+            let base = p.baseAddress!
+            #expect(throws: NormKitError.invalidArgument(name: "input", expected: "a multiple of dim 4 floats", actual: "6 floats")) {
+                try norm.forward(UnsafeBufferPointer(start: base, count: 6), into: UnsafeMutableBufferPointer(start: base + 8, count: 6))
+            }
+            #expect(throws: NormKitError.invalidArgument(name: "output", expected: "8 floats (the input's count)", actual: "4 floats")) {
+                try norm.forward(UnsafeBufferPointer(start: base, count: 8), into: UnsafeMutableBufferPointer(start: base + 8, count: 4))
+            }
+            let after = #expect(throws: NormKitError.self) {
+                try norm.forward(UnsafeBufferPointer(start: base, count: 8), into: UnsafeMutableBufferPointer(start: base + 1, count: 8))
+            }
+            #expect(after.map { "\($0)".contains("overlapping input by 7 of 8 floats") } == true, "\(String(describing: after))")
+            let before = #expect(throws: NormKitError.self) {
+                try norm.forward(UnsafeBufferPointer(start: base + 4, count: 8), into: UnsafeMutableBufferPointer(start: base, count: 8))
+            }
+            #expect(before.map { "\($0)".contains("overlapping input by 4 of 8 floats") } == true, "\(String(describing: before))")
+        }
+        #expect(storage.allSatisfy { $0 == 1 }, "a refused call writes nothing")
+        // In place (the very same memory) is allowed and gives the tensor form's bits.
+        var values = Tensor.randomNormal([4, 4], seed: 3).scalars
+        let expected = try norm(try Tensor(shape: [4, 4], scalars: values))
+        try values.withUnsafeMutableBufferPointer { p in try norm.forward(UnsafeBufferPointer(p), into: p) }
+        #expect(values.map(\.bitPattern) == bits(expected))
+    }
+
     @Test func nonFiniteRowBecomesNaNAndLeavesOthersAlone() throws {
         let norm = try LayerNorm(dim: 17)
         let clean = Tensor.randomNormal([4, 17], seed: 21)

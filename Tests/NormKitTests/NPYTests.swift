@@ -1,5 +1,6 @@
 import Foundation
 import NormKit
+import NormKitIO
 import Testing
 
 /// Builds .npy bytes by hand: magic, version, the header length (the header's, or
@@ -36,7 +37,7 @@ struct NPYTests {
     @Test(arguments: [[5], [2, 3], [2, 3, 4], [0, 4], [3, 0], [1, 1, 1, 1, 7], [1]])
     func roundTrip(_ shape: [Int]) throws {
         let t = Tensor.randomNormal(shape, seed: UInt64(shape.count))
-        let data = t.npyData()
+        let data = try t.npyData()
         let back = try Tensor(npyData: data)
         #expect(bitsEqual(back, t))
         let header = try NPYHeader(npyData: data)
@@ -61,17 +62,7 @@ struct NPYTests {
 
     @Test func writerIsByteIdenticalToNumPy() throws {
         #expect(try Fixtures.ramp([2, 3]).npyData() == (try Fixtures.data("f4_2x3.npy")))
-        #expect(Tensor.zeros([0, 4]).npyData() == (try Fixtures.data("f4_empty_0x4.npy")))
-    }
-
-    @Test func hugeHeaderFallsBackToVersion2() throws {
-        // 30000 dimensions of 1 need a header beyond 1.0's 65535 bytes.
-        let t = try Tensor(shape: [Int](repeating: 1, count: 30000), scalars: [2.5])
-        let data = t.npyData()
-        #expect(data[6] == 2)
-        // The reader refuses ranks above 64 (NumPy's limit), so such a file is written
-        // (npyData does not throw) but not read back.
-        #expect(throws: NormKitError.self) { try NPYHeader(npyData: data) }
+        #expect(try Tensor.zeros([0, 4]).npyData() == (try Fixtures.data("f4_empty_0x4.npy")))
     }
 
     @Test func missingFileIsAnIOError() {

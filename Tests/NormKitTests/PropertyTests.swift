@@ -93,7 +93,7 @@ struct PropertyTests {
     /// the regime where one-pass and naive float LayerNorms lose every digit.
     @Test func scaleAndShiftInvarianceExact() {
         PropertyRun.check("scaleAndShiftInvarianceExact", cases: 300) { g, check in
-            let (dim, k, c, p, a, eps0, eps1, x, shifted) = try g.exactScaleShiftCase()
+            let (dim, k, c, p, _, eps0, eps1, x, shifted) = try g.exactScaleShiftCase()
             let w = g.rng.bool() ? g.weight(dim: dim) : [Float](repeating: 1, count: dim)
             let b = g.rng.bool() ? g.bias(dim: dim) : [Float](repeating: 0, count: dim)
             var n0 = try LayerNorm(dim: dim, eps: eps0)

@@ -487,7 +487,7 @@ struct SanitizerCanaryTests {
 
     /// Two threads increment one global without synchronisation; the count is not
     /// checked, so only ThreadSanitizer can fail this test.
-    @Test(.enabled(if: canary == "race"))
+    @Test(.enabled(if: canary == "race", "SKIP: a canary, run only by .ci/run with NORMKIT_SANITIZER_CANARY=race under --sanitize=thread"))
     func deliberateDataRace() {
         runOnThreads(2) { _ in
             for _ in 0..<1000 { canaryCounter += 1 }
@@ -495,7 +495,7 @@ struct SanitizerCanaryTests {
     }
 
     /// Writes one element past a heap allocation; only AddressSanitizer notices.
-    @Test(.enabled(if: canary == "overflow"))
+    @Test(.enabled(if: canary == "overflow", "SKIP: a canary, run only by .ci/run with NORMKIT_SANITIZER_CANARY=overflow under --sanitize=address"))
     func deliberateHeapOverflow() {
         let p = UnsafeMutablePointer<Float>.allocate(capacity: 4)
         defer { p.deallocate() }
@@ -504,7 +504,7 @@ struct SanitizerCanaryTests {
     }
 
     /// Loses the last reference to an allocation; LeakSanitizer reports it at exit.
-    @Test(.enabled(if: canary == "leak"))
+    @Test(.enabled(if: canary == "leak", "SKIP: a canary, run only by .ci/run with NORMKIT_SANITIZER_CANARY=leak under --sanitize=address"))
     func deliberateLeak() {
         final class Lost { let bytes = [UInt8](repeating: 7, count: 4096) }
         _ = Unmanaged.passRetained(Lost())

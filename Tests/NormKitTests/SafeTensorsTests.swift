@@ -1,5 +1,6 @@
 import Foundation
 import NormKit
+import NormKitIO
 import Testing
 
 /// The committed fixtures (written by scripts/make-fixtures.py with numpy and safetensors).

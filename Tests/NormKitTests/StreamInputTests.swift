@@ -6,6 +6,7 @@
 import Foundation
 import Testing
 @testable import NormKit
+@testable import NormKitIO
 
 #if os(Linux)
 import Glibc

@@ -59,9 +59,10 @@ public struct Tensor: Sendable, Equatable {
     }
 
     /// Creates a tensor whose `count` scalars are written by `initializer`, which
-    /// must initialise all of them. Used by kernels that write their output once.
+    /// must initialise all of them. Used by kernels that write their output once, and by
+    /// NormKitIO's readers (package access: no public API).
     @usableFromInline
-    internal init(
+    package init(
         uncheckedShape shape: [Int], count: Int,
         initializingWith initializer: (UnsafeMutableBufferPointer<Float>) throws -> Void
     ) rethrows {

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import NormKit
+import NormKitIO
 import NormKitTesting
 
 // Normalise a [2, 4, 768] activation tensor and check it against the reference.
@@ -50,4 +51,12 @@ guard streamError <= 1e-6 else {
     print("Consumer: FAILED")
     exit(1)
 }
+// NormKitIO: the layer through a safetensors checkpoint and the output through .npy, in memory.
+let checkpoint = try SafeTensors(data: try SafeTensors.encode(["ln_f.weight": norm.weight, "ln_f.bias": norm.bias]))
+let loaded = try LayerNorm(loading: "ln_f", from: checkpoint)
+guard try Tensor(npyData: try loaded(x).npyData()) == y else {
+    print("Consumer: FAILED (a layer loaded from safetensors, through .npy, differs)")
+    exit(1)
+}
+print("Consumer: LayerNorm loaded from safetensors, its output through .npy: bitwise equal")
 print("Consumer: OK")
