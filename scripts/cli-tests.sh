@@ -239,6 +239,8 @@ check "a duplicated --weights" error "--weights is given more than once" -- "${a
 check "a duplicated --seed=" error "--seed is given more than once" -- "$bin" demo --seed=1 --seed 2
 check "accuracy --backward --rms --fused" error "--backward, --rms, --fused are different checks" -- "$dev" accuracy --backward --rms --fused
 check "accuracy --fused --seeds" error "takes no --seeds" -- "$dev" accuracy --fused --seeds 3
+check "leak-check --iterations -5: a range error" error "--iterations must be in 1...100000000, got -5" -- "$dev" leak-check --iterations -5
+check "leak-check --rss-limit-kib -1: a range error" error "--rss-limit-kib must be in 0..." -- "$dev" leak-check --rss-limit-kib -1
 check "bench --iterations 99999999999999 before any work" error "--iterations must be in 1...1000000" -- "$dev" bench --iterations 99999999999999
 check "accuracy --seeds 99999999999" error "--seeds must be in 1...10000" -- "$dev" accuracy --seeds 99999999999
 expect "  ... no flag case wrote a file" test ! -e wo.npy

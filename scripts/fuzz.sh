@@ -19,9 +19,10 @@ mkdir -p "$out/artifacts"
 # What the parsers need, by folder rather than by file, so a new file there is picked up: all of
 # Sources/NormKitIO except the layer loaders (*+Loading.swift, which need LayerNorm and BLAS), and
 # from NormKit the tensor, the error type, the libm wrappers that Tensor+Random uses and the memory
-# budget a stream's read is admitted by. They are
-# compiled as one module, so NormKitIO's copies go without their `import NormKit`
-# (-package-name: NormKitIO reaches the core's package-access declarations).
+# budget a stream's read is admitted by. They are compiled as one module, so NormKitIO's copies go
+# without their `import NormKit` (-package-name: NormKitIO reaches the core's package-access
+# declarations). `import CNormKernels` (the C library, include/nk_platform.h) resolves through a
+# module map of that one header: no kernel is compiled or linked.
 mkdir -p "$out/src"
 rm -f "$out/src/"*.swift
 while IFS= read -r f; do
@@ -33,6 +34,9 @@ mapfile -t sources < <(
     echo Sources/NormKit/Support/Platform.swift
     echo Sources/NormKit/Support/MemoryBudget.swift
 )
+mkdir -p "$out/cmodule"
+printf 'module CNormKernels {\n    header "%s"\n    export *\n}\n' "$PWD/Sources/CNormKernels/include/nk_platform.h" \
+    > "$out/cmodule/module.modulemap"
 targets=(safetensors npy)
 declare -A main=([safetensors]=Fuzz/SafeTensorsFuzz.swift [npy]=Fuzz/NPYFuzz.swift)
 declare -A seeds=([safetensors]='*.safetensors' [npy]='*.npy')
@@ -40,7 +44,7 @@ declare -A seeds=([safetensors]='*.safetensors' [npy]='*.npy')
 build() {
     local name=$1
     # The linker's "cannot export local symbol __asan_*" warnings are noise: keep the log.
-    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name NormKitFuzz -package-name NormKit \
+    if ! swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name NormKitFuzz -package-name NormKit -I "$out/cmodule" \
         "${sources[@]}" "${main[$name]}" -o "$out/$name" >"$out/$name.build.log" 2>&1; then
         grep -v "Cannot export local symbol" "$out/$name.build.log" >&2
         echo "fuzz: building $name failed" >&2

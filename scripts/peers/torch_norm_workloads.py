@@ -18,6 +18,8 @@ bias ~ U[-0.1, 0.1)):
   addrms          h.add_(x) then F.rms_norm(h)
   group           F.group_norm with 32 groups over axis 1 (shape N,C,H,W; weight and bias [C]), x ~ U[-2, 2)
   groupback       autograd gradients of F.group_norm for x, weight and bias
+  bf16, f16       F.layer_norm on x ~ U[-2, 2) in bfloat16 / float16 with float32 weight and bias (the mixed case)
+  addnorm-bf16    h.add_(x) then F.layer_norm(h), x and h bfloat16, weight and bias float32
 
 Each call is timed on its own with time.perf_counter_ns, after warm-up, for about a second per shape
 (30 to 20000 calls); the line printed per shape is
@@ -33,7 +35,7 @@ import torch
 
 F = torch.nn.functional
 KINDS = ("sym", "rand", "offset", "backward", "backward-native", "rms", "rmsback", "addnorm", "addrms", "group",
-         "groupback")
+         "groupback", "bf16", "f16", "addnorm-bf16")
 
 
 def symmetric(shape):
@@ -61,6 +63,16 @@ def make_call(kind, shape):
     else:
         x = symmetric(shape)
 
+    if kind in ("bf16", "f16"):
+        xh = x.to(torch.bfloat16 if kind == "bf16" else torch.float16)
+        return lambda: F.layer_norm(xh, (d,), w, b, 1e-5)
+    if kind == "addnorm-bf16":
+        xh, h = x.to(torch.bfloat16), symmetric(shape).to(torch.bfloat16)
+
+        def add_then_norm_bf16():
+            h.add_(xh)
+            return F.layer_norm(h, (d,), w, b, 1e-5)
+        return add_then_norm_bf16
     if kind in ("sym", "rand", "offset"):
         return lambda: F.layer_norm(x, (d,), w, b, 1e-5)
     if kind == "rms":

@@ -82,6 +82,7 @@ const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for(int32_t level);
 // Other kernel families (SwiftPM's module for this target is this umbrella header).
 #include "nk_rmsnorm.h"
 #include "nk_groupnorm.h"
+#include "nk_half.h"
 #include "nk_platform.h"
 
 #endif

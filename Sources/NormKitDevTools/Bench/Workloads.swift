@@ -30,12 +30,20 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     case group
     /// `GroupNorm.backward(outputGradient:input:statistics:)`: fresh dx, dweight and dbias.
     case groupBackward = "group-backward"
+    /// `LayerNorm.forward(_:into:)` on `HalfTensor<BFloat16>` (float32 weights and math).
+    case forwardBF16 = "forward-bf16"
+    /// `LayerNorm.forward(_:into:)` on `HalfTensor<Float16>`.
+    case forwardF16 = "forward-f16"
+    /// `LayerNorm.forward(_:addingTo:into:)` on bfloat16: h = bf16(h + x), y = norm(h).
+    case fusedBF16 = "add-layernorm-bf16"
 
     var isBackward: Bool {
         self == .backward || self == .backwardAccumulating || self == .rmsBackward || self == .groupBackward
     }
     var isGroup: Bool { self == .group || self == .groupBackward }
-    var isFused: Bool { self == .fused || self == .rmsFused }
+    var isFused: Bool { self == .fused || self == .rmsFused || self == .fusedBF16 }
+    /// Half-precision workloads: 2 bytes per element, and baselines that move as many.
+    var isHalf: Bool { self == .forwardBF16 || self == .forwardF16 || self == .fusedBF16 }
 
     /// Tensors a call reads or writes, each the input's size: forward reads x and
     /// writes y; backward reads x and dy and writes dx (its statistics, weight and
@@ -72,6 +80,12 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
         case .groupBackward:
             state.groupGradientSink = try! state.group!.backward(
                 outputGradient: state.dy, input: state.x, statistics: state.groupStatistics!)
+        case .forwardBF16:
+            try! state.norm.forward(state.xb, into: &state.yb)
+        case .forwardF16:
+            try! state.norm.forward(state.xh, into: &state.yh)
+        case .fusedBF16:
+            try! state.norm.forward(state.xb, addingTo: &state.hb, into: &state.yb)
         }
     }
 }
@@ -103,6 +117,12 @@ final class BenchState {
     var h: Tensor
     /// Bytes of the input. A call must move `workload.streams` times as many.
     let bytes: Int
+    /// The half-precision workloads' input, output and stream (x, y and h rounded).
+    let xb: HalfTensor<BFloat16>
+    var yb: HalfTensor<BFloat16>
+    var hb: HalfTensor<BFloat16>
+    let xh: HalfTensor<Float16>
+    var yh: HalfTensor<Float16>
 
     init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0, gpt2Like: Bool = false,
          data: InputData = .normal) throws {
@@ -129,7 +149,12 @@ final class BenchState {
         }
         y = Tensor.zeros(shape)
         sink = y
-        bytes = x.scalarCount * MemoryLayout<Float>.stride
+        bytes = x.scalarCount * (workload.isHalf ? 2 : MemoryLayout<Float>.stride)
+        let empty = Tensor.zeros([0])
+        xb = HalfTensor(rounding: workload == .forwardBF16 || workload == .fusedBF16 ? x : empty)
+        yb = xb
+        xh = HalfTensor(rounding: workload == .forwardF16 ? x : empty)
+        yh = xh
         if workload.isGroup {
             var group = try GroupNorm(groups: 32, channels: shape[1])
             group.weight = Tensor.randomNormal([shape[1]], mean: 1, standardDeviation: 0.2, seed: seed &+ 1)
@@ -150,6 +175,7 @@ final class BenchState {
         }
         rmsStatistics = workload == .rmsBackward ? try rms.forwardForTraining(x).statistics : nil
         h = workload.isFused ? Tensor.randomNormal(shape, standardDeviation: 2, seed: seed &+ 4) : Tensor.zeros([0])
+        hb = HalfTensor(rounding: workload == .fusedBF16 ? h : empty)
     }
 
     /// A single-thread pass that only streams the bytes a call must move: a memcpy of
@@ -164,7 +190,7 @@ final class BenchState {
                 if workload.isBackward {
                     dy.withUnsafeBufferPointer { g in BenchState.add(s, g.baseAddress!, d, src.count) }
                 } else {
-                    d.update(from: s, count: src.count)
+                    d.update(from: s, count: workload.isHalf ? src.count / 2 : src.count)  // half: a memcpy of the 2-byte elements
                 }
             }
         }
@@ -177,7 +203,7 @@ final class BenchState {
             y.withUnsafeMutableBufferPointer { dst in
                 guard let d = dst.baseAddress, let s = src.baseAddress else { return }
                 dy.withUnsafeBufferPointer { g in
-                    let count = src.count, backward = workload.isBackward
+                    let count = workload.isHalf ? src.count / 2 : src.count, backward = workload.isBackward
                     let (dp, sp) = (UncheckedPointer(d), UncheckedPointer(UnsafeMutablePointer(mutating: s)))
                     let gp = UncheckedPointer(UnsafeMutablePointer(mutating: g.baseAddress ?? s))
                     DispatchQueue.concurrentPerform(iterations: threads) { t in
@@ -200,7 +226,7 @@ final class BenchState {
             h.withUnsafeMutableBufferPointer { stream in
                 y.withUnsafeMutableBufferPointer { dst in
                     guard let s = src.baseAddress, let r = stream.baseAddress, let d = dst.baseAddress else { return }
-                    let count = src.count
+                    let count = workload.isHalf ? src.count / 2 : src.count  // half: the same bytes as 2-byte elements
                     if parts == 1 { return BenchState.addCopy(s, r, d, count) }
                     let (sp, rp, dp) = (UncheckedPointer(UnsafeMutablePointer(mutating: s)), UncheckedPointer(r), UncheckedPointer(d))
                     DispatchQueue.concurrentPerform(iterations: parts) { t in

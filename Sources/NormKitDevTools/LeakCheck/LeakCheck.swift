@@ -22,6 +22,7 @@ import Foundation
 import NormKit
 import NormKitIO
 import NormKitTesting
+import NormKitCLISupport
 
 /// Resident set size in KiB (Linux: /proc/self/statm), or nil where unavailable.
 func residentKiB() -> Int? {
@@ -241,12 +242,18 @@ struct LeakCheck: ParsableCommand {
         abstract: "A long loop of every NormKit call; fails when resident memory grows after warm-up (scripts/leak-check.sh also runs it under valgrind)."
     )
 
-    @Option(help: "Loop iterations.") var iterations = 2000
+    // Unconditional: `--iterations -5` is a value, refused with its range (as every numeric flag).
+    @Option(parsing: .unconditional, help: "Loop iterations, 1...100000000.") var iterations = 2000
     @Flag(help: "Leak 16 KiB per iteration on purpose, so a check can prove it is able to fail.") var injectLeak = false
     @Flag(name: .customLong("no-rss"), help: "Skip the resident-memory check (under valgrind).") var noRSS = false
-    @Option(name: .customLong("rss-limit-kib"), help: "Allowed resident-memory growth after warm-up, KiB.") var rssLimitKiB = 4096
+    @Option(name: .customLong("rss-limit-kib"), parsing: .unconditional, help: "Allowed resident-memory growth after warm-up, KiB (>= 0).") var rssLimitKiB = 4096
     @Flag(help: "Instead of the loop: count the allocations of the allocation-free forms (run with scripts/malloc-counter.c preloaded).")
     var countAllocations = false
+
+    func validate() throws {
+        _ = try CommandInput.integer(iterations, flag: "--iterations", in: 1...100_000_000)
+        _ = try CommandInput.integer(rssLimitKiB, flag: "--rss-limit-kib", in: 0...Int.max)
+    }
 
     func run() throws {
         if countAllocations {
