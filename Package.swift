@@ -92,6 +92,8 @@ let package = Package(
                 "NormKitIO",
                 "NormKitTesting",
                 "NormKitCLISupport",
+                // bench reads the kernel layer's count of rows off the fast path.
+                "CNormKernels",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/NormKitDevTools"

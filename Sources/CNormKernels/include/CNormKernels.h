@@ -28,6 +28,22 @@ typedef struct nk_moments {
     double sum_squares;
 } nk_moments;
 
+/// The paths of a LayerNorm forward row. Fast: float moments and float affine, both
+/// certified. Double moments: the fast moments' certificate failed (or the float affine's
+/// did with fast moments), so the moments were taken in Double, and the float affine then
+/// certified. Double affine: the float affine's certificate failed on Double moments, so
+/// y was computed in Double. Non-finite: a NaN or infinity in the row (y is NaN).
+#define NK_LN_PATH_FAST 0
+#define NK_LN_PATH_DOUBLE_MOMENTS 1
+#define NK_LN_PATH_DOUBLE_AFFINE 2
+#define NK_LN_PATH_NONFINITE 3
+
+/// Adds one row to the process-wide count of `path` (relaxed atomic; rows off the fast path only).
+void nk_ln_count_path(int32_t path);
+/// The process-wide counts of rows per path since the start (index NK_LN_PATH_*; the
+/// fast path's entry stays 0: it is not counted, so callers compare against their rows).
+void nk_ln_path_counts(uint64_t counts[_Nonnull 4]);
+
 /// The LayerNorm kernels of one level.
 typedef struct nk_layernorm_kernels {
     /// Σ (x[i] - shift) and Σ (x[i] - shift)², both in double: every difference and
@@ -43,6 +59,10 @@ typedef struct nk_layernorm_kernels {
     /// A row holding NaN or infinity gets y = NaN and NaN statistics.
     void (*forward_row)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
                         const float *b, double *stats);
+    /// forward_row, returning the path the row took (NK_LN_PATH_*; docs/numerics.md, "The
+    /// fast path"). Every row not on the fast path is also counted (nk_ln_path_counts).
+    int32_t (*forward_row_path)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
+                                const float *b, double *stats);
 
     // Backward (Sources/NormKit/Norms/LayerNorm/BackwardKernel.swift has the math and the check).
     // Multiplies and adds round separately (no FMA): the row check's bound assumes it.

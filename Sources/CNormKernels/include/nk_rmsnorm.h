@@ -10,8 +10,11 @@
 /// input (each element is read before it is written, at its own index); no other
 /// overlap is allowed.
 typedef struct nk_rmsnorm_kernels {
-    /// Σ x[i]² in double (a float squared is exact in double, and no sum of them can
-    /// overflow or underflow it).
+    /// Σ x[i]², within (4u + nε)·Σx² (u = 2^-24, ε = 2^-53): the squares summed in float
+    /// lanes, 4 per lane per block, the blocks in double, when that sum certifies itself
+    /// (finite, n <= 2^24, Σx² >= n·2^-90); else in double (a float squared is exact in
+    /// double, and no sum of them can overflow or underflow it), and the row counted by
+    /// nk_ln_count_path (docs/numerics.md, "RMSNorm's fast Σx²").
     double (*row_sumsq)(const float *x, size_t n);
     /// sum[i] = a[i] + b[i] (the float sum), and returns Σ sum[i]² exactly as
     /// `row_sumsq(sum, n)` would (same lanes, same order): one pass for the fused add.

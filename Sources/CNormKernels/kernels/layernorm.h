@@ -50,21 +50,124 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
     }
 }
 
-/// y = ((x·p - mean_hi) - mean_lo)·scale·w + b for a power of two p: x·p is exact, and
-/// brings a row whose spread is near float's limits (x - mean could overflow, or lose
-/// digits among subnormals) to a spread near 1.
-static void NK_NAME(nk_ln_affine_scaled)(const float *x, float *y, size_t n, float p, float mean_hi, float mean_lo,
-                                         float scale, const float *w, const float *b) {
-    const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
+// ---- Forward: the certified float fast path (docs/numerics.md, "The fast path") ----
+
+/// Float terms per lane in one block of the fast moments: every float partial adds at
+/// most this many terms before it is widened and added in double. The bounds
+/// nk_ln_fast_stats uses are functions of it.
+#define NK_LN_FAST_TERMS 4
+/// Accumulators per sum (independent chains), so a block is NK_LN_FAST_TERMS·NK_LN_FAST_CHAINS vectors.
+#define NK_LN_FAST_CHAINS 4
+#define NK_LN_U 0x1p-24
+#define NK_LN_EPS53 0x1p-53
+
+/// One vector of the fast moments: d = x - s in float, fa += d, fq += d² (fused where
+/// the level has FMA: one rounding either way per term and step).
+#define NK_LN_FAST_STEP(c, v)                  \
+    do {                                       \
+        const nk_vf d_ = (v) - sv;             \
+        fa[c] += d_;                           \
+        fq[c] = NK_FMA(d_, d_, fq[c]);         \
+    } while (0)
+
+/// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_FAST_TERMS terms per lane, the
+/// block partials added in double. A non-finite result means an infinity or NaN in the
+/// row, or an overflow of a difference, a square or a partial: the caller falls back.
+static nk_moments NK_NAME(nk_ln_row_moments_fast)(const float *x, size_t n, float shift) {
+    const nk_vf sv = nk_splat(shift);
+    nk_vd sa = {}, sq = {};
+    const size_t block = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;
     size_t i = 0;
-    for (; i + NK_W <= n; i += NK_W) {
-        nk_store(y + i, NK_NAME(nk_ln_affine_v)(nk_load(x + i) * pv, nk_load(w + i), nk_load(b + i), hi, lo, r));
+    for (; i + block <= n; i += block) {
+        nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
+        for (int t = 0; t < NK_LN_FAST_TERMS; t++)
+            for (int c = 0; c < NK_LN_FAST_CHAINS; c++)
+                NK_LN_FAST_STEP(c, nk_load(x + i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W));
+        for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
+            sa += nk_widen(fa[c]);
+            sq += nk_widen(fq[c]);
+        }
     }
     if (i < n) {
-        const size_t k = n - i;
-        nk_store_partial(y + i, k, NK_NAME(nk_ln_affine_v)(nk_load_partial(x + i, k, 0) * pv, nk_load_partial(w + i, k, 0),
-                                                           nk_load_partial(b + i, k, 0), hi, lo, r));
+        // The last, partial block: the same chains, each still at most NK_LN_FAST_TERMS
+        // terms; padding lanes hold `shift`, whose difference is 0.
+        nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
+        for (int v = 0; i < n; i += NK_W, v++) {
+            const int c = v % NK_LN_FAST_CHAINS;
+            NK_LN_FAST_STEP(c, n - i >= NK_W ? nk_load(x + i) : nk_load_partial(x + i, n - i, shift));
+        }
+        for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
+            sa += nk_widen(fa[c]);
+            sq += nk_widen(fq[c]);
+        }
     }
+    return (nk_moments){nk_sumd(sa), nk_sumd(sq)};
+}
+#undef NK_LN_FAST_STEP
+
+/// The output pass with its certificate's two maxima: y = fma(t, w, b) with
+/// t = ((x·p - hi) - lo)·r (p = 1 skips the multiply), out[0] = max |w|·(|t| + kappa),
+/// out[1] = max |y| (NaN skipped). Writes y only when `store`.
+static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body)(
+    const float *x, float *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
+    const float *b, float kappa, float *out, int scaled, int store) {
+    const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
+    const nk_vf kv = nk_splat(kappa);
+    nk_vf mm = {}, ym = {}, mm1 = {}, ym1 = {};  // two chains of the maxima
+#define NK_LN_CERT_STEP(xv0, wv, bv, STORE)                                 \
+    do {                                                                    \
+        nk_vf xv_ = (xv0);                                                  \
+        if (scaled) xv_ = xv_ * pv;                                         \
+        const nk_vf t_ = ((xv_ - hi) - lo) * r;                             \
+        const nk_vf y_ = NK_FMA(t_, (wv), (bv));                            \
+        STORE(y_);                                                          \
+        mm = nk_max_skip_nan(mm, nk_abs(wv) * (nk_abs(t_) + kv));           \
+        ym = nk_max_skip_nan(ym, nk_abs(y_));                               \
+    } while (0)
+    size_t i = 0;
+    for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
+        const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
+        const nk_vf wv1 = nk_load(w + i + NK_W), bv1 = nk_load(b + i + NK_W);
+#define NK_LN_STORE_FULL(v) if (store) nk_store(y + i, (v))
+#define NK_LN_STORE_NEXT(v) if (store) nk_store(y + i + NK_W, (v))
+        NK_LN_CERT_STEP(nk_load(x + i), wv, bv, NK_LN_STORE_FULL);
+        const nk_vf swap_m = mm, swap_y = ym;
+        mm = mm1, ym = ym1;
+        NK_LN_CERT_STEP(nk_load(x + i + NK_W), wv1, bv1, NK_LN_STORE_NEXT);
+        mm1 = mm, ym1 = ym;
+        mm = swap_m, ym = swap_y;
+    }
+    for (; i + NK_W <= n; i += NK_W) {
+        const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
+        NK_LN_CERT_STEP(nk_load(x + i), wv, bv, NK_LN_STORE_FULL);
+#undef NK_LN_STORE_FULL
+#undef NK_LN_STORE_NEXT
+    }
+    if (i < n) {
+        // Padding: w = b = 0 gives t·0 + 0 = 0, and |w|·(...) = 0.
+        const size_t k = n - i;
+        const nk_vf wv = nk_load_partial(w + i, k, 0), bv = nk_load_partial(b + i, k, 0);
+#define NK_LN_STORE_PART(v) if (store) nk_store_partial(y + i, k, (v))
+        NK_LN_CERT_STEP(nk_load_partial(x + i, k, 0), wv, bv, NK_LN_STORE_PART);
+#undef NK_LN_STORE_PART
+    }
+#undef NK_LN_CERT_STEP
+    mm = nk_max_skip_nan(mm, mm1);
+    ym = nk_max_skip_nan(ym, ym1);
+    float a = mm[0], c = ym[0];
+    for (int j = 1; j < NK_W; j++) {
+        a = mm[j] > a ? mm[j] : a;
+        c = ym[j] > c ? ym[j] : c;
+    }
+    out[0] = a;
+    out[1] = c;
+}
+
+/// y in Double, rounded once to float: the affine step for rows whose float affine the
+/// certificate cannot vouch for (a bias cancelling w·x̂).
+static void NK_NAME(nk_ln_affine_double)(const float *x, float *y, size_t n, double mean, double rstd,
+                                         const float *w, const float *b) {
+    for (size_t i = 0; i < n; i++) y[i] = (float)((double)w[i] * (((double)x[i] - mean) * rstd) + (double)b[i]);
 }
 
 /// The binary exponent of a positive normal double: v in [2^e, 2^(e+1)).
@@ -82,14 +185,57 @@ static inline float NK_NAME(nk_pow2f)(int e) {
     return f;
 }
 
-static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
-                                       const float *w, const float *b, double *stats) {
-    const double inv_n = 1.0 / (double)n;
+/// A row's statistics and the bounds of their errors: |rstd - rstd*| <= rho·rstd*, and
+/// |mean - mean*|·rstd* <= mu (in units of the row's x̂), against the exact values *.
+typedef struct {
+    double mean, rstd, variance, rho, mu;
+} NK_NAME(nk_ln_stats);
+
+/// The float fast moments and their certificate (docs/numerics.md, "The fast path").
+/// Returns 0 when the row is certified (and fills *st), else 1.
+static int NK_NAME(nk_ln_fast_stats)(const float *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st) {
+    if (n > ((size_t)1 << 24)) return 1;
+    const nk_moments m = NK_NAME(nk_ln_row_moments_fast)(x, n, shift);
+    if (!(m.sum - m.sum == 0 && m.sum_squares - m.sum_squares == 0)) return 1;  // non-finite, or overflowed
+    const double nd = (double)n, inv_n = 1.0 / nd;
+    const double tiny = nd * 0x1p-149;  // the squares' underflow: at most 2^-150 each
+    // Relative bounds of the float sums (docs): (B+2)u for Σd² (the difference, the square
+    // and B-1 additions), B·u for Σd (the difference and B-1 additions), each plus n·ε for
+    // the double additions, and a factor for the second-order terms.
+    const double alpha = 1.0001 * ((NK_LN_FAST_TERMS + 2) * NK_LN_U + nd * NK_LN_EPS53);
+    const double beta = 1.0001 * (NK_LN_FAST_TERMS * NK_LN_U + nd * NK_LN_EPS53);
+    const double d2_upper = (m.sum_squares + tiny) / (1 - alpha);
+    const double e_delta = beta * __builtin_sqrt(nd * d2_upper) * inv_n * 1.0001;
+    const double delta = m.sum * inv_n, mean_square = m.sum_squares * inv_n;
+    if (mean_square < 0x1p-90) return 1;  // too near float's underflow for the bound to pay
+    const double variance = mean_square - delta * delta;
+    const double e_var = (alpha * d2_upper + tiny) * inv_n + 2 * __builtin_fabs(delta) * e_delta + e_delta * e_delta +
+                         8 * NK_LN_EPS53 * (mean_square + delta * delta);
+    // The variance itself must be known to a quarter: else the shift was too far from the
+    // mean for the float sums (or the row is constant, which the Double path makes exact).
+    if (!(e_var <= 0.25 * variance)) return 1;
+    const double v_eps = variance + eps;
+    const double mean = (double)shift + delta;
+    const double rstd = 1.0 / __builtin_sqrt(v_eps);
+    st->mean = mean;
+    st->rstd = rstd;
+    st->variance = variance;
+    st->rho = 0.6 * e_var / v_eps + 1e-15;
+    st->mu = 1.25 * (e_delta + 2 * NK_LN_EPS53 * __builtin_fabs(mean)) * rstd;
+    // Past these the affine certificate would fail anyway: go to the Double moments now.
+    if (st->rho > 64 * NK_LN_U || st->mu > 64 * NK_LN_U) return 1;
+    return 0;
+}
+
+/// Today's Double moments (the second pass when the shift was more than a standard
+/// deviation off). Returns 0 with *st filled, or 1 for a row holding NaN or infinity.
+static int NK_NAME(nk_ln_double_stats)(const float *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st) {
+    const double nd = (double)n, inv_n = 1.0 / nd;
     if (!(shift - shift == 0)) shift = 0;  // NaN or infinite: any finite shift is correct
     for (int pass = 0;; pass++) {
         const nk_moments m = NK_NAME(nk_ln_row_moments)(x, n, shift);
         const double delta = m.sum * inv_n, mean_square = m.sum_squares * inv_n;
-        if (!(delta - delta == 0 && mean_square - mean_square == 0)) break;  // NaN or ±inf in the row
+        if (!(delta - delta == 0 && mean_square - mean_square == 0)) return 1;  // NaN or ±inf in the row
         const double variance = mean_square - delta * delta;
         const double mean = (double)shift + delta;
         // Accept when the shift is within a standard deviation of the mean: the
@@ -97,34 +243,104 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
         // mean found, which every float of the row is at least as far from as it is
         // from the nearest float (docs/numerics.md).
         if (delta * delta <= variance || pass == 1) {
-            const double rstd = 1.0 / __builtin_sqrt((variance > 0 ? variance : 0) + eps);
-            if (variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100)) {
-                // Scale by p = 2^-e with e the exponent of the standard deviation: the
-                // spread becomes about 1. p stays a normal float, and so does rstd/p.
-                const int e_sd = NK_NAME(nk_exponent)(__builtin_sqrt(variance));
-                const int e_rstd = NK_NAME(nk_exponent)(rstd);
-                int k = -e_sd;
-                k = k < -126 ? -126 : k > 126 ? 126 : k;
-                if (k > e_rstd + 126) k = e_rstd + 126;  // rstd·2^-k >= 2^-126
-                const float p = NK_NAME(nk_pow2f)(k);
-                const double ms = mean * (double)p;
-                const float hi = (float)ms;
-                const float lo = (float)(ms - (double)hi);
-                NK_NAME(nk_ln_affine_scaled)(x, y, n, p, hi, lo, (float)(rstd / (double)p), w, b);
-            } else {
-                const float hi = (float)mean;
-                const float lo = (float)(mean - (double)hi);
-                NK_NAME(nk_ln_affine)(x, y, n, hi, lo, (float)rstd, w, b);
-            }
-            stats[0] = mean;
-            stats[1] = rstd;
-            return;
+            st->mean = mean;
+            st->rstd = 1.0 / __builtin_sqrt((variance > 0 ? variance : 0) + eps);
+            st->variance = variance;
+            // docs/numerics.md, "The bound": |δvar| <= 5nε·var, the mean within 1.5nε·σ + ε|mean|.
+            st->rho = 3 * nd * NK_LN_EPS53 + 4 * NK_LN_EPS53;
+            st->mu = 1.25 * (2 * nd * NK_LN_EPS53 + 3 * NK_LN_EPS53 * __builtin_fabs(mean) * st->rstd);
+            return 0;
         }
         shift = (float)mean;
     }
-    for (size_t i = 0; i < n; i++) y[i] = __builtin_nanf("");
-    stats[0] = __builtin_nan("");
-    stats[1] = __builtin_nan("");
+}
+
+/// The float output pass (scaled by a power of two for a spread near float's limits),
+/// then its certificate: returns 0 when y is within 1e-6·max(1, max|y|) of the exact
+/// result, given the statistics' bounds in *st.
+/// The affine certificate: E = 1.001·u·(1.0001·A·M + Y) <= 1e-6·max(1, Y - E), with
+/// M, Y the output pass's maxima.
+static inline int NK_NAME(nk_ln_certified)(double a, const float *maxima) {
+    const double big = (double)maxima[1];
+    const double bound = 1.001 * NK_LN_U * (1.0001 * a * (double)maxima[0] + big);
+    const double scale = big - bound > 1 ? big - bound : 1;
+    return bound <= 1e-6 * scale;
+}
+
+static int NK_NAME(nk_ln_output)(const float *x, float *y, size_t n, const NK_NAME(nk_ln_stats) *st,
+                                 const float *w, const float *b) {
+    const double mean = st->mean, rstd = st->rstd;
+    const double variance = st->variance;
+    // Per element (docs): |y_i - y*_i| <= u·|w_i|·(A·|x̂_i| + C) + u·|y_i|, with A the float
+    // affine's own constant plus rho/u and C = 2 + mu/u; |x̂_i| <= 1.0001·|t_i| + 2e-5.
+    const double a = (NK_HAS_FMA ? 5.0 : 6.0) + st->rho / NK_LN_U;
+    const double c = 2.0 + st->mu / NK_LN_U;
+    const float kappa = (float)((c + 2e-5 * a) / (1.0001 * a));
+    float maxima[2];
+    // y may be x (in place): then y is written only once the row is certified, so a
+    // fallback still reads the input.
+    const int in_place = x == y;
+    if (variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100)) {
+        // Scale by p = 2^-e with e the exponent of the standard deviation: the
+        // spread becomes about 1. p stays a normal float, and so does rstd/p.
+        const int e_sd = NK_NAME(nk_exponent)(__builtin_sqrt(variance));
+        const int e_rstd = NK_NAME(nk_exponent)(rstd);
+        int k = -e_sd;
+        k = k < -126 ? -126 : k > 126 ? 126 : k;
+        if (k > e_rstd + 126) k = e_rstd + 126;  // rstd·2^-k >= 2^-126
+        const float p = NK_NAME(nk_pow2f)(k);
+        const double ms = mean * (double)p;
+        const float hi = (float)ms;
+        const float lo = (float)(ms - (double)hi);
+        const float r = (float)(rstd / (double)p);
+        NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, !in_place);
+        if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 1);
+            return 0;
+        }
+    } else {
+        const float hi = (float)mean;
+        const float lo = (float)(mean - (double)hi);
+        NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, !in_place);
+        if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 1);
+            return 0;
+        }
+    }
+    return NK_NAME(nk_ln_certified)(a, maxima) ? 0 : 1;
+}
+
+static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t n, float shift, double eps,
+                                               const float *w, const float *b, double *stats) {
+    NK_NAME(nk_ln_stats) st;
+    int32_t path = NK_LN_PATH_FAST;
+    if (!(shift - shift == 0) || NK_NAME(nk_ln_fast_stats)(x, n, shift, eps, &st) != 0) {
+        path = NK_LN_PATH_DOUBLE_MOMENTS;
+        if (NK_NAME(nk_ln_double_stats)(x, n, shift, eps, &st) != 0) {
+            for (size_t i = 0; i < n; i++) y[i] = __builtin_nanf("");
+            stats[0] = __builtin_nan("");
+            stats[1] = __builtin_nan("");
+            return NK_LN_PATH_NONFINITE;
+        }
+    }
+    if (NK_NAME(nk_ln_output)(x, y, n, &st, w, b) != 0) {
+        if (path == NK_LN_PATH_FAST && NK_NAME(nk_ln_double_stats)(x, n, shift, eps, &st) == 0 &&
+            NK_NAME(nk_ln_output)(x, y, n, &st, w, b) == 0) {
+            path = NK_LN_PATH_DOUBLE_MOMENTS;
+        } else {
+            NK_NAME(nk_ln_affine_double)(x, y, n, st.mean, st.rstd, w, b);
+            path = NK_LN_PATH_DOUBLE_AFFINE;
+        }
+    }
+    stats[0] = st.mean;
+    stats[1] = st.rstd;
+    if (path != NK_LN_PATH_FAST) nk_ln_count_path(path);
+    return path;
+}
+
+static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
+                                       const float *w, const float *b, double *stats) {
+    (void)NK_NAME(nk_ln_forward_row_path)(x, y, n, shift, eps, w, b, stats);
 }
 
 // ---- Backward ----
@@ -346,6 +562,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .row_moments = NK_NAME(nk_ln_row_moments),
     .affine = NK_NAME(nk_ln_affine),
     .forward_row = NK_NAME(nk_ln_forward_row),
+    .forward_row_path = NK_NAME(nk_ln_forward_row_path),
     .backward_centre = NK_NAME(nk_ln_backward_centre),
     .backward_affine = NK_NAME(nk_ln_backward_affine),
     .backward_normalize = NK_NAME(nk_ln_backward_normalize),

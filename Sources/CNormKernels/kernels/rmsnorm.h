@@ -27,12 +27,67 @@
     if (i < (n)) NK_RMS_SQ(q0, LOAD_TAIL(i, (n) - i));                  \
     return nk_sumd(q0 + q1);
 
-static double NK_NAME(nk_rms_row_sumsq)(const float *x, size_t n) {
+/// Float terms per lane in one block of the fast Σx², and independent chains per block:
+/// each float partial adds at most NK_RMS_FAST_TERMS squares before it is widened and
+/// added in double (docs/numerics.md, "RMSNorm's fast Σx²").
+#define NK_RMS_FAST_TERMS 4
+#define NK_RMS_FAST_CHAINS 4
+
+/// The fast walk: Σ v² in float lanes, blocks of NK_RMS_FAST_TERMS terms per lane, the
+/// block partials widened and added in double. Same lanes and order whether the row is
+/// read or made on the way. LOAD(i) yields elements i ..< i + NK_W; LOAD_TAIL(i, k) the k
+/// < NK_W last ones, zero padded.
+#define NK_RMS_FAST_WALK(n, LOAD, LOAD_TAIL)                                             \
+    nk_vd sq_ = {};                                                                      \
+    const size_t block_ = (size_t)NK_RMS_FAST_TERMS * NK_RMS_FAST_CHAINS * NK_W;         \
+    size_t i = 0;                                                                        \
+    for (; i + block_ <= (n); i += block_) {                                             \
+        nk_vf fq_[NK_RMS_FAST_CHAINS] = {};                                              \
+        for (int t_ = 0; t_ < NK_RMS_FAST_TERMS; t_++)                                   \
+            for (int c_ = 0; c_ < NK_RMS_FAST_CHAINS; c_++) {                            \
+                const nk_vf v_ = LOAD(i + (size_t)(t_ * NK_RMS_FAST_CHAINS + c_) * NK_W); \
+                fq_[c_] = NK_FMA(v_, v_, fq_[c_]);                                       \
+            }                                                                            \
+        for (int c_ = 0; c_ < NK_RMS_FAST_CHAINS; c_++) sq_ += nk_widen(fq_[c_]);        \
+    }                                                                                    \
+    if (i < (n)) {                                                                       \
+        nk_vf fq_[NK_RMS_FAST_CHAINS] = {};                                              \
+        for (int v_i_ = 0; i < (n); i += NK_W, v_i_++) {                                 \
+            const int c_ = v_i_ % NK_RMS_FAST_CHAINS;                                    \
+            const nk_vf v_ = (n) - i >= NK_W ? LOAD(i) : LOAD_TAIL(i, (n) - i);          \
+            fq_[c_] = NK_FMA(v_, v_, fq_[c_]);                                           \
+        }                                                                                \
+        for (int c_ = 0; c_ < NK_RMS_FAST_CHAINS; c_++) sq_ += nk_widen(fq_[c_]);        \
+    }                                                                                    \
+    return nk_sumd(sq_);
+
+static double NK_NAME(nk_rms_row_sumsq_double)(const float *x, size_t n) {
 #define NK_X_LOAD(i) nk_load(x + (i))
 #define NK_X_TAIL(i, k) nk_load_partial(x + (i), (k), 0)
     NK_RMS_SUMSQ_WALK(n, NK_X_LOAD, NK_X_TAIL)
+}
+
+static double NK_NAME(nk_rms_row_sumsq_fast)(const float *x, size_t n) {
+    NK_RMS_FAST_WALK(n, NK_X_LOAD, NK_X_TAIL)
 #undef NK_X_LOAD
 #undef NK_X_TAIL
+}
+
+/// The certificate of the fast Σx² (docs/numerics.md): finite (no square or partial
+/// overflowed, no NaN or infinity), n <= 2^24, and a mean square of at least 2^-90 (a
+/// square's underflow, at most 2^-150, is then negligible). Zero (all zeros) is left to
+/// the Double sum, which gives 0 too.
+static inline int NK_NAME(nk_rms_fast_certified)(double sumsq, size_t n) {
+    return n <= ((size_t)1 << 24) && sumsq - sumsq == 0 && sumsq >= (double)n * 0x1p-90;
+}
+
+/// Σx² of a row: the fast float sum when certified, else the Double one (counted).
+static double NK_NAME(nk_rms_row_sumsq)(const float *x, size_t n) {
+    const double fast = NK_NAME(nk_rms_row_sumsq_fast)(x, n);
+    if (NK_NAME(nk_rms_fast_certified)(fast, n)) return fast;
+    const double exact = NK_NAME(nk_rms_row_sumsq_double)(x, n);
+    nk_ln_count_path(exact - exact == 0 ? NK_LN_PATH_DOUBLE_MOMENTS : NK_LN_PATH_NONFINITE);
+    return exact;
 }
 
 static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_v)(const float *a, const float *b, float *s,
@@ -49,12 +104,22 @@ static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_tail)(cons
     return v;
 }
 
-static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, float *sum, size_t n) {
+static double NK_NAME(nk_rms_add_row_sumsq_fast)(const float *a, const float *b, float *sum, size_t n) {
 #define NK_S_LOAD(i) NK_NAME(nk_rms_add_v)(a, b, sum, (i))
 #define NK_S_TAIL(i, k) NK_NAME(nk_rms_add_tail)(a, b, sum, (i), (k))
-    NK_RMS_SUMSQ_WALK(n, NK_S_LOAD, NK_S_TAIL)
+    NK_RMS_FAST_WALK(n, NK_S_LOAD, NK_S_TAIL)
 #undef NK_S_LOAD
 #undef NK_S_TAIL
+}
+
+/// The fused add's Σ sum²: the same fast walk on the same float sums as row_sumsq(sum),
+/// and the same fallback, so the result is bitwise row_sumsq's.
+static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, float *sum, size_t n) {
+    const double fast = NK_NAME(nk_rms_add_row_sumsq_fast)(a, b, sum, n);
+    if (NK_NAME(nk_rms_fast_certified)(fast, n)) return fast;
+    const double exact = NK_NAME(nk_rms_row_sumsq_double)(sum, n);
+    nk_ln_count_path(exact - exact == 0 ? NK_LN_PATH_DOUBLE_MOMENTS : NK_LN_PATH_NONFINITE);
+    return exact;
 }
 
 static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size_t n) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CNormKernels
 import NormKit
 import NormKitCLISupport
 
@@ -105,10 +106,29 @@ struct Bench: ParsableCommand {
         let data = self.data ?? .normal
         let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean, gpt2Like: gpt2Like,
                                    data: data)
+        let paths = FallbackFraction.measure(rows: dims.dropLast().reduce(1, *)) { workload.runOnce(state) }
         let result = state.measure(iterations: iterations, threads: threadCount, progress: Progress())
         let report = BenchReport(
             workload: workload, shape: dims, threads: threadCount, isa: level, data: data.rawValue, inputMean: inputMean, gpt2Like: gpt2Like,
-            result: result, bytes: state.bytes, load: (before: loadBefore, after: LoadAverage.read()))
+            result: result, bytes: state.bytes, load: (before: loadBefore, after: LoadAverage.read()), paths: paths)
         print(json ? report.json : report.text)
+    }
+}
+
+/// The share of LayerNorm forward rows of one call that left the certified float fast
+/// path (docs/numerics.md, "The fast path"), from the kernel layer's process-wide counts.
+struct FallbackFraction {
+    /// Rows that took the Double moments, the Double affine, or were non-finite, over the call's rows.
+    var doubleMoments = 0.0, doubleAffine = 0.0, nonFinite = 0.0
+    var total: Double { doubleMoments + doubleAffine + nonFinite }
+
+    static func measure(rows: Int, _ call: () -> Void) -> FallbackFraction {
+        var before = (UInt64(0), UInt64(0), UInt64(0), UInt64(0)), after = before
+        withUnsafeMutableBytes(of: &before) { nk_ln_path_counts($0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
+        call()
+        withUnsafeMutableBytes(of: &after) { nk_ln_path_counts($0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
+        let n = Double(max(rows, 1))
+        return FallbackFraction(doubleMoments: Double(after.1 &- before.1) / n, doubleAffine: Double(after.2 &- before.2) / n,
+                                nonFinite: Double(after.3 &- before.3) / n)
     }
 }

@@ -20,6 +20,8 @@ struct BenchReport {
     let result: BenchState.Timings
     let bytes: Int
     let load: (before: Double?, after: Double?)
+    /// LayerNorm forward rows of one call off the fast path (0 for workloads without one).
+    var paths = FallbackFraction()
 
     /// Median and minimum of a set of samples (NaN when there are none).
     struct Summary {
@@ -64,6 +66,9 @@ struct BenchReport {
         }
         lines.append("  ratio to \(name) (median): \(fixed(w.median / m.median, 3))"
             + (memcpyParallel.map { " (1 thread), \(fixed(w.median / $0.median, 3)) (\(threads) threads)" } ?? ""))
+        if paths.total > 0 || workload == .forward || workload == .forwardAllocating || workload == .fused {
+            lines.append("  rows off the fast path: \(fixed(paths.total * 100, 2))% (Double moments \(fixed(paths.doubleMoments * 100, 2))%, Double affine \(fixed(paths.doubleAffine * 100, 2))%, non-finite \(fixed(paths.nonFinite * 100, 2))%)")
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -84,7 +89,8 @@ struct BenchReport {
                 .init(medianUs: Record.number($0.median * 1e6), gbps: Record.number(gbps($0.median)),
                       ratio: Record.number(w.median / $0.median))
             },
-            loadBefore: load.before.flatMap(Record.number), loadAfter: load.after.flatMap(Record.number))
+            loadBefore: load.before.flatMap(Record.number), loadAfter: load.after.flatMap(Record.number),
+            fallbackFraction: Record.number(paths.total))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every field is an Int, a String, a Bool or a finite Double: encoding cannot fail.
@@ -124,6 +130,8 @@ extension BenchReport {
         let memcpyParallel: Parallel?
         let loadBefore: Double?
         let loadAfter: Double?
+        /// LayerNorm forward rows of one call off the certified fast path, as a fraction.
+        let fallbackFraction: Double?
 
         /// The baseline split over the run's threads.
         struct Parallel {
@@ -145,6 +153,7 @@ extension BenchReport {
             case memcpyParallelMedianUs = "memcpy_parallel_median_us", memcpyParallelGbps = "memcpy_parallel_gbps"
             case ratioToMemcpyParallel = "ratio_to_memcpy_parallel"
             case loadBefore = "load_before", loadAfter = "load_after"
+            case fallbackFraction = "fallback_fraction"
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -177,6 +186,7 @@ extension BenchReport {
             }
             try c.encode(loadBefore, forKey: .loadBefore)
             try c.encode(loadAfter, forKey: .loadAfter)
+            try c.encode(fallbackFraction, forKey: .fallbackFraction)
         }
     }
 }

@@ -4,26 +4,24 @@
 //
 //     mean = Σx / n,  var = Σ(x - mean)² / n,  y = w ⊙ (x - mean) / sqrt(var + eps) + b
 //
-// Every row takes the same path (docs/numerics.md has the error argument):
+// Every row starts with a shift s = Float(sdot(x, 1) / n): OpenBLAS's float sum, used
+// only as a centre, so its rounding (which depends on the BLAS kernel's summation order)
+// does not reach the result; a non-finite sum gives s = 0. The kernel layer's
+// `forward_row` then takes, in this order, the first path that can certify the row
+// (docs/numerics.md, "The algorithm" and "The fast path"):
 //
-// 1. A shift s = Float(sdot(x, 1) / n): OpenBLAS's float sum, used only as a
-//    centre, so its rounding (which depends on the BLAS kernel's summation order)
-//    does not reach the result. A non-finite sum (overflow, NaN) gives s = 0.
-// 2. One pass of the kernel layer: D1 = Σ(x - s) and D2 = Σ(x - s)², in Double.
-//    Each difference and square is exact or rounded once in Double (a float squared
-//    can neither overflow nor underflow a double), so nothing needs scaling.
-//    mean = s + D1/n and var = D2/n - (D1/n)². That subtraction cancels only by the
-//    factor 1 + δ²/var with δ = D1/n = mean - s; if δ² > var (the shift was more than
-//    a standard deviation off: a float sum of huge values, or a constant row) the pass
-//    is repeated once with s = Float(mean), which is then within a standard deviation
-//    (every float of the row is at least |mean - s| from the mean).
-// 3. One pass of the kernel layer: y = ((x - mean_hi) - mean_lo)·rstd·w + b, with
-//    the Double mean split into two floats, so x - mean is right to float precision
-//    however large the mean is against the spread.
+// 1. Fast: Σ(x - s) and Σ(x - s)² in float lanes, 4 terms per lane per block, the blocks
+//    added in Double, with a bound computed from the two sums (shift near the mean, no
+//    overflow or underflow, finite values); then y = ((x - mean_hi) - mean_lo)·rstd·w + b
+//    in float, with a bound of its error from two maxima the pass keeps, against
+//    1e-6·max(1, max|y|).
+// 2. Double moments: D1 = Σ(x - s) and D2 = Σ(x - s)² in Double (a second pass about
+//    Float(mean) when s was more than a standard deviation off), the same float output,
+//    certified again.
+// 3. Double affine: y computed in Double and rounded once (a bias cancelling w·x̂).
 //
-// A row holding NaN or ±infinity makes D1 or D2 non-finite and comes out all NaN. A
-// constant row gets s = its value on the second pass, so x - mean is exactly 0 and
-// y is exactly b.
+// A row holding NaN or ±infinity comes out all NaN. A constant row takes path 2, whose
+// second shift is its value, so x - mean is exactly 0 and y is exactly b.
 
 import CNormKernels
 
@@ -60,7 +58,7 @@ enum ForwardKernel {
     }
 
     /// One row: the shift from `cblas_sdot` (step 1 of the file comment), then the
-    /// kernel layer's `forward_row` (steps 2 and 3).
+    /// kernel layer's `forward_row` (the paths of the file comment).
     @inline(__always)
     static func normalizeRow(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters

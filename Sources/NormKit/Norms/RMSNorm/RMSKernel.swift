@@ -4,11 +4,12 @@
 //
 //     ms = Σx² / n,   r = 1/sqrt(ms + eps),   y = (x·r) ⊙ (o + w)
 //
-// Σx² comes from the C kernel in Double (`row_sumsq`): a float's square is exact in
-// Double and no sum of them can overflow or underflow it, so one pass is exact to
-// n·2^-53 on every finite row, whatever its magnitude (1e30·randn, 1e-25·randn,
-// subnormals) and whatever BLAS library is linked (docs/numerics.md, "RMSNorm", says
-// why this is not `cblas_sdot`). r is Double; the output pass runs in float.
+// Σx² comes from the C kernel (`row_sumsq`): summed in float blocks of 4 squares per
+// lane, the blocks in Double, within (4u + nε) of Σx² when the sum certifies itself
+// (finite, mean square >= 2^-90); else in Double, where a float's square is exact and
+// no sum of them can overflow or underflow, so the row is exact to n·2^-53 whatever
+// its magnitude (1e30·randn, 1e-25·randn, subnormals) and whatever BLAS library is
+// linked (docs/numerics.md, "RMSNorm"). r is Double; the output pass runs in float.
 //
 // One special case: when ms > 2^240 (|x| near float's limit), r is below float's
 // normal range. The row is then first scaled by 2^-64 (exact but for elements below

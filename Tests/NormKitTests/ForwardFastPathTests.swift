@@ -1,0 +1,241 @@
+// The LayerNorm forward's certified float fast path (docs/numerics.md, "The fast path"):
+// rows on each side of each certificate threshold take the path the certificate says,
+// and every row, on every path, meets 1e-6·max(1, max|y|) of float64.
+import CNormKernels
+@testable import NormKit
+import NormKitTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One row through the kernel layer's `forward_row_path` at `level`, with the shift
+/// given (NormKit's caller passes Float(sdot(x, 1)/n)).
+private func runRow(
+    _ x: [Float], weight: [Float]? = nil, bias: [Float]? = nil, shift: Float? = nil, eps: Double = 1e-5,
+    level: InstructionSet
+) -> (y: [Float], path: Int32) {
+    let n = x.count
+    let w = weight ?? [Float](repeating: 1, count: n), b = bias ?? [Float](repeating: 0, count: n)
+    let s = shift ?? Float(x.reduce(0.0) { $0 + Double($1) } / Double(n))
+    var y = [Float](repeating: 0, count: n)
+    var stats = [Double](repeating: 0, count: 2)
+    let table = Kernels.layerNorm(at: level)
+    let path = y.withUnsafeMutableBufferPointer { yp in
+        stats.withUnsafeMutableBufferPointer { sp in
+            table.forward_row_path(x, yp.baseAddress!, n, s, eps, w, b, sp.baseAddress!)
+        }
+    }
+    return (y, path)
+}
+
+/// max|y - y64| / max(1, max|y64|), with y64 the float64 LayerNorm of the same float inputs.
+private func rowError(_ x: [Float], _ y: [Float], weight: [Float]? = nil, bias: [Float]? = nil, eps: Double = 1e-5) -> Double {
+    let n = x.count
+    var mean = 0.0
+    for v in x { mean += Double(v) }
+    mean /= Double(n)
+    var variance = 0.0
+    for v in x { variance += (Double(v) - mean) * (Double(v) - mean) }
+    variance /= Double(n)
+    let rstd = 1 / (variance + eps).squareRoot()
+    var worst = 0.0, scale = 1.0
+    var expected = [Double](repeating: 0, count: n)
+    for i in 0..<n {
+        let w = Double(weight?[i] ?? 1), b = Double(bias?[i] ?? 0)
+        expected[i] = w * ((Double(x[i]) - mean) * rstd) + b
+        scale = max(scale, abs(expected[i]))
+    }
+    for i in 0..<n { worst = max(worst, abs(Double(y[i]) - expected[i])) }
+    return worst / scale
+}
+
+private func gaussianRow(_ n: Int, seed: UInt64, mean: Float = 0, scale: Float = 1) -> [Float] {
+    Tensor.randomNormal([n], seed: seed).scalars.map { mean + scale * $0 }
+}
+
+struct ForwardFastPathTests {
+    static let levels = InstructionSet.supported
+
+    @Test("Ordinary rows take the fast path, within 1e-6", arguments: levels)
+    func ordinaryRowsAreFast(level: InstructionSet) {
+        for (i, n) in [3, 17, 128, 768, 4096].enumerated() {
+            for mean: Float in [0, 1, 100] {
+                let x = gaussianRow(n, seed: UInt64(i + 1), mean: mean)
+                let r = runRow(x, level: level)
+                #expect(r.path == NK_LN_PATH_FAST, "n \(n) mean \(mean) \(level)")
+                #expect(rowError(x, r.y) <= 1e-6, "n \(n) mean \(mean) \(level)")
+            }
+        }
+    }
+
+    @Test("Shift certificate: a shift σ/4 off is certified, 20σ off is not", arguments: levels)
+    func shiftThreshold(level: InstructionSet) {
+        let x = gaussianRow(768, seed: 3, mean: 5)
+        let mean = Float(x.reduce(0.0) { $0 + Double($1) } / 768)
+        let near = runRow(x, shift: mean + 0.25, level: level)
+        let far = runRow(x, shift: mean + 20, level: level)
+        #expect(near.path == NK_LN_PATH_FAST)
+        #expect(far.path == NK_LN_PATH_DOUBLE_MOMENTS)
+        #expect(rowError(x, near.y) <= 1e-6)
+        #expect(rowError(x, far.y) <= 1e-6)
+    }
+
+    @Test("Range certificate: squares below float's overflow are certified, above are not", arguments: levels)
+    func overflowThreshold(level: InstructionSet) {
+        let below = gaussianRow(768, seed: 4, scale: 1e18)  // squares about 1e36, partials of 4 below 3.4e38
+        let above = gaussianRow(768, seed: 4, scale: 1e20)  // squares overflow float
+        let a = runRow(below, level: level), b = runRow(above, level: level)
+        #expect(a.path == NK_LN_PATH_FAST)
+        #expect(b.path == NK_LN_PATH_DOUBLE_MOMENTS)
+        #expect(rowError(below, a.y) <= 1e-6)
+        #expect(rowError(above, b.y) <= 1e-6)
+    }
+
+    @Test("Underflow certificate: a mean square above 2^-90 is certified, below it is not", arguments: levels)
+    func underflowThreshold(level: InstructionSet) {
+        let above = gaussianRow(768, seed: 5, scale: 0x1p-43)
+        let below = gaussianRow(768, seed: 5, scale: 0x1p-47)
+        let a = runRow(above, eps: 0, level: level), b = runRow(below, eps: 0, level: level)
+        #expect(a.path == NK_LN_PATH_FAST)
+        #expect(b.path == NK_LN_PATH_DOUBLE_MOMENTS)
+        #expect(rowError(above, a.y, eps: 0) <= 1e-6)
+        #expect(rowError(below, b.y, eps: 0) <= 1e-6)
+    }
+
+    @Test("A constant row takes the Double moments and comes out exactly the bias; NaN stays in its row", arguments: levels)
+    func constantAndNaN(level: InstructionSet) {
+        let x = [Float](repeating: 3.7, count: 100)
+        let bias = (0..<100).map { Float($0) * 0.25 - 3 }
+        let r = runRow(x, bias: bias, shift: Float(3.7).nextUp, level: level)
+        #expect(r.path == NK_LN_PATH_DOUBLE_MOMENTS)
+        #expect(r.y == bias)
+        var bad = gaussianRow(50, seed: 6)
+        bad[17] = .nan
+        let nan = runRow(bad, shift: 0, level: level)
+        #expect(nan.path == NK_LN_PATH_NONFINITE)
+        #expect(nan.y.allSatisfy { $0.isNaN })
+    }
+
+    @Test("Affine certificate: a bias cancelling w·x̂ (issue 19's rows) takes the Double affine, within 1e-6", arguments: levels)
+    func cancellingBias(level: InstructionSet) {
+        // dim 2: y = ±0.199994 from w·x̂ = ±9999.8 and b = ±1e4.
+        let x: [Float] = [0, 1], w: [Float] = [1e4, 1e4], b: [Float] = [1e4, -1e4]
+        let r = runRow(x, weight: w, bias: b, level: level)
+        #expect(r.path == NK_LN_PATH_DOUBLE_AFFINE)
+        #expect(rowError(x, r.y, weight: w, bias: b) <= 1e-6, "\(r.y)")
+        // dim 768, b = -w·x̂ (float64 x̂ rounded to float) at w = 4 and 64.
+        let row = gaussianRow(768, seed: 8)
+        var mean = 0.0
+        for v in row { mean += Double(v) }
+        mean /= 768
+        var variance = 0.0
+        for v in row { variance += (Double(v) - mean) * (Double(v) - mean) }
+        let rstd = 1 / (variance / 768 + 1e-5).squareRoot()
+        for scale: Float in [4, 64] {
+            let w = [Float](repeating: scale, count: 768)
+            let b = row.map { -Float(Double(scale) * (Double($0) - mean) * rstd) }
+            let r = runRow(row, weight: w, bias: b, level: level)
+            #expect(r.path == NK_LN_PATH_DOUBLE_AFFINE, "w \(scale)")
+            #expect(rowError(row, r.y, weight: w, bias: b) <= 1e-6, "w \(scale)")
+        }
+    }
+
+    @Test("Affine certificate: a bias cancelling a fifth of w·x̂ is certified, 99% of it is not", arguments: levels)
+    func biasThreshold(level: InstructionSet) {
+        let x = gaussianRow(768, seed: 9)
+        let mean = x.reduce(0.0) { $0 + Double($1) } / 768
+        let variance = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / 768
+        let rstd = 1 / (variance + 1e-5).squareRoot()
+        let w = [Float](repeating: 3, count: 768)
+        for (fraction, path) in [(0.2, NK_LN_PATH_FAST), (0.99, NK_LN_PATH_DOUBLE_AFFINE)] {
+            let b = x.map { -Float(fraction * 3 * (Double($0) - mean) * rstd) }
+            let r = runRow(x, weight: w, bias: b, level: level)
+            #expect(r.path == path, "fraction \(fraction)")
+            #expect(rowError(x, r.y, weight: w, bias: b) <= 1e-6, "fraction \(fraction)")
+        }
+    }
+
+    /// RMSNorm's Σx² (docs/numerics.md, "RMSNorm's fast Σx²"): within (4u + nε) of the
+    /// exact sum on both sides of the overflow and underflow thresholds; past them the
+    /// Double sum, within nε; and the fused add's sum is bitwise the plain one's.
+    @Test("RMSNorm Σx²: both sides of the overflow and underflow thresholds", arguments: levels)
+    func rmsThresholds(level: InstructionSet) {
+        let table = Kernels.rmsNorm(at: level)
+        let n = 768
+        let u = 0x1p-24, eps = 0x1p-53
+        for (scale, fallback) in [(Float(1e18), false), (1e20, true), (0x1p-43, false), (0x1p-47, true)] {
+            let x = gaussianRow(n, seed: 11, scale: scale)
+            var exact = 0.0
+            for v in x { exact += Double(v) * Double(v) }
+            let s = table.row_sumsq(x, n)
+            let allowed = fallback ? 2 * Double(n) * eps * exact : 1.0001 * (4 * u + Double(n) * eps) * exact
+            #expect(abs(s - exact) <= allowed, "scale \(scale) \(level)")
+            if fallback { #expect(abs(s - exact) <= 1e-12 * exact) }
+            let half = x.map { $0 * 0.5 }
+            var sum = [Float](repeating: 0, count: n)
+            let fused = table.add_row_sumsq(half, half, &sum, n)
+            #expect(fused.bitPattern == table.row_sumsq(sum, n).bitPattern, "scale \(scale) \(level)")
+        }
+    }
+
+    /// Random rows from the hard-row catalogue and from the thresholds above, with random
+    /// affine transforms: every one within 1e-6 at every level. NORMKIT_FAST_PATH_ROWS sets
+    /// the count (CI: the default; docs/numerics.md records one run of 10^6).
+    @Test("Property: catalogue and threshold rows, every path, within 1e-6")
+    func property() {
+        let rows = ProcessInfoLite.integer("NORMKIT_FAST_PATH_ROWS") ?? 1500
+        var rng = TestRNG(seed: 0x5eed_f457)
+        var worst = 0.0
+        var paths = [Int](repeating: 0, count: 4)
+        let kinds = Reference.HardRow.allCases
+        for r in 0..<rows {
+            let level = Self.levels[r % Self.levels.count]
+            let n = [1, 2, 3, 5, 17, 64, 128, 257, 768, 1024][Int.random(in: 0..<10, using: &rng)]
+            var x: [Float]
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0, 1: x = kinds[Int.random(in: 0..<kinds.count, using: &rng)].values(dim: n, seed: rng.next())
+            case 2:  // near the range thresholds
+                let e = Float([-47, -45, -44, -43, 17, 18, 19, 20][Int.random(in: 0..<8, using: &rng)])
+                x = gaussianRow(n, seed: rng.next(), scale: e < 0 ? powf(2, e) : powf(10, e))
+            default:  // large means: the shift's accuracy against the spread
+                x = gaussianRow(n, seed: rng.next(), mean: powf(10, Float.random(in: 0...7, using: &rng)))
+            }
+            var w: [Float]? = nil, b: [Float]? = nil
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0: break
+            case 1:
+                w = (0..<n).map { _ in Float.random(in: -2...2, using: &rng) }
+                b = (0..<n).map { _ in Float.random(in: -1...1, using: &rng) }
+            case 2:
+                w = (0..<n).map { _ in Float.random(in: 1e3...1e4, using: &rng) }
+                b = (0..<n).map { _ in Float.random(in: -1e4...1e4, using: &rng) }
+            default:  // bias cancelling a random share of w·x̂
+                let f = Double.random(in: 0.9...1, using: &rng)
+                var mean = 0.0
+                for v in x { mean += Double(v) }
+                mean /= Double(n)
+                var variance = 0.0
+                for v in x { variance += (Double(v) - mean) * (Double(v) - mean) }
+                let rstd = 1 / (variance / Double(n) + 1e-5).squareRoot()
+                let scale = Float.random(in: 1...100, using: &rng)
+                w = [Float](repeating: scale, count: n)
+                b = x.map { finiteFloat(-f * Double(scale) * (Double($0) - mean) * rstd) }
+            }
+            let result = runRow(x, weight: w, bias: b, level: level)
+            paths[Int(result.path)] += 1
+            let e = rowError(x, result.y, weight: w, bias: b)
+            worst = max(worst, e)
+            #expect(e <= 1e-6, "row \(r) n \(n) path \(result.path) \(level)")
+        }
+        print("ForwardFastPathTests.property: \(rows) rows, worst \(worst), paths fast/moments/affine/non-finite \(paths)")
+    }
+}
+
+/// An integer environment variable.
+private enum ProcessInfoLite {
+    static func integer(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
+}
