@@ -18,7 +18,11 @@ extension Reference {
     /// Written independently of NormKit's kernels.
     ///
     /// - Parameters:
-    ///   - weight, bias: `[C]`, or `nil` for ones and zeros.
+    ///   - input: `[N, C, *spatial]`, channels first.
+    ///   - groups: the number of groups; must divide `C`.
+    ///   - weight: `[C]`, or `nil` for ones.
+    ///   - bias: `[C]`, or `nil` for zeros.
+    ///   - eps: added to each group's variance.
     /// - Throws: `NormKitError` when the input is not rank >= 2, `groups` does not divide
     ///   `C`, or weight or bias is not `[C]`.
     public static func groupNormDouble(

@@ -92,6 +92,13 @@ struct NormalizedShapeTests {
         #expect(two.dim == 48 && two.normalizedShape == [6, 8])
         let (_, statistics) = try two.forwardForTraining(x)
         #expect(statistics.rowCount == 15 && statistics.mean.shape == [3, 5, 1, 1])
+        let saved = try LayerNorm.Statistics(inputShape: x.shape, normalizedRank: 2, means: statistics.means,
+                                             reciprocalStandardDeviations: statistics.reciprocalStandardDeviations)
+        #expect(saved == statistics)
+        #expect(throws: NormKitError.self) {  // one-axis rows: 90 of them, not 15
+            _ = try LayerNorm.Statistics(inputShape: x.shape, means: statistics.means,
+                                         reciprocalStandardDeviations: statistics.reciprocalStandardDeviations)
+        }
     }
 
     @Test func wrongTrailingDimensionsThrow() throws {

@@ -1,5 +1,6 @@
 @testable import NormKit
 import NormKitTesting
+import NormKitIO
 import Testing
 
 /// A half type as these tests measure it: its precision and smallest normal exponent.
@@ -246,5 +247,32 @@ struct HalfForwardTests {
         #expect(t.elements.map(\.bitPattern) == [0x3f80, 0xc000, 0x7fc0, 0])
         #expect(Tensor(widening: t).scalars.prefix(2) == [1, -2])
         #expect(throws: NormKitError.self) { try bytes.withUnsafeBytes { try HalfTensor<BFloat16>(shape: [3], littleEndianBytes: $0) } }
+    }
+}
+
+@Suite("Half-precision safetensors")
+struct HalfSafeTensorsTests {
+    @Test func bf16AndF16TensorsReadAsHalfTensorsWithTheirBits() throws {
+        let header = #"{"a":{"dtype":"BF16","shape":[2,2],"data_offsets":[0,8]},"b":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},"c":{"dtype":"F32","shape":[1],"data_offsets":[12,16]},"s":{"dtype":"BF16","shape":[],"data_offsets":[16,18]}}"#
+        let data: [UInt8] = [0x80, 0x3f, 0x00, 0xc0, 0xc0, 0x7f, 0x01, 0x00,  // bf16 1, -2, NaN, smallest subnormal
+                             0x00, 0x3c, 0xff, 0x7b,                          // f16 1, 65504
+                             0x00, 0x00, 0x80, 0x3f,                          // f32 1
+                             0x80, 0x3f]
+        let file = try SafeTensors(data: safetensorsBytes(header, data))
+        let a = try file.halfTensor(named: "a", as: BFloat16.self)
+        #expect(a.shape == [2, 2] && a.elements.map(\.bitPattern) == [0x3f80, 0xc000, 0x7fc0, 0x0001])
+        #if !(os(macOS) && arch(x86_64))
+        let b = try file.halfTensor(named: "b", as: Float16.self)
+        #expect(b.elements.map(\.bitPattern) == [0x3c00, 0x7bff])
+        #expect(throws: NormKitError.self) { try file.halfTensor(named: "a", as: Float16.self) }
+        #endif
+        #expect(throws: NormKitError.self) { try file.halfTensor(named: "c", as: BFloat16.self) }
+        #expect(throws: NormKitError.self) { try file.halfTensor(named: "s", as: BFloat16.self) }
+        #expect(throws: NormKitError.self) { try file.halfTensor(named: "missing", as: BFloat16.self) }
+        // Normalised straight from the file's bytes: the same bits as through a float copy.
+        let norm = try LayerNorm(dim: 2)
+        let finite = try HalfTensor<BFloat16>(shape: [1, 2], elements: Array(a.elements.prefix(2)))
+        #expect(try norm.forward(finite).elements.map(\.bitPattern)
+                == HalfTensor<BFloat16>(rounding: try norm.forward(Tensor(widening: finite))).elements.map(\.bitPattern))
     }
 }

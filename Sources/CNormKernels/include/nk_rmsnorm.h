@@ -30,9 +30,18 @@ typedef struct nk_rmsnorm_kernels {
     /// out[2] = max|g|, out[3] = max|x| (NaN skipped by the maxima, not by the sums).
     void (*backward_sums)(const float *x, const float *dy, const float *w, float offset, size_t n, double *out);
     /// out[i] = r·dy[i]·(offset + w[i]) - x[i]·k in double, rounded once to float;
-    /// partial[i] += dy[i]·x[i]·r in double. Returns max|out[i]| before the rounding.
+    /// partial[i] += dy[i]·x[i]·r in double (unless partial is NULL). Returns max|out[i]|
+    /// before the rounding.
     double (*backward_grad)(const float *x, const float *dy, float *out, size_t n, const float *w, float offset,
-                            double r, double k, double *partial);
+                            double r, double k, double *_Nullable partial);
+    /// The float fast pass's sums, as backward_sums but in float: g = dy·(offset + w) and
+    /// g·x rounded in float, Σ g·x and Σ |g·x| in float within blocks of 4 vectors per
+    /// lane, the block partials added in double; out[2], out[3] = max|g|, max|x| (floats).
+    void (*backward_sums_f)(const float *x, const float *dy, const float *w, float offset, size_t n, double *out);
+    /// out[i] = (dy[i]·(offset + w[i]))·r - x[i]·k in float; partial[i] += (x[i]·r)·dy[i]
+    /// (the float product, added in double). Returns max|out[i]|.
+    float (*backward_grad_f)(const float *x, const float *dy, float *out, size_t n, const float *w, float offset,
+                             float r, float k, double *partial);
 } nk_rmsnorm_kernels;
 
 /// The RMSNorm table of `level`, or NULL when this CPU lacks it.

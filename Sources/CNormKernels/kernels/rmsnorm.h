@@ -166,7 +166,7 @@ static void NK_NAME(nk_rms_backward_sums)(const float *x, const float *dy, const
 }
 
 static double NK_NAME(nk_rms_backward_grad)(const float *x, const float *dy, float *out, size_t n, const float *w,
-                                            float offset, double r, double k, double *partial) {
+                                            float offset, double r, double k, double *_Nullable partial) {
     const nk_vd ov = nk_splatd(offset), rv = nk_splatd(r), kv = nk_splatd(k);
     nk_vd vm = {};
     for (size_t i = 0; i < n; i += NK_W) {
@@ -181,6 +181,7 @@ static double NK_NAME(nk_rms_backward_grad)(const float *x, const float *dy, flo
         // A NaN lane is skipped by the maximum but caught by the sums (NaN c, so NaN k).
         vm = nk_maxd_skip_nan(vm, nk_absd(vd));
         const nk_vd t = (dyd * xd) * rv;
+        if (!partial) continue;
         if (full) {
             nk_stored(partial + i, nk_loadd(partial + i) + t);
         } else {
@@ -193,6 +194,86 @@ static double NK_NAME(nk_rms_backward_grad)(const float *x, const float *dy, flo
     return NK_NAME(nk_hmaxd)(vm);
 }
 
+static inline float NK_NAME(nk_rms_hmaxf)(nk_vf v) {
+    float m = v[0];
+    for (int i = 1; i < NK_W; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+
+/// Vectors per block of the float fast pass's row sums (docs/numerics.md, "RMSNorm", "Backward").
+#define NK_RMS_BLOCK 4
+
+#define NK_RMS_SUMS_STEP(xv, dyv, wv)                       \
+    do {                                                    \
+        const nk_vf g_ = (dyv) * (ov + (wv));               \
+        const nk_vf gx_ = g_ * (xv);                        \
+        fc += gx_;                                          \
+        fa += nk_abs(gx_);                                  \
+        gm = nk_max_skip_nan(gm, nk_abs(g_));               \
+        xm = nk_max_skip_nan(xm, nk_abs(xv));               \
+    } while (0)
+
+static void NK_NAME(nk_rms_backward_sums_f)(const float *x, const float *dy, const float *w, float offset, size_t n,
+                                            double *out) {
+    const nk_vf ov = nk_splat(offset);
+    nk_vf gm = {}, xm = {};
+    nk_vd c = {}, a = {};
+    size_t i = 0;
+    for (; i + NK_RMS_BLOCK * NK_W <= n; i += NK_RMS_BLOCK * NK_W) {
+        nk_vf fc = {}, fa = {};
+        for (int j = 0; j < NK_RMS_BLOCK; j++) {
+            const size_t o = i + (size_t)j * NK_W;
+            const nk_vf xv = nk_load(x + o), dyv = nk_load(dy + o), wv = nk_load(w + o);
+            NK_RMS_SUMS_STEP(xv, dyv, wv);
+        }
+        c += nk_widen(fc);
+        a += nk_widen(fa);
+    }
+    if (i < n) {
+        nk_vf fc = {}, fa = {};
+        for (; i < n; i += NK_W) {
+            const size_t k = n - i < NK_W ? n - i : NK_W;
+            const nk_vf xv = k == NK_W ? nk_load(x + i) : nk_load_partial(x + i, k, 0);
+            const nk_vf dyv = k == NK_W ? nk_load(dy + i) : nk_load_partial(dy + i, k, 0);
+            const nk_vf wv = k == NK_W ? nk_load(w + i) : nk_load_partial(w + i, k, 0);
+            NK_RMS_SUMS_STEP(xv, dyv, wv);
+        }
+        c += nk_widen(fc);
+        a += nk_widen(fa);
+    }
+    out[0] = nk_sumd(c);
+    out[1] = nk_sumd(a);
+    out[2] = NK_NAME(nk_rms_hmaxf)(gm);
+    out[3] = NK_NAME(nk_rms_hmaxf)(xm);
+}
+#undef NK_RMS_SUMS_STEP
+
+static float NK_NAME(nk_rms_backward_grad_f)(const float *x, const float *dy, float *out, size_t n, const float *w,
+                                             float offset, float r, float k, double *partial) {
+    const nk_vf ov = nk_splat(offset), rv = nk_splat(r), kv = nk_splat(k);
+    nk_vf vm = {};
+    for (size_t i = 0; i < n; i += NK_W) {
+        const size_t m = n - i < NK_W ? n - i : NK_W;
+        const int full = m == NK_W;
+        const nk_vf xv = full ? nk_load(x + i) : nk_load_partial(x + i, m, 0);
+        const nk_vf dyv = full ? nk_load(dy + i) : nk_load_partial(dy + i, m, 0);
+        const nk_vf wv = full ? nk_load(w + i) : nk_load_partial(w + i, m, 0);
+        const nk_vf v = (dyv * (ov + wv)) * rv - xv * kv;  // padding lanes: 0
+        if (full) nk_store(out + i, v); else nk_store_partial(out + i, m, v);
+        vm = nk_max_skip_nan(vm, nk_abs(v));
+        const nk_vd t = nk_widen((xv * rv) * dyv);
+        if (full) {
+            nk_stored(partial + i, nk_loadd(partial + i) + t);
+        } else {
+            double p[NK_W];
+            for (size_t j = 0; j < NK_W; j++) p[j] = j < m ? partial[i + j] : 0;
+            nk_stored(p, nk_loadd(p) + t);
+            memcpy(partial + i, p, m * sizeof(double));
+        }
+    }
+    return NK_NAME(nk_rms_hmaxf)(vm);
+}
+
 const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .row_sumsq = NK_NAME(nk_rms_row_sumsq),
     .add_row_sumsq = NK_NAME(nk_rms_add_row_sumsq),
@@ -202,4 +283,6 @@ const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .backward_row = NK_NAME(nk_rms_backward_row),
     .backward_sums = NK_NAME(nk_rms_backward_sums),
     .backward_grad = NK_NAME(nk_rms_backward_grad),
+    .backward_sums_f = NK_NAME(nk_rms_backward_sums_f),
+    .backward_grad_f = NK_NAME(nk_rms_backward_grad_f),
 };

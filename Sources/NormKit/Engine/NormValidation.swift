@@ -56,13 +56,17 @@ enum NormValidation {
 
     /// The row count of a valid `inputShape` (rank >= 1, product fits), for statistics
     /// built from saved values; throws for an invalid shape.
-    static func rowCount(inputShape: [Int]) throws(NormKitError) -> Int {
+    static func rowCount(inputShape: [Int], normalizedRank: Int = 1) throws(NormKitError) -> Int {
         _ = try Shape.elementCount(inputShape)
+        guard normalizedRank >= 1 && normalizedRank <= inputShape.count else {
+            throw .invalidArgument(name: "normalizedRank", expected: "1...\(inputShape.count) (the rank of \(inputShape))",
+                                   actual: "\(normalizedRank)")
+        }
         // A zero dimension anywhere means an empty tensor and no rows, whatever the others
         // are and in whatever order, as in elementCount: `[3, 2^62, 0, 768]` (an empty
         // tensor forwardForTraining accepts) and `[2^62, 2^62, 0]` alike.
         if inputShape.contains(0) { return 0 }
-        guard let rows = Shape.product(inputShape.dropLast()) else { throw .shapeOverflow(shape: inputShape) }
+        guard let rows = Shape.product(inputShape.dropLast(normalizedRank)) else { throw .shapeOverflow(shape: inputShape) }
         return rows
     }
 

@@ -45,6 +45,9 @@ extension Normalization {
     /// of this size before: the form for a training loop that reuses its buffers.
     ///
     /// - Parameters:
+    ///   - outputGradient: ∂loss/∂output, shaped like `input`.
+    ///   - input: the input the statistics were computed from.
+    ///   - statistics: what ``forwardForTraining(_:)`` returned for `input`.
     ///   - gradients: shaped as ``zeroGradients(inputShape:)`` makes them.
     /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
     ///   of `gradients` has the wrong shape (then nothing is changed).
@@ -67,6 +70,9 @@ extension Normalization {
     /// micro-batches). Allocates nothing, as ``backward(outputGradient:input:statistics:into:)``.
     ///
     /// - Parameters:
+    ///   - outputGradient: ∂loss/∂output, shaped like `input`.
+    ///   - input: the input the statistics were computed from.
+    ///   - statistics: what ``forwardForTraining(_:)`` returned for `input`.
     ///   - gradients: shaped as ``zeroGradients(inputShape:)`` makes them.
     /// - Throws: as ``backward(outputGradient:input:statistics:)``, and when a tensor
     ///   of `gradients` has the wrong shape (then nothing is changed).

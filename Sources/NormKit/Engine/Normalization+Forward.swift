@@ -2,7 +2,7 @@
 // fused residual add, and training (with statistics).
 
 extension Normalization {
-    /// Normalises `input`; the same as ``forward(_:)``.
+    /// Normalises `input`; the same as `forward(_:)`.
     @_specialize(exported: true, where Self == LayerNorm)
     @_specialize(exported: true, where Self == RMSNorm)
     @_specialize(exported: true, where Self == GroupNorm)
@@ -31,7 +31,7 @@ extension Normalization {
 
     /// Normalises `input` into `output`, which must have the same shape; allocates nothing.
     ///
-    /// - Throws: as ``forward(_:)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
+    /// - Throws: as `forward(_:)`, and ``NormKitError/shapeMismatch(name:expected:actual:)``
     ///   when `output`'s shape differs from `input`'s (then `output` is untouched).
     @_specialize(exported: true, where Self == LayerNorm)
     @_specialize(exported: true, where Self == RMSNorm)
@@ -44,11 +44,11 @@ extension Normalization {
         }
     }
 
-    /// Normalises `input` like ``forward(_:)`` and also returns the per-row statistics
+    /// Normalises `input` like `forward(_:)` and also returns the per-row statistics
     /// that ``backward(outputGradient:input:statistics:)`` needs. `output` is bitwise
-    /// the same as ``forward(_:)``'s: the statistics come from the same kernel, in `Double`.
+    /// the same as `forward(_:)`'s: the statistics come from the same kernel, in `Double`.
     ///
-    /// - Throws: as ``forward(_:)``.
+    /// - Throws: as `forward(_:)`.
     @_specialize(exported: true, where Self == LayerNorm)
     @_specialize(exported: true, where Self == RMSNorm)
     @_specialize(exported: true, where Self == GroupNorm)
@@ -71,9 +71,9 @@ extension Normalization {
 
     /// Adds `residual` to `input` and normalises the sum: `sum = input + residual`
     /// (each element bitwise the float sum `+` gives) and `output = norm(sum)`, bitwise
-    /// the same as ``forward(_:)`` of that sum, in one pass.
+    /// the same as `forward(_:)` of that sum, in one pass.
     ///
-    /// - Throws: as ``forward(_:)``, and ``NormKitError/shapeMismatch(name:expected:actual:)``
+    /// - Throws: as `forward(_:)`, and ``NormKitError/shapeMismatch(name:expected:actual:)``
     ///   naming both shapes when `residual`'s shape is not `input`'s.
     @_specialize(exported: true, where Self == LayerNorm)
     @_specialize(exported: true, where Self == RMSNorm)
@@ -194,7 +194,7 @@ extension RowNormalization {
     /// another framework's buffer) into `output`; allocates nothing.
     ///
     /// `output` may be the very same memory as `input` (normalise in place); any other
-    /// overlap throws. The result is bitwise the same as ``forward(_:)`` on a tensor of
+    /// overlap throws. The result is bitwise the same as `forward(_:)` on a tensor of
     /// the same values.
     ///
     /// - Throws: ``NormKitError/invalidArgument(name:expected:actual:)`` when `input.count`

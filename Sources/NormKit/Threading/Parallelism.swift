@@ -17,7 +17,8 @@ import Synchronization
 /// A call splits its rows across at most ``threadCount`` threads, the caller's own
 /// thread included; inputs too small to gain from it (a few hundred KB) stay on the
 /// caller's thread. The result does not depend on the thread count: every output is
-/// bitwise identical for 1, 2 or 64 threads.
+/// bitwise identical for 1, 2 or 64 threads, at one ``InstructionSet`` level and one
+/// OpenBLAS kernel (see <doc:AccuracyAndReproducibility>).
 ///
 /// The default is the `NORMKIT_THREADS` environment variable when it holds a whole
 /// number >= 1 (clamped to ``maxThreadCount``; surrounding whitespace ignored), read

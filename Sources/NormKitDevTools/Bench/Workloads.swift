@@ -90,6 +90,14 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     }
 }
 
+#if !(os(macOS) && arch(x86_64))
+/// The forward-f16 workload's element.
+typealias BenchFloat16 = Float16
+#else
+/// Swift has no Float16 on macOS x86-64: forward-f16 times bfloat16 there.
+typealias BenchFloat16 = BFloat16
+#endif
+
 /// The tensors a bench run works on and the baseline passes it times against
 /// (the timing loop is in Timing.swift).
 final class BenchState {
@@ -121,8 +129,8 @@ final class BenchState {
     let xb: HalfTensor<BFloat16>
     var yb: HalfTensor<BFloat16>
     var hb: HalfTensor<BFloat16>
-    let xh: HalfTensor<Float16>
-    var yh: HalfTensor<Float16>
+    let xh: HalfTensor<BenchFloat16>
+    var yh: HalfTensor<BenchFloat16>
 
     init(workload: Workload, shape: [Int], seed: UInt64, inputMean: Float = 0, gpt2Like: Bool = false,
          data: InputData = .normal) throws {

@@ -17,11 +17,15 @@ extension LayerNorm {
         ///
         /// - Parameters:
         ///   - inputShape: the shape of the input they describe (rank >= 1).
-        ///   - means: one mean per row (the product of the leading dimensions).
+        ///   - normalizedRank: the number of trailing dimensions the layer normalises
+        ///     (the count of its `normalizedShape`; 1 for a layer made with `dim:`).
+        ///   - means: one mean per row (the product of the other dimensions).
         ///   - reciprocalStandardDeviations: one `1/sqrt(var + eps)` per row.
         /// - Throws: ``NormKitError`` for an invalid shape or a wrong number of values.
-        public init(inputShape: [Int], means: [Double], reciprocalStandardDeviations: [Double]) throws(NormKitError) {
-            let rows = try NormValidation.rowCount(inputShape: inputShape)
+        public init(
+            inputShape: [Int], normalizedRank: Int = 1, means: [Double], reciprocalStandardDeviations: [Double]
+        ) throws(NormKitError) {
+            let rows = try NormValidation.rowCount(inputShape: inputShape, normalizedRank: normalizedRank)
             try NormValidation.perRow("means", count: means.count, rows: rows, inputShape: inputShape)
             try NormValidation.perRow("reciprocalStandardDeviations", count: reciprocalStandardDeviations.count,
                                       rows: rows, inputShape: inputShape)

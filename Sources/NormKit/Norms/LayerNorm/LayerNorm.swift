@@ -67,7 +67,9 @@ public struct LayerNorm: RowNormalization {
     ///
     /// - Parameters:
     ///   - normalizedShape: one or more dimensions, each at least 1.
-    ///   - eps, elementwiseAffine, bias: as ``init(dim:eps:elementwiseAffine:bias:)``.
+    ///   - eps: as ``init(dim:eps:elementwiseAffine:bias:)``.
+    ///   - elementwiseAffine: as ``init(dim:eps:elementwiseAffine:bias:)``.
+    ///   - bias: as ``init(dim:eps:elementwiseAffine:bias:)``.
     /// - Throws: ``NormKitError/emptyShape``, ``NormKitError/invalidDimension(_:)`` for a
     ///   dimension below 1, ``NormKitError/invalidEpsilon(_:)``, or a shape error for a
     ///   shape no process could allocate.

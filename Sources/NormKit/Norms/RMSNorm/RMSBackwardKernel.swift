@@ -7,15 +7,19 @@
 //     dx = r·(g - x̂·mean(g·x̂)) = r·g - x·k,   k = r³·c/n
 //     dweight = Σ_rows dy ⊙ x̂
 //
-// `backward_sums` gives c in Double (products of floats exact, the sum rounded) with
-// Σ|g·x|, max|g| and max|x|; `backward_grad` writes r·g - x·k, computed in Double and
-// rounded once, and returns its maximum. Where dy is nearly parallel to x the two terms
-// cancel, and what is left may be only the eps term (at n = 1 it always is: dx =
-// g·eps·r³), which a Double subtraction loses. So the row is checked
-// (`RMSBackwardKernel.accepts`, docs/numerics.md "RMSNorm", "Backward") and a row the
-// check refuses is recomputed by `exactRMSRowGradient` (the projection in
-// double-double, the eps term apart), with r recomputed from x.
-//
+// Three paths, each ending in a check (docs/numerics.md, "RMSNorm", "Backward"):
+// * float (`backward_sums_f`, `backward_grad_f`): c, Σ|g·x|, max|g| and max|x| from
+//   float products summed in float blocks of 4 vectors per lane, then
+//   dx = (dy·(o + w))·r - x·k in float and the row's dweight term; `floatBound`.
+// * Double, for a row the float check refuses (`backward_sums`, `backward_grad`): the
+//   same in Double, rounded once; `bound`.
+// * exact, for a row neither can certify: where dy is nearly parallel to x the two
+//   terms cancel, and what is left may be only the eps term (at n = 1 it always is:
+//   dx = g·eps·r³), which a Double subtraction loses. `exactRMSRowGradient` recomputes
+//   it (the projection in double-double, the eps term apart), with r from x.
+// The dweight term is added once, by the first pass that ran (it does not depend on
+// the cancellation the checks are about).
+
 // Statistics: a row whose saved r is NaN, infinite, zero or negative gets a NaN input
 // gradient and makes dweight NaN, as LayerNorm's contract has it for its statistics.
 //
@@ -48,6 +52,24 @@ enum RMSBackwardKernel {
         let K = abs(k)
         let fixed = e * (3 * r * G + (2 * nd + 11) * X * K + X * r * r * r * (nd + 3) * P / nd)
         return (fixed, e * (nd + 5))
+    }
+
+    /// The float fast path takes rows with r in this range: Float(r) and r³ stay normal.
+    static let floatRange = 0x1p-40...0x1p40
+
+    /// The float fast path's bound (docs/numerics.md, "RMSNorm", "Backward"): g and g·x
+    /// rounded in float and summed in blocks of 4 float additions per lane (7u per term
+    /// of c, with the Double additions), k and r rounded to float, the pass's three
+    /// roundings (4u·r·|g| + 2u·|x·k| + u·|dx|), float underflow (absolute 2^-149 per
+    /// rounding, scaled), and the saved r's own error as in `bound`; 1% for second order.
+    @inline(__always)
+    static func floatBound(r: Double, k: Double, absSum P: Double, gMax G: Double, xMax X: Double, n: Int)
+        -> (fixed: Double, perDx: Double) {
+        let u = 0x1p-24, e = 0x1p-53, nd = Double(n)
+        let K = abs(k), r3 = r * r * r
+        let fixed = u * (4 * r * G + 2 * X * K + 7 * X * r3 * P / nd) + X * r3 * 0x1p-148 * (1 + X)
+            + (nd + 3) * e * 2 * X * K + 0x1p-147 * (1 + r)
+        return (1.01 * fixed, 1.01 * (u + (nd + 3) * e))
     }
 
     /// Whether a row whose pass returned max|dx| = `vMax` is within the tolerance.
@@ -110,20 +132,39 @@ struct RMSBackwardJob {
             }
             return
         }
+        let out = scratch ?? dx
+        // The float fast path; a row it cannot certify takes the Double path (which has
+        // added nothing yet), and one that cannot either the exact fallback.
+        var partialDone = false
+        if RMSBackwardKernel.floatRange.contains(r) {
+            var s = (0.0, 0.0, 0.0, 0.0)
+            withUnsafeMutableBytes(of: &s) { p in
+                kernels.backward_sums_f(x, dy, weight, offset, n, p.baseAddress!.assumingMemoryBound(to: Double.self))
+            }
+            let k = r * r * r * s.0 / Double(n)
+            let bound = RMSBackwardKernel.floatBound(r: r, k: k, absSum: s.1, gMax: s.2, xMax: s.3, n: n)
+            if bound.fixed.isFinite && k.isFinite && abs(k) <= Double(Float.greatestFiniteMagnitude) {
+                let vMax = kernels.backward_grad_f(x, dy, out, n, weight, offset, Float(r), Float(k), partial)
+                partialDone = true
+                if RMSBackwardKernel.accepts(bound, vMax: Double(vMax)) {
+                    if let scratch { BLAS.axpy(n, 1, UnsafePointer(scratch), dx) }
+                    return
+                }
+            }
+        }
         var s = (0.0, 0.0, 0.0, 0.0)
         withUnsafeMutableBytes(of: &s) { p in
             kernels.backward_sums(x, dy, weight, offset, n, p.baseAddress!.assumingMemoryBound(to: Double.self))
         }
         let k = r * r * r * s.0 / Double(n)
         let bound = RMSBackwardKernel.bound(r: r, k: k, absSum: s.1, gMax: s.2, xMax: s.3, n: n)
-        let out = scratch ?? dx
         if bound.fixed.isFinite && k.isFinite {
-            let vMax = kernels.backward_grad(x, dy, out, n, weight, offset, r, k, partial)
+            let vMax = kernels.backward_grad(x, dy, out, n, weight, offset, r, k, partialDone ? nil : partial)
             if !RMSBackwardKernel.accepts(bound, vMax: vMax) {
                 exactRow(x, dy, out, partial: nil)
             }
         } else {
-            exactRow(x, dy, out, partial: partial)
+            exactRow(x, dy, out, partial: partialDone ? nil : partial)
         }
         if let scratch { BLAS.axpy(n, 1, UnsafePointer(scratch), dx) }
     }

@@ -15,10 +15,12 @@ extension RMSNorm {
         ///
         /// - Parameters:
         ///   - inputShape: the shape of the input they describe (rank >= 1).
+        ///   - normalizedRank: the number of trailing dimensions the layer normalises
+        ///     (the count of its `normalizedShape`; 1 for a layer made with `dim:`).
         ///   - reciprocalRootMeanSquares: one `1/sqrt(mean(x²) + eps)` per row.
         /// - Throws: ``NormKitError`` for an invalid shape or a wrong number of values.
-        public init(inputShape: [Int], reciprocalRootMeanSquares: [Double]) throws(NormKitError) {
-            let rows = try NormValidation.rowCount(inputShape: inputShape)
+        public init(inputShape: [Int], normalizedRank: Int = 1, reciprocalRootMeanSquares: [Double]) throws(NormKitError) {
+            let rows = try NormValidation.rowCount(inputShape: inputShape, normalizedRank: normalizedRank)
             try NormValidation.perRow("reciprocalRootMeanSquares", count: reciprocalRootMeanSquares.count,
                                       rows: rows, inputShape: inputShape)
             self.inputShape = inputShape

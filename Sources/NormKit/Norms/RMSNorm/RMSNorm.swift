@@ -62,7 +62,8 @@ public struct RMSNorm: RowNormalization {
     ///
     /// - Parameters:
     ///   - normalizedShape: one or more dimensions, each at least 1.
-    ///   - eps, weightOffset: as ``init(dim:eps:weightOffset:)``.
+    ///   - eps: as ``init(dim:eps:weightOffset:)``.
+    ///   - weightOffset: as ``init(dim:eps:weightOffset:)``.
     /// - Throws: ``NormKitError/emptyShape``, ``NormKitError/invalidDimension(_:)`` for a
     ///   dimension below 1, ``NormKitError/invalidEpsilon(_:)``, or as ``init(dim:eps:weightOffset:)``.
     public init(normalizedShape: [Int], eps: Float = 1e-6, weightOffset: Float = 0) throws(NormKitError) {
