@@ -10,7 +10,7 @@ import NormKit
 public enum Reference {
     /// LayerNorm over the last axis, computed in `Double` and returned unrounded.
     ///
-    /// Two passes with compensated sums (``statistics(_:eps:)``): the mean, then the
+    /// Two passes with compensated sums (`Reference.statistics(_:eps:)`): the mean, then the
     /// biased variance of the centred values. Nothing here calls NormKit's own
     /// statistics, so the tests compare NormKit with an independent computation.
     ///
