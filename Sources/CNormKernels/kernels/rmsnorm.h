@@ -165,8 +165,9 @@ static void NK_NAME(nk_rms_backward_sums)(const float *x, const float *dy, const
     out[3] = NK_NAME(nk_hmaxd)(xm);
 }
 
+/// `partial` may be NULL (no weight-gradient partials wanted).
 static double NK_NAME(nk_rms_backward_grad)(const float *x, const float *dy, float *out, size_t n, const float *w,
-                                            float offset, double r, double k, double *_Nullable partial) {
+                                            float offset, double r, double k, double *partial) {
     const nk_vd ov = nk_splatd(offset), rv = nk_splatd(r), kv = nk_splatd(k);
     nk_vd vm = {};
     for (size_t i = 0; i < n; i += NK_W) {
