@@ -17,7 +17,8 @@ out="${FUZZ_OUT:-.build/fuzz}"  # FUZZ_OUT lets a long run keep its own director
 mkdir -p "$out/artifacts"
 
 # What the parsers need, by folder rather than by file, so a new file there is picked up: all of
-# Sources/NormKitIO except the layer loaders (*+Loading.swift, which need LayerNorm and BLAS), and
+# Sources/NormKitIO except the layer loaders (*+Loading.swift, which need LayerNorm and BLAS) and the
+# half-precision reader (*+Half.swift, which needs HalfTensor and the kernel layer), and
 # from NormKit the tensor, the error type, the libm wrappers that Tensor+Random uses and the memory
 # budget a stream's read is admitted by. They are compiled as one module, so NormKitIO's copies go
 # without their `import NormKit` (-package-name: NormKitIO reaches the core's package-access
@@ -27,7 +28,7 @@ mkdir -p "$out/src"
 rm -f "$out/src/"*.swift
 while IFS= read -r f; do
     grep -v '^import NormKit$' "$f" > "$out/src/$(basename "$f")"
-done < <(find Sources/NormKitIO -name '*.swift' ! -name '*+Loading.swift')
+done < <(find Sources/NormKitIO -name '*.swift' ! -name '*+Loading.swift' ! -name '*+Half.swift')
 mapfile -t sources < <(
     find "$out/src" Sources/NormKit/Tensor -name '*.swift' | sort
     echo Sources/NormKit/NormKitError.swift

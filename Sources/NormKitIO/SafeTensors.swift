@@ -114,10 +114,10 @@ public struct SafeTensors: Sendable {
     /// The file size in bytes.
     public var byteCount: Int { storage.count }
 
-    private let infos: [TensorName: TensorInfo]
-    private let storage: Data
+    let infos: [TensorName: TensorInfo]
+    let storage: Data
     /// The file offset of the data area: 8 + the header length.
-    private let dataStart: Int
+    let dataStart: Int
 
     /// Opens and validates a safetensors file, memory-mapping it: the tensors' bytes
     /// are read only when ``tensor(named:allowingOverflow:)`` asks for them.
@@ -186,44 +186,6 @@ public struct SafeTensors: Sendable {
             throw StoredFloat.overflowError(format: "safetensors", what: "tensor '\(name)'", index: overflow)
         }
         return tensor
-    }
-
-    /// The `BF16` tensor `name` as a `HalfTensor<BFloat16>`, or the `F16` tensor `name` as a
-    /// `HalfTensor<Float16>`: its bytes copied once, never widened to `Float`, ready for
-    /// the norms' half-precision forms.
-    ///
-    /// ```swift
-    /// let h = try file.halfTensor(named: "hidden_states", as: BFloat16.self)
-    /// let y = try norm.forward(h)          // HalfTensor<BFloat16>
-    /// ```
-    ///
-    /// - Parameters:
-    ///   - name: the tensor's name in the file.
-    ///   - type: `BFloat16` (reads `BF16`) or `Float16` (reads `F16`).
-    /// - Throws: `NormKitError.missingTensor(name:available:)` listing the file's tensors,
-    ///   or `NormKitError.unsupported(format:reason:)` when the tensor's dtype is not the
-    ///   one `type` stores (use ``tensor(named:allowingOverflow:)`` to read any float dtype
-    ///   as `Float`) or it is a scalar (shape `[]`).
-    public func halfTensor<T: HalfPrecisionElement>(named name: String, as type: T.Type = T.self) throws(NormKitError) -> HalfTensor<T> {
-        guard let info = infos[TensorName(name)] else { throw .missingTensor(name: name, available: names) }
-        let wanted: DType = T._halfFormat == .bfloat16 ? .bf16 : .f16
-        guard info.dtype == wanted else {
-            throw .unsupported(format: "safetensors",
-                               reason: "tensor '\(info.name)' has dtype \(info.dtype.rawValue); a HalfTensor<\(T.self)> reads \(wanted.rawValue)")
-        }
-        guard !info.shape.isEmpty else {
-            throw .unsupported(format: "safetensors",
-                               reason: "tensor '\(info.name)' is a scalar (shape []); a HalfTensor needs rank >= 1")
-        }
-        let start = dataStart + info.dataOffsets.lowerBound
-        // Validated at open: the product fits, and the byte range (2 bytes per element) lies in the data area.
-        let result = storage.withUnsafeBytes { raw -> Result<HalfTensor<T>, NormKitError> in
-            do throws(NormKitError) {
-                return .success(try HalfTensor<T>(
-                    shape: info.shape, littleEndianBytes: UnsafeRawBufferPointer(rebasing: raw[start ..< (start + info.dataOffsets.count)])))
-            } catch { return .failure(error) }
-        }
-        return try result.get()
     }
 
     /// The storage format of a tensor ``tensor(named:allowingOverflow:)`` can read, or the
