@@ -3,12 +3,12 @@
 
 NK_TABLE_GETTER(nk_layernorm_kernels, nk_layernorm_kernels_for)
 
-static uint64_t nk_ln_paths[4];
+static uint64_t nk_ln_paths[NK_LN_COUNTS];
 
 void nk_ln_count_path(int32_t path) {
-    if (path >= 0 && path < 4) __atomic_fetch_add(&nk_ln_paths[path], 1, __ATOMIC_RELAXED);
+    if (path >= 0 && path < NK_LN_COUNTS) __atomic_fetch_add(&nk_ln_paths[path], 1, __ATOMIC_RELAXED);
 }
 
-void nk_ln_path_counts(uint64_t counts[4]) {
-    for (int i = 0; i < 4; i++) counts[i] = __atomic_load_n(&nk_ln_paths[i], __ATOMIC_RELAXED);
+void nk_ln_path_counts(uint64_t counts[NK_LN_COUNTS]) {
+    for (int i = 0; i < NK_LN_COUNTS; i++) counts[i] = __atomic_load_n(&nk_ln_paths[i], __ATOMIC_RELAXED);
 }

@@ -32,6 +32,39 @@ private func runRow(
     return (y, path)
 }
 
+/// One row through `forward_row_sampled` at `level`: 0 and (y, mean, rstd) when the
+/// sampled fast path certified it, else 1 (y as the kernel left it, stats untouched).
+private func runSampled(
+    _ x: [Float], weight: [Float]? = nil, bias: [Float]? = nil, eps: Double = 1e-5, inPlace: Bool = false,
+    level: InstructionSet
+) -> (status: Int32, y: [Float], stats: [Double]) {
+    let n = x.count
+    let w = weight ?? [Float](repeating: 1, count: n), b = bias ?? [Float](repeating: 0, count: n)
+    var y = inPlace ? x : [Float](repeating: 0, count: n)
+    var stats: [Double] = [.nan, .nan]
+    let table = Kernels.layerNorm(at: level)
+    let status = y.withUnsafeMutableBufferPointer { yp in
+        stats.withUnsafeMutableBufferPointer { sp in
+            if inPlace {
+                return table.forward_row_sampled(UnsafePointer(yp.baseAddress!), yp.baseAddress!, n, eps, w, b, sp.baseAddress!)
+            }
+            return table.forward_row_sampled(x, yp.baseAddress!, n, eps, w, b, sp.baseAddress!)
+        }
+    }
+    return (status, y, stats)
+}
+
+/// What `ForwardKernel.normalizeRow` does: the sampled fast path, and on a refusal the
+/// full path about the given shift. `sampled` says which one wrote y.
+private func runNormalized(
+    _ x: [Float], weight: [Float]? = nil, bias: [Float]? = nil, level: InstructionSet
+) -> (y: [Float], path: Int32, sampled: Bool) {
+    let s = runSampled(x, weight: weight, bias: bias, level: level)
+    if s.status == 0 { return (s.y, NK_LN_PATH_FAST, true) }
+    let r = runRow(x, weight: weight, bias: bias, level: level)
+    return (r.y, r.path, false)
+}
+
 /// max|y - y64| / max(1, max|y64|), with y64 the float64 LayerNorm of the same float inputs.
 private func rowError(_ x: [Float], _ y: [Float], weight: [Float]? = nil, bias: [Float]? = nil, eps: Double = 1e-5) -> Double {
     let n = x.count
@@ -159,6 +192,52 @@ struct ForwardFastPathTests {
         }
     }
 
+    /// The sampled shift (docs/numerics.md, "The shift"): ordinary rows, short and long,
+    /// are certified on it and match the float64 reference; a row whose sampled elements
+    /// sit far from the rest is refused, leaving the statistics (and, in place, the row)
+    /// untouched, and the full path then gets it right.
+    @Test("Sampled shift: ordinary rows are taken, a row whose sample misleads is refused", arguments: levels)
+    func sampledShift(level: InstructionSet) {
+        for (i, n) in [1, 3, 17, 31, 32, 33, 768, 1000, 4096].enumerated() {
+            for mean: Float in [0, 1, 100] {
+                let x = gaussianRow(n, seed: UInt64(i + 7), mean: mean)
+                let w = (0..<n).map { Float(0.5 + Double($0 % 7) / 7) }, b = (0..<n).map { Float($0 % 5) / 50 - 0.05 }
+                let r = runSampled(x, weight: w, bias: b, level: level)
+                if n == 1 {
+                    // A single element: variance 0 is refused by the fast certificate.
+                    #expect(r.status == 1, "n 1 \(level)")
+                    continue
+                }
+                #expect(r.status == 0, "n \(n) mean \(mean) \(level)")
+                #expect(rowError(x, r.y, weight: w, bias: b) <= 1e-6, "n \(n) mean \(mean) \(level)")
+                let full = runRow(x, weight: w, bias: b, level: level)
+                #expect(rowError(x, full.y, weight: w, bias: b) <= 1e-6)
+                let inPlace = runSampled(x, weight: w, bias: b, inPlace: true, level: level)
+                #expect(inPlace.status == 0 && inPlace.y == r.y, "in place n \(n) \(level)")
+            }
+        }
+        // n = 4096: the sample is x[128·j]. Set those 32 to 1000 in a row of N(0, 1): the
+        // sampled mean is 1000, the row's about 7.8 with σ about 88, so the shift is 11σ
+        // off and the variance's bound (about 127·6u of it) is past what the output's
+        // certificate allows (64u): refused, with a margin of 7.
+        let n = 4096
+        var x = gaussianRow(n, seed: 99)
+        for j in 0..<32 { x[128 * j] = 1000 }
+        let refused = runSampled(x, level: level)
+        #expect(refused.status == 1, "\(level)")
+        #expect(refused.stats[0].isNaN && refused.stats[1].isNaN, "statistics untouched \(level)")
+        let inPlace = runSampled(x, inPlace: true, level: level)
+        #expect(inPlace.status == 1 && inPlace.y == x, "in place, a refusal leaves the row \(level)")
+        let full = runNormalized(x, level: level)
+        #expect(!full.sampled && rowError(x, full.y) <= 1e-6, "\(level)")
+        // A non-finite sample is refused too; the full path makes the row NaN.
+        var bad = gaussianRow(n, seed: 5)
+        bad[0] = .infinity
+        #expect(runSampled(bad, level: level).status == 1)
+        let badOut = runNormalized(bad, level: level).y
+        #expect(badOut.allSatisfy { $0.isNaN })
+    }
+
     /// Random rows from the hard-row catalogue and from the thresholds above, with random
     /// affine transforms: every one within 1e-6 at every level. NORMKIT_FAST_PATH_ROWS sets
     /// the count (CI: the default; docs/numerics.md records one run of 10^6).
@@ -168,6 +247,7 @@ struct ForwardFastPathTests {
         var rng = TestRNG(seed: 0x5eed_f457)
         var worst = 0.0
         var paths = [Int](repeating: 0, count: 4)
+        var sampled = 0
         let kinds = Reference.HardRow.allCases
         for r in 0..<rows {
             let level = Self.levels[r % Self.levels.count]
@@ -202,13 +282,14 @@ struct ForwardFastPathTests {
                 w = [Float](repeating: scale, count: n)
                 b = x.map { finiteFloat(-f * Double(scale) * (Double($0) - mean) * rstd) }
             }
-            let result = runRow(x, weight: w, bias: b, level: level)
+            let result = runNormalized(x, weight: w, bias: b, level: level)
             paths[Int(result.path)] += 1
+            if result.sampled { sampled += 1 }
             let e = rowError(x, result.y, weight: w, bias: b)
             worst = max(worst, e)
             #expect(e <= 1e-6, "row \(r) n \(n) path \(result.path) \(level)")
         }
-        print("ForwardFastPathTests.property: \(rows) rows, worst \(worst), paths fast/moments/affine/non-finite \(paths)")
+        print("ForwardFastPathTests.property: \(rows) rows, worst \(worst), paths fast/moments/affine/non-finite \(paths), \(sampled) taken on the sampled shift")
     }
 }
 

@@ -37,12 +37,17 @@ typedef struct nk_moments {
 #define NK_LN_PATH_DOUBLE_MOMENTS 1
 #define NK_LN_PATH_DOUBLE_AFFINE 2
 #define NK_LN_PATH_NONFINITE 3
+/// Not a path: a row that forward_row_sampled refused (it then takes one of the four
+/// paths about the sdot shift). Counted, so reports can show how often the sample misleads.
+#define NK_LN_SAMPLED_REFUSED 4
+#define NK_LN_COUNTS 5
 
 /// Adds one row to the process-wide count of `path` (relaxed atomic; rows off the fast path only).
 void nk_ln_count_path(int32_t path);
-/// The process-wide counts of rows per path since the start (index NK_LN_PATH_*; the
-/// fast path's entry stays 0: it is not counted, so callers compare against their rows).
-void nk_ln_path_counts(uint64_t counts[_Nonnull 4]);
+/// The process-wide counts of rows per path since the start (index NK_LN_PATH_* and
+/// NK_LN_SAMPLED_REFUSED; the fast path's entry stays 0: it is not counted, so callers
+/// compare against their rows).
+void nk_ln_path_counts(uint64_t counts[_Nonnull NK_LN_COUNTS]);
 
 /// The LayerNorm kernels of one level.
 typedef struct nk_layernorm_kernels {
@@ -63,6 +68,13 @@ typedef struct nk_layernorm_kernels {
     /// fast path"). Every row not on the fast path is also counted (nk_ln_path_counts).
     int32_t (*forward_row_path)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
                                 const float *b, double *stats);
+    /// The fast path alone, about a shift from a sample of the row instead of a given one
+    /// (no read of the row for it: docs/numerics.md, "The shift"). Returns 0 with y and
+    /// stats written as forward_row would write them, or 1 when the row is not certified
+    /// on it: then stats are untouched, and y too when y == x; else y holds no result
+    /// and the caller runs forward_row. A row's outcome depends on the row alone.
+    int32_t (*forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w, const float *b,
+                                   double *stats);
 
     // Backward (Sources/NormKit/Norms/LayerNorm/BackwardKernel.swift has the math and the check).
     // Multiplies and adds round separately (no FMA): the row check's bound assumes it.

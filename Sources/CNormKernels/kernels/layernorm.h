@@ -338,6 +338,45 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
     return path;
 }
 
+/// The sampled shift: the mean of NK_LN_SAMPLE elements at a fixed stride (all of a
+/// shorter row), in double. Any finite value is a correct shift (the fast certificate
+/// holds for every shift); a good one only makes the fast path more likely.
+/// docs/numerics.md, "The shift", has how near it lands.
+#define NK_LN_SAMPLE 32
+
+static int32_t NK_NAME(nk_ln_forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w,
+                                                  const float *b, double *stats) {
+    if (n == 0) return 1;
+    const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
+    const size_t stride = n / k;
+    double sum = 0;
+    for (size_t j = 0; j < k; j++) sum += (double)x[j * stride];
+    const float shift = (float)(sum / (double)k);
+    NK_NAME(nk_ln_stats) st;
+    // NaN or ±inf sampled, or the mean overflowed float: refused (the !(s - s == 0) test).
+    // In place (y == x), the output pass writes y only once certified: a refusal leaves x.
+    int refused = !(shift - shift == 0) || NK_NAME(nk_ln_fast_stats)(x, n, shift, eps, &st) != 0;
+    if (!refused && NK_NAME(nk_ln_output)(x, y, n, &st, w, b) != 0) {
+        // Only the output's certificate refused (the statistics were certified). Its
+        // margin shrinks with the shift's distance k·σ from the mean (ρ grows as 1 + k²):
+        // re-centre once on the mean just found, when that is more than σ/32 away, and
+        // try again (docs/numerics.md, "The shift").
+        const double off = st.mean - (double)shift;
+        refused = 1;
+        if (off * off * 1024 > st.variance) {
+            const float again = (float)st.mean;
+            refused = NK_NAME(nk_ln_fast_stats)(x, n, again, eps, &st) != 0 || NK_NAME(nk_ln_output)(x, y, n, &st, w, b) != 0;
+        }
+    }
+    if (refused) {
+        nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
+        return 1;
+    }
+    stats[0] = st.mean;
+    stats[1] = st.rstd;
+    return 0;
+}
+
 static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
                                        const float *w, const float *b, double *stats) {
     (void)NK_NAME(nk_ln_forward_row_path)(x, y, n, shift, eps, w, b, stats);
@@ -563,6 +602,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .affine = NK_NAME(nk_ln_affine),
     .forward_row = NK_NAME(nk_ln_forward_row),
     .forward_row_path = NK_NAME(nk_ln_forward_row_path),
+    .forward_row_sampled = NK_NAME(nk_ln_forward_row_sampled),
     .backward_centre = NK_NAME(nk_ln_backward_centre),
     .backward_affine = NK_NAME(nk_ln_backward_affine),
     .backward_normalize = NK_NAME(nk_ln_backward_normalize),

@@ -67,7 +67,7 @@ struct BenchReport {
         lines.append("  ratio to \(name) (median): \(fixed(w.median / m.median, 3))"
             + (memcpyParallel.map { " (1 thread), \(fixed(w.median / $0.median, 3)) (\(threads) threads)" } ?? ""))
         if paths.total > 0 || workload == .forward || workload == .forwardAllocating || workload == .fused {
-            lines.append("  rows off the fast path: \(fixed(paths.total * 100, 2))% (Double moments \(fixed(paths.doubleMoments * 100, 2))%, Double affine \(fixed(paths.doubleAffine * 100, 2))%, non-finite \(fixed(paths.nonFinite * 100, 2))%)")
+            lines.append("  rows off the fast path: \(fixed(paths.total * 100, 2))% (Double moments \(fixed(paths.doubleMoments * 100, 2))%, Double affine \(fixed(paths.doubleAffine * 100, 2))%, non-finite \(fixed(paths.nonFinite * 100, 2))%); refused on the sampled shift: \(fixed(paths.sampledRefused * 100, 2))%")
         }
         return lines.joined(separator: "\n")
     }
@@ -90,7 +90,7 @@ struct BenchReport {
                       ratio: Record.number(w.median / $0.median))
             },
             loadBefore: load.before.flatMap(Record.number), loadAfter: load.after.flatMap(Record.number),
-            fallbackFraction: Record.number(paths.total))
+            fallbackFraction: Record.number(paths.total), sampledRefusedFraction: Record.number(paths.sampledRefused))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every field is an Int, a String, a Bool or a finite Double: encoding cannot fail.
@@ -132,6 +132,7 @@ extension BenchReport {
         let loadAfter: Double?
         /// LayerNorm forward rows of one call off the certified fast path, as a fraction.
         let fallbackFraction: Double?
+        let sampledRefusedFraction: Double?
 
         /// The baseline split over the run's threads.
         struct Parallel {
@@ -154,6 +155,7 @@ extension BenchReport {
             case ratioToMemcpyParallel = "ratio_to_memcpy_parallel"
             case loadBefore = "load_before", loadAfter = "load_after"
             case fallbackFraction = "fallback_fraction"
+            case sampledRefusedFraction = "sampled_refused_fraction"
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -187,6 +189,7 @@ extension BenchReport {
             try c.encode(loadBefore, forKey: .loadBefore)
             try c.encode(loadAfter, forKey: .loadAfter)
             try c.encode(fallbackFraction, forKey: .fallbackFraction)
+            try c.encode(sampledRefusedFraction, forKey: .sampledRefusedFraction)
         }
     }
 }

@@ -4,11 +4,15 @@
 //
 //     mean = Σx / n,  var = Σ(x - mean)² / n,  y = w ⊙ (x - mean) / sqrt(var + eps) + b
 //
-// Every row starts with a shift s = Float(sdot(x, 1) / n): OpenBLAS's float sum, used
-// only as a centre, so its rounding (which depends on the BLAS kernel's summation order)
-// does not reach the result; a non-finite sum gives s = 0. The kernel layer's
-// `forward_row` then takes, in this order, the first path that can certify the row
-// (docs/numerics.md, "The algorithm" and "The fast path"):
+// Every row first tries the fast path (1 below) about a shift from a sample of the row:
+// the mean, in Double, of 32 elements at a fixed stride (docs/numerics.md, "The shift").
+// It costs no read of the row, and any finite shift is correct: the certificate holds
+// for every shift, and a poor one only makes it refuse. When it refuses, the row starts
+// again with s = Float(sdot(x, 1) / n): OpenBLAS's float sum, used only as a centre, so
+// its rounding (which depends on the BLAS kernel's summation order) does not reach the
+// result; a non-finite sum gives s = 0. The kernel layer's `forward_row` then takes, in
+// this order, the first path that can certify the row (docs/numerics.md, "The algorithm"
+// and "The fast path"):
 //
 // 1. Fast: Σ(x - s) and Σ(x - s)² in float lanes, 4 terms per lane per block, the blocks
 //    added in Double, with a bound computed from the two sums (shift near the mean, no
@@ -57,17 +61,24 @@ enum ForwardKernel {
         }
     }
 
-    /// One row: the shift from `cblas_sdot` (step 1 of the file comment), then the
-    /// kernel layer's `forward_row` (the paths of the file comment).
+    /// One row: first the fast path about a sampled shift (`forward_row_sampled`, step 0
+    /// of the file comment); when that cannot certify the row, the shift from
+    /// `cblas_sdot` (step 1) and the kernel layer's `forward_row` (the paths).
     @inline(__always)
     static func normalizeRow(
         _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters
     ) -> RowStatistics {
-        let shift = Float(BLAS.dotRepeating(p.dim, x, p.ones) / Double(p.dim))
+        // The sampled path calls no BLAS, so the exit check is here, once per row, as
+        // well as inside the BLAS wrapper (Support/ProcessExit.swift).
+        ProcessExit.checkpoint()
         // A homogeneous tuple is laid out contiguously: stats[0], stats[1] of the C call.
         var stats = (Double.nan, Double.nan)
         withUnsafeMutableBytes(of: &stats) { raw in
-            p.kernels.forward_row(x, y, p.dim, shift, p.eps, p.weight, p.bias, raw.baseAddress!.assumingMemoryBound(to: Double.self))
+            let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+            if p.kernels.forward_row_sampled(x, y, p.dim, p.eps, p.weight, p.bias, out) != 0 {
+                let shift = Float(BLAS.dotRepeating(p.dim, x, p.ones) / Double(p.dim))
+                p.kernels.forward_row(x, y, p.dim, shift, p.eps, p.weight, p.bias, out)
+            }
         }
         return RowStatistics(mean: stats.0, rstd: stats.1)
     }
