@@ -98,9 +98,10 @@ extension Normalization {
 }
 
 enum HalfEngine {
-    /// Floats of scratch per chunk of rows (at least one row): small enough to stay in
-    /// L2 between widening, normalising and narrowing.
-    static let chunkFloats = 16 * 1024
+    /// Floats of scratch per chunk of rows (at least one row), for each of the two
+    /// chunks (widened input, float output): small enough that both stay in L2 between
+    /// widening, normalising and narrowing.
+    static let chunkFloats = 8 * 1024
 
     /// Runs `functions.forward` over all rows of `layout`, through float scratch.
     /// Allocates nothing once each running thread has scratch of this size.
@@ -127,14 +128,18 @@ private struct HalfJob {
     var sum: UnsafeMutablePointer<UInt16>?
     var y: UnsafeMutablePointer<UInt16>
 
-    /// Rows `rows`, a chunk at a time: widen (or add, round, widen the rounded stream),
-    /// normalise in float in place, narrow. Each chunk's inputs are read before its
-    /// outputs are written, so the aliasing the public forms allow is safe.
+    /// Rows `rows`, a chunk at a time: widen (or add, round, widen the rounded stream)
+    /// into the input chunk, normalise in float into the output chunk, narrow. Out of
+    /// place, because the float forward certifies a row before it writes it in place, and
+    /// would pass over the row twice. Each chunk's inputs are read before its outputs are
+    /// written, so the aliasing the public forms allow is safe.
     func run(_ rows: Range<Int>) {
         let n = length
         let perChunk = max(1, HalfEngine.chunkFloats / n)
-        let scratch = ThreadScratch.half.buffer(bytes: min(perChunk, rows.count) &* n &* MemoryLayout<Float>.stride)
-            .bindMemory(to: Float.self, capacity: min(perChunk, rows.count) &* n)
+        let capacity = min(perChunk, rows.count) &* n
+        let scratch = ThreadScratch.half.buffer(bytes: 2 &* capacity &* MemoryLayout<Float>.stride)
+            .bindMemory(to: Float.self, capacity: 2 &* capacity)
+        let output = scratch + capacity
         var row = rows.lowerBound
         while row < rows.upperBound {
             let k = min(perChunk, rows.upperBound &- row)
@@ -145,11 +150,13 @@ private struct HalfJob {
                 conversions.widen(x + offset, scratch, count)
             }
             // Row functions index rows from a base pointer (GroupNorm's weights depend on
-            // the row's index): the base is scratch - offset, as an address, so rows
-            // row ..< row + k land in the scratch. Nothing outside it is touched.
-            let base = UnsafeMutablePointer<Float>(bitPattern: Int(bitPattern: scratch) &- offset &* MemoryLayout<Float>.stride)!
-            functions.forward(functions.context, UnsafePointer(base), base, row, row &+ k, nil, nil)
-            conversions.narrow(scratch, y + offset, count)
+            // the row's index): the bases are the chunks - offset, as addresses, so rows
+            // row ..< row + k land in the chunks. Nothing outside them is touched.
+            let shift = offset &* MemoryLayout<Float>.stride
+            let inBase = UnsafeMutablePointer<Float>(bitPattern: Int(bitPattern: scratch) &- shift)!
+            let outBase = UnsafeMutablePointer<Float>(bitPattern: Int(bitPattern: output) &- shift)!
+            functions.forward(functions.context, UnsafePointer(inBase), outBase, row, row &+ k, nil, nil)
+            conversions.narrow(output, y + offset, count)
             row &+= k
         }
     }
