@@ -17,7 +17,7 @@ import Darwin
 private func runRow(
     _ x: [Float], weight: [Float]? = nil, bias: [Float]? = nil, shift: Float? = nil, eps: Double = 1e-5,
     level: InstructionSet
-) -> (y: [Float], path: Int32) {
+) -> (y: [Float], path: Int32, stats: [Double]) {
     let n = x.count
     let w = weight ?? [Float](repeating: 1, count: n), b = bias ?? [Float](repeating: 0, count: n)
     let s = shift ?? Float(x.reduce(0.0) { $0 + Double($1) } / Double(n))
@@ -29,7 +29,7 @@ private func runRow(
             table.forward_row_path(x, yp.baseAddress!, n, s, eps, w, b, sp.baseAddress!)
         }
     }
-    return (y, path)
+    return (y, path, stats)
 }
 
 /// One row through `forward_row_sampled` at `level`: 0 and (y, mean, rstd) when the
@@ -190,6 +190,43 @@ struct ForwardFastPathTests {
             #expect(r.path == path, "fraction \(fraction)")
             #expect(rowError(x, r.y, weight: w, bias: b) <= 1e-6, "fraction \(fraction)")
         }
+    }
+
+    /// The centred form's bound (docs/numerics.md, "The centred form"), element by
+    /// element, at its edge: on a fast row whose mean is within 2σ at an FMA level,
+    /// y = fma(fma(x, r, Float(-mean·r)), w, b) is within u·(|w|·(2|x̂| + 2) + |y|) of
+    /// w·(x - mean)·rstd + b in Double, with the row's own mean and rstd (the statistics'
+    /// errors are the other bound's). Rows have means up to 2.1σ (so both forms run), any
+    /// scale, and weights and biases over four decades.
+    @Test("Centred form: every element within u·(|w|·(2|x̂| + 2) + |y|), the bound's edge", arguments: levels.filter { $0 != .baseline })
+    func centredFormBound(level: InstructionSet) {
+        var rng = TestRNG(seed: 0xce47_7ed)
+        var worst = 0.0, centredRows = 0
+        for _ in 0..<3000 {
+            let n = [2, 3, 5, 17, 100, 768][Int.random(in: 0..<6, using: &rng)]
+            let k = Double.random(in: -2.1...2.1, using: &rng), scale = pow(10, Double.random(in: -3...3, using: &rng))
+            let z = gaussianRow(n, seed: rng.next())
+            let x = z.map { Float(scale * (k + Double($0))) }
+            let w = (0..<n).map { _ in Float(Double.random(in: -2...2, using: &rng) * pow(10, Double.random(in: -2...2, using: &rng))) }
+            let b = (0..<n).map { _ in Float(Double.random(in: -1...1, using: &rng) * pow(10, Double.random(in: -2...2, using: &rng))) }
+            let r = runRow(x, weight: w, bias: b, level: level)
+            guard r.path == NK_LN_PATH_FAST else { continue }
+            let mean = r.stats[0], rstd = r.stats[1]
+            let variance = 1 / (rstd * rstd) - 1e-5
+            // Well inside the kernel's own test (mean² <= 4·variance), so the row surely took this form.
+            guard mean * mean <= 3.9 * variance else { continue }
+            centredRows += 1
+            for i in 0..<n {
+                let xhat = (Double(x[i]) - mean) * rstd
+                let exact = Double(w[i]) * xhat + Double(b[i])
+                let bound = 0x1p-24 * (abs(Double(w[i])) * (2 * abs(xhat) + 2) + abs(Double(r.y[i])))
+                let ratio = abs(Double(r.y[i]) - exact) / bound
+                worst = max(worst, ratio)
+                #expect(ratio <= 1, "element \(i) of a row of \(n), mean \(k)σ, \(level)")
+            }
+        }
+        #expect(centredRows > 1000)
+        print("ForwardFastPathTests.centredFormBound \(level): \(centredRows) rows, worst error / bound \(worst)")
     }
 
     /// The sampled shift (docs/numerics.md, "The shift"): ordinary rows, short and long,

@@ -106,11 +106,13 @@ static nk_moments NK_NAME(nk_ln_row_moments_fast)(const float *x, size_t n, floa
 #undef NK_LN_FAST_STEP
 
 /// The output pass with its certificate's two maxima: y = fma(t, w, b) with
-/// t = ((x·p - hi) - lo)·r (p = 1 skips the multiply), out[0] = max |w|·(|t| + kappa),
-/// out[1] = max |y| (NaN skipped). Writes y only when `store`.
+/// t = ((x·p - hi) - lo)·r (p = 1 skips the multiply), or, `centred`, t = fma(x, r, hi)
+/// with hi = Float(-mean·r) (FMA levels, |mean| <= 2σ: docs/numerics.md, "The centred
+/// form"); out[0] = max |w|·(|t| + kappa), out[1] = max |y| (NaN skipped). Writes y only
+/// when `store`. `scaled`, `centred` and `store` are constants at every call.
 static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body)(
     const float *x, float *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
-    const float *b, float kappa, float *out, int scaled, int store) {
+    const float *b, float kappa, float *out, int scaled, int centred, int store) {
     const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
     const nk_vf kv = nk_splat(kappa);
     nk_vf mm = {}, ym = {}, mm1 = {}, ym1 = {};  // two chains of the maxima
@@ -118,7 +120,7 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body
     do {                                                                    \
         nk_vf xv_ = (xv0);                                                  \
         if (scaled) xv_ = xv_ * pv;                                         \
-        const nk_vf t_ = ((xv_ - hi) - lo) * r;                             \
+        const nk_vf t_ = centred ? NK_FMA(xv_, r, hi) : ((xv_ - hi) - lo) * r; \
         const nk_vf y_ = NK_FMA(t_, (wv), (bv));                            \
         STORE(y_);                                                          \
         mm = nk_max_skip_nan(mm, nk_abs(wv) * (nk_abs(t_) + kv));           \
@@ -273,14 +275,19 @@ static int NK_NAME(nk_ln_output)(const float *x, float *y, size_t n, const NK_NA
     const double variance = st->variance;
     // Per element (docs): |y_i - y*_i| <= u·|w_i|·(A·|x̂_i| + C) + u·|y_i|, with A the float
     // affine's own constant plus rho/u and C = 2 + mu/u; |x̂_i| <= 1.0001·|t_i| + 2e-5.
-    const double a = (NK_HAS_FMA ? 5.0 : 6.0) + st->rho / NK_LN_U;
-    const double c = 2.0 + st->mu / NK_LN_U;
+    // The centred form t = fma(x, r, Float(-mean·r)) where the level fuses and the mean is
+    // within 2σ (docs/numerics.md, "The centred form"): A0 = 3 (2 and 1 of margin) and
+    // C0 = 2.01 there; A0 = 5 or 6 and C0 = 2 for ((x - hi) - lo)·r.
+    const int scaled = variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100);
+    const int centred = NK_HAS_FMA && !scaled && variance > 0 && mean * mean <= 4 * variance;
+    const double a = (centred ? 3.0 : NK_HAS_FMA ? 5.0 : 6.0) + st->rho / NK_LN_U;
+    const double c = (centred ? 2.01 : 2.0) + st->mu / NK_LN_U;
     const float kappa = (float)((c + 2e-5 * a) / (1.0001 * a));
     float maxima[2];
     // y may be x (in place): then y is written only once the row is certified, so a
     // fallback still reads the input.
     const int in_place = x == y;
-    if (variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100)) {
+    if (scaled) {
         // Scale by p = 2^-e with e the exponent of the standard deviation: the
         // spread becomes about 1. p stays a normal float, and so does rstd/p.
         const int e_sd = NK_NAME(nk_exponent)(__builtin_sqrt(variance));
@@ -293,17 +300,25 @@ static int NK_NAME(nk_ln_output)(const float *x, float *y, size_t n, const NK_NA
         const float hi = (float)ms;
         const float lo = (float)(ms - (double)hi);
         const float r = (float)(rstd / (double)p);
-        NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, !in_place);
+        NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, !in_place);
         if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 1);
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 1);
+            return 0;
+        }
+    } else if (centred) {
+        const float r = (float)rstd;
+        const float shift = (float)(-(mean * (double)r));  // -mean·r, within 2u of it
+        NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, !in_place);
+        if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 1);
             return 0;
         }
     } else {
         const float hi = (float)mean;
         const float lo = (float)(mean - (double)hi);
-        NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, !in_place);
+        NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, !in_place);
         if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 1);
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 1);
             return 0;
         }
     }

@@ -17,7 +17,8 @@
 // 1. Fast: Σ(x - s) and Σ(x - s)² in float lanes, 4 terms per lane per block, the blocks
 //    added in Double, with a bound computed from the two sums (shift near the mean, no
 //    overflow or underflow, finite values); then y = ((x - mean_hi) - mean_lo)·rstd·w + b
-//    in float, with a bound of its error from two maxima the pass keeps, against
+//    in float (t = fma(x, rstd, -mean·rstd) for a mean within 2σ where the level has
+//    FMA: "The centred form"), with a bound of its error from two maxima the pass keeps, against
 //    1e-6·max(1, max|y|).
 // 2. Double moments: D1 = Σ(x - s) and D2 = Σ(x - s)² in Double (a second pass about
 //    Float(mean) when s was more than a standard deviation off), the same float output,
