@@ -1,0 +1,57 @@
+// One LayerNorm forward row at the AVX-512 level, timed alone: the kernel layer's
+// forward_row_sampled over ROWS rows of 768 floats (U[-2, 2), bench's affine w ~ N(1, 0.2),
+// b ~ N(0, 0.1)), repeated REPS times, 15 timings; prints the median and the fastest, in ns
+// per row. ROWS = 4 keeps everything in L1 (the kernel's own cost); 1024 is bench's
+// [1,1024,768]. Build and run from the repository root:
+//
+//   S=Sources/CNormKernels; clang -O2 -I$S -I$S/include scripts/time-forward-row.c -lm -o /tmp/time-row
+//   /tmp/time-row 4 30000; /tmp/time-row 1024 100
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#define NK_LEVEL 2
+#include "isa/begin.h"
+#include "kernels/layernorm.h"
+#include "isa/end.h"
+
+void nk_ln_count_path(int32_t path) { (void)path; }
+
+static uint64_t state = 88172645463325252ull;
+static double uniform(void) {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return (double)(state >> 11) * 0x1p-53;
+}
+static double normal(void) { return sqrt(-2 * log(uniform() + 1e-300)) * cos(2 * M_PI * uniform()); }
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+static int ascending(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    if (!__builtin_cpu_supports("avx512f")) { fprintf(stderr, "this CPU has no AVX-512\n"); return 1; }
+    const size_t n = 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
+    const int reps = argc > 2 ? atoi(argv[2]) : 30000;
+    float *x = malloc(n * rows * sizeof *x), *y = malloc(n * rows * sizeof *y), *w = malloc(n * sizeof *w),
+          *b = malloc(n * sizeof *b);
+    for (size_t i = 0; i < n; i++) w[i] = (float)(1 + 0.2 * normal()), b[i] = (float)(0.1 * normal());
+    for (size_t i = 0; i < n * rows; i++) x[i] = (float)(-2 + 4 * uniform());
+    double stats[2], times[15];
+    for (int t = 0; t < 15; t++) {
+        const double start = now();
+        for (int r = 0; r < reps; r++)
+            for (size_t row = 0; row < rows; row++)
+                nk_ln_forward_row_sampled_avx512(x + row * n, y + row * n, n, 1e-5, w, b, stats);
+        times[t] = (now() - start) / ((double)reps * (double)rows) * 1e9;
+    }
+    qsort(times, 15, sizeof times[0], ascending);
+    printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu)\n", times[7], times[0], rows, n);
+    return 0;
+}
