@@ -221,3 +221,70 @@ struct NPYTests {
         }
     }
 }
+
+/// `<f2` and `>f2` files into `HalfTensor<Float16>` and back, bit for bit (Sources/NormKitIO/NPY/NPY+Half.swift).
+@Suite("NPY float16 as HalfTensor")
+struct HalfNPYTests {
+    @Test("<f2 and >f2 read as their 16-bit patterns, equal to the Float reader's values")
+    func readsBothByteOrders() throws {
+        let ramp = try Fixtures.ramp([2, 3])
+        for name in ["f2_2x3.npy", "f2_be_2x3.npy"] {
+            let h = try HalfTensor<Float16>(npyContentsOf: Fixtures.url(name))
+            #expect(h.shape == [2, 3], "\(name)")
+            #expect(h.elements.map(Float.init) == ramp.scalars, "\(name)")
+        }
+        // Known patterns: the smallest subnormal, the largest finite, +inf, -0.
+        let special = try HalfTensor<Float16>(npyContentsOf: Fixtures.url("f2_special.npy"))
+        #expect(special.elements.map(\.bitPattern) == [0x0001, 0x7BFF, 0x7C00, 0x8000])
+    }
+
+    @Test("The writer gives np.save's bytes, and a NaN payload survives the round trip")
+    func writesWhatNumPyWrites() throws {
+        let h = try HalfTensor<Float16>(npyContentsOf: Fixtures.url("f2_2x3.npy"))
+        #expect(try h.npyData() == (try Fixtures.data("f2_2x3.npy")))
+        let patterns: [UInt16] = [0x7E01, 0xFC00, 0x3C00, 0xC000, 0x0001, 0x8000]
+        let t = try HalfTensor<Float16>(shape: [3, 2], bitPatterns: patterns)
+        let back = try HalfTensor<Float16>(npyData: t.npyData())
+        #expect(back.shape == [3, 2])
+        #expect(back.elements.map(\.bitPattern) == patterns)
+        let dir = try Fixtures.temporaryDirectory()
+        let url = dir.appendingPathComponent("h.npy")
+        try t.writeNPY(to: url)
+        #expect(try HalfTensor<Float16>(npyContentsOf: url).elements.map(\.bitPattern) == patterns)
+    }
+
+    @Test("A Fortran-order file comes out in C order")
+    func fortranOrder() throws {
+        // The 2x3 array [[1, 2, 3], [4, 5, 6]] stored column by column: 1, 4, 2, 5, 3, 6.
+        let header = "{'descr': '<f2', 'fortran_order': True, 'shape': (2, 3), }" + String(repeating: " ", count: 59) + "\n"
+        let values: [Float16] = [1, 4, 2, 5, 3, 6]
+        let data = values.flatMap { [UInt8(truncatingIfNeeded: $0.bitPattern), UInt8($0.bitPattern >> 8)] }
+        let h = try HalfTensor<Float16>(npyData: npyBytes(header, data))
+        #expect(h.shape == [2, 3])
+        #expect(h.elements == [1, 2, 3, 4, 5, 6])
+    }
+
+    @Test("Other dtypes, 0-d arrays and truncated data are refused with a typed error")
+    func refusals() throws {
+        #expect {
+            _ = try HalfTensor<Float16>(npyContentsOf: Fixtures.url("f4_2x3.npy"))
+        } throws: { error in
+            guard case let NormKitError.unsupported(format, reason) = error else { return false }
+            return format == "npy" && reason.contains("dtype '<f4'") && reason.contains("a HalfTensor<Float16> reads <f2 or >f2")
+        }
+        let scalar = "{'descr': '<f2', 'fortran_order': False, 'shape': (), }" + String(repeating: " ", count: 62) + "\n"
+        #expect {
+            _ = try HalfTensor<Float16>(npyData: npyBytes(scalar, [0, 0x3C]))
+        } throws: { error in
+            guard case let NormKitError.unsupported(_, reason) = error else { return false }
+            return reason.contains("0-d array")
+        }
+        let full = try Fixtures.data("f2_2x3.npy")
+        #expect {
+            _ = try HalfTensor<Float16>(npyData: full.dropLast(1))
+        } throws: { error in
+            if case NormKitError.invalidFile = error { return true }
+            return false
+        }
+    }
+}

@@ -198,16 +198,17 @@ public struct NPYHeader: Sendable, Equatable {
         self.init(version: (major, minor), dtype: dtype, fortranOrder: fortranOrder, shape: shape, dataOffset: dataOffset)
     }
 
-    /// The header bytes NumPy's `np.save` writes for a C-order `<f4` array of `shape`, so
+    /// The header bytes NumPy's `np.save` writes for a C-order array of `shape` and dtype
+    /// `descr` (`<f4`, or `<f2` for the half writer), so
     /// a tensor saved by NormKit and one saved by NumPy are byte-identical. Version 1.0:
     /// with at most ``maxRank`` dimensions (the writer's precondition) the header is under
     /// 2 KB, far from 1.0's 65535-byte limit.
-    static func encodeHeader(shape: [Int]) -> [UInt8] {
+    static func encodeHeader(shape: [Int], descr: String = "<f4") -> [UInt8] {
         precondition(shape.count <= maxRank, "encodeHeader: rank above maxRank")
         let shapeText = shape.count == 1
             ? "(\(shape[0]),)"
             : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        var text = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        var text = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         // NumPy's spare room for growing the first axis in place (GROWTH_AXIS_MAX_DIGITS = 21).
         if let first = shape.first { text += String(repeating: " ", count: max(0, 21 - String(first).count)) }
         let body = Array(text.utf8)
