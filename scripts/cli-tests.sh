@@ -208,6 +208,39 @@ expect "  ... nothing was written" test ! -e z.npy
 deep=$PWD; seg=$(head -c 200 /dev/zero | tr '\0' 'd')
 check "a working directory longer than PATH_MAX" ok "" -- bash -c "for i in \$(seq 25); do mkdir -p $seg && cd $seg || exit 9; done; cp '$deep/w.safetensors' '$deep/x.npy' . && '$bin' apply --weights w.safetensors --prefix h.0.ln_1 --input x.npy --output deep.npy && cmp -s deep.npy '$deep/expected.npy' && '$bin' inspect x.npy"
 
+# --- float16 in, float16 out (issue 18): a <f2 input is normalised by the half form and
+# written as <f2, which must be the float32 output of the same input rounded once to
+# float16 (round to nearest even, Python's struct 'e'); --output-dtype f4 writes <f4.
+python3 - <<'PY'
+import struct
+def load(path):
+    b = open(path, 'rb').read()
+    n = struct.unpack('<H', b[8:10])[0]
+    return b[10:10 + n].decode(), b[10 + n:]
+header, data = load('x.npy')
+xs = struct.unpack('<%df' % (len(data) // 4), data)
+h = header.replace("'<f4'", "'<f2'")
+h = h.rstrip('\n').rstrip(' ')
+h += ' ' * (-(10 + len(h) + 1) % 64) + '\n'
+open('x16.npy', 'wb').write(b'\x93NUMPY\x01\x00' + struct.pack('<H', len(h)) + h.encode() + struct.pack('<%de' % len(xs), *xs))
+PY
+check "apply on a <f2 input" ok "float16" -- "${apply[@]}" --input x16.npy --output y16.npy
+check "apply --output-dtype f4 on a <f2 input" ok "float32" -- "${apply[@]}" --input x16.npy --output y16as32.npy --output-dtype f4
+check "apply --output-dtype nope" error "output-dtype" -- "${apply[@]}" --input x16.npy --output bad.npy --output-dtype nope
+expect "  ... the float16 output is the float32 output rounded once" python3 -c "
+import struct, sys
+def body(path, dtype):
+    b = open(path, 'rb').read()
+    n = struct.unpack('<H', b[8:10])[0]
+    assert (\"'descr': '%s'\" % dtype) in b[10:10 + n].decode(), path
+    return b[10 + n:]
+h = body('y16.npy', '<f2'); f = body('y16as32.npy', '<f4')
+y16 = struct.unpack('<%dH' % (len(h) // 2), h)
+y32 = struct.unpack('<%df' % (len(f) // 4), f)
+bad = [i for i, (a, b) in enumerate(zip(y16, y32)) if a != struct.unpack('<H', struct.pack('<e', b))[0]]
+sys.exit(1 if bad or len(y16) != len(y32) or not y16 else 0)
+"
+
 # --- memory: RLIMIT_AS is a limit; a refusal is a message, never a signal
 check "demo under ulimit -v 3000000 (issue 19's case)" error "ulimit -v" -- bash -c "ulimit -v 3000000; '$bin' demo --batch 1 --seq 1 --dim 200000000"
 check "demo just over ulimit -v 1500000" error "ulimit -v" -- bash -c "ulimit -v 1500000; '$bin' demo --batch 1 --seq 1 --dim 60000000"

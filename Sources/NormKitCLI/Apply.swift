@@ -15,7 +15,9 @@ struct Apply: ParsableCommand {
         discussion: """
             Reads PREFIX.weight and PREFIX.bias (or PREFIX.gamma/PREFIX.beta) from the checkpoint; \
             a leading 'transformer.' in PREFIX is optional. The input's last dimension must be the \
-            layer's size; the output is float32 .npy (version 1.0) of the same shape.
+            layer's size; the output is .npy (version 1.0) of the same shape, float16 (<f2) for a \
+            float16 input (normalised in float32 and rounded once) and float32 (<f4) for any other, \
+            unless --output-dtype f4 asks for float32.
 
             A weight-only layer (Llama-family files: model.layers.0.input_layernorm, model.norm) is \
             refused unless --kind says what it is: --kind rms for an RMSNorm, --kind layer for a LayerNorm \
@@ -30,13 +32,15 @@ struct Apply: ParsableCommand {
     @Option(help: "The layer's name, e.g. h.0.ln_1 or ln_f ('normkit inspect' lists them).") var prefix: String
     @Option(help: "Input activations (.npy: <f4, <f8, <f2 or >f4; last dimension = the layer's size); - reads standard input.")
     var input: String
-    @Option(help: "Where to write the result (.npy, <f4); - writes standard output. Must not be one of the inputs.")
+    @Option(help: "Where to write the result (.npy: <f2 for a float16 input, else <f4); - writes standard output. Must not be one of the inputs.")
     var output: String
     // Unconditional, so `--eps -1` is read as a value (and refused as negative), not as a flag.
     @Option(parsing: .unconditional, help: "Added to the variance (or mean square) before the square root (default: 1e-5 for a LayerNorm, GPT-2's; 1e-6 for an RMSNorm).") var eps: String?
     @Option(help: "The layer's kind: 'layer' (LayerNorm) or 'rms' (RMSNorm, Llama-family). Required for a weight-only layer.") var kind: NormKind?
     @Option(parsing: .unconditional, help: "RMSNorm only (--kind rms): the scale is weight-offset + weight (1 for Gemma).")
     var weightOffset: String?
+    @Option(help: "The output's element type: 'same' (float16 for a <f2/>f2 input, float32 otherwise) or 'f4' (float32 always).")
+    var outputDtype: OutputDType = .same
     @Flag(help: "Read float64 input values beyond Float's range (3.4e38) as +-infinity, which makes their rows NaN, instead of refusing the input.")
     var allowOverflow = false
 
@@ -74,18 +78,44 @@ struct Apply: ParsableCommand {
         try CommandInput.checkFitsInMemory(
             elements: try CommandInput.elementCount(header.shape, what: NormKitError.sanitized(inputName)),
             bytesPerElement: 16, what: "\(NormKitError.sanitized(inputName)) \(header.shape)")
-        let x = try withPath(inputName) { () throws(NormKitError) in try Tensor(npyData: bytes, allowingOverflow: allowOverflow) }
-        let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
-        if toStdout {
-            try StandardOutput.write(y.npyData())
-        } else {
-            try y.writeNPY(to: URL(fileURLWithPath: output))
+        // Float32 out (any input but float16, or --output-dtype f4).
+        func normaliseAsFloat() throws -> (input: [Int], output: [Int]) {
+            let x = try withPath(inputName) { () throws(NormKitError) in try Tensor(npyData: bytes, allowingOverflow: allowOverflow) }
+            let y = try withPath(inputName) { () throws(NormKitError) in try norm.apply(x) }
+            if toStdout {
+                try StandardOutput.write(y.npyData())
+            } else {
+                try y.writeNPY(to: URL(fileURLWithPath: output))
+            }
+            return (x.shape, y.shape)
         }
+        let halfInput = header.dtype == "<f2" || header.dtype == ">f2"
+        let shapes: (input: [Int], output: [Int])
+        var outputType = halfInput ? " float32" : ""
+        #if !(os(macOS) && arch(x86_64))
+        if halfInput && outputDtype == .same {
+            // Float16 in, Float16 out: the 2-byte patterns read as they are, the rows
+            // normalised in float32 and rounded once (the library's half form).
+            let x = try withPath(inputName) { () throws(NormKitError) in try HalfTensor<Float16>(npyData: bytes) }
+            let y = try withPath(inputName) { () throws(NormKitError) in try norm.normalization.forward(x) }
+            if toStdout {
+                try StandardOutput.write(y.npyData())
+            } else {
+                try y.writeNPY(to: URL(fileURLWithPath: output))
+            }
+            shapes = (x.shape, y.shape)
+            outputType = " float16"
+        } else {
+            shapes = try normaliseAsFloat()
+        }
+        #else
+        shapes = try normaliseAsFloat()  // no Float16 on this platform: float16 files are read as Float
+        #endif
         // The summary goes to stderr when the data goes to stdout.
         let shown = { (text: String) in NormKitError.sanitized(text) }
         let summary = """
             \(shown(prefix)): \(norm.summary)
-            \(shown(inputName)) \(x.shape) -> \(output == "-" ? "standard output" : shown(output)) \(y.shape)
+            \(shown(inputName)) \(shapes.input) -> \(output == "-" ? "standard output" : shown(output)) \(shapes.output)\(outputType)
 
             """
         if toStdout { writeStderr(summary) } else { print(summary, terminator: "") }

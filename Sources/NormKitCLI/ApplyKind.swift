@@ -11,9 +11,19 @@ enum NormKind: String, ExpressibleByArgument, CaseIterable {
     case rms
 }
 
+/// `normkit apply --output-dtype`: the element type of the output file.
+enum OutputDType: String, ExpressibleByArgument, CaseIterable {
+    /// The input's: float16 (`<f2`) for a float16 input, float32 (`<f4`) for any other.
+    case same
+    /// float32 (`<f4`) whatever the input.
+    case f4
+}
+
 /// A norm layer loaded for `apply`: what it computes and how to describe it.
 struct LoadedNorm {
     var apply: (Tensor) throws(NormKitError) -> Tensor
+    /// The layer itself, for the half-precision form (`forward(_: HalfTensor<T>)`).
+    var normalization: any Normalization
     var summary: String
 
     /// Loads `prefix` from `file` as `kind`. Without a kind, a layer with a bias is a
@@ -31,7 +41,7 @@ struct LoadedNorm {
                 }
                 throw error
             }
-            return LoadedNorm(apply: { x throws(NormKitError) in try norm(x) },
+            return LoadedNorm(apply: { x throws(NormKitError) in try norm(x) }, normalization: norm,
                               summary: "RMSNorm(dim: \(norm.dim), eps: \(norm.eps), weightOffset: \(norm.weightOffset)), weight only")
         case .layer, nil:
             let norm: LayerNorm
@@ -41,7 +51,7 @@ struct LoadedNorm {
                 }
                 throw error
             }
-            return LoadedNorm(apply: { x throws(NormKitError) in try norm(x) },
+            return LoadedNorm(apply: { x throws(NormKitError) in try norm(x) }, normalization: norm,
                               summary: "LayerNorm(dim: \(norm.dim), eps: \(norm.eps)), \(norm.usesBias ? "weight and bias" : "weight, no bias")")
         }
     }
