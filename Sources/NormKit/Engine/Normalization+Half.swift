@@ -91,6 +91,14 @@ extension Normalization {
     ) {
         guard layout.rows > 0, layout.length > 0, let x, let y else { return }
         let conversions = Kernels.half(format)
+        if let rms = self as? RMSNorm, rms.halfRounding == .huggingFaceLlama {
+            // x̂ alone through the row functions, then the scale in the half type (HalfJob.run).
+            rms._withUnitScale { functions, weight, offset in
+                HalfEngine.forward(functions, layout, conversions, x: x, residual: residual, sum: sum, y: y,
+                                   halfScale: (weight, offset))
+            }
+            return
+        }
         _withRowFunctions(layout) { functions in
             HalfEngine.forward(functions, layout, conversions, x: x, residual: residual, sum: sum, y: y)
         }
@@ -108,10 +116,10 @@ enum HalfEngine {
     static func forward(
         _ functions: _RowFunctions, _ layout: _RowLayout, _ conversions: nk_half_format_kernels,
         x: UnsafePointer<UInt16>, residual: UnsafePointer<UInt16>?, sum: UnsafeMutablePointer<UInt16>?,
-        y: UnsafeMutablePointer<UInt16>
+        y: UnsafeMutablePointer<UInt16>, halfScale: (weight: UnsafePointer<Float>, offset: Float)? = nil
     ) {
         var job = HalfJob(functions: functions, conversions: conversions, length: layout.length,
-                          x: x, residual: residual, sum: sum, y: y)
+                          x: x, residual: residual, sum: sum, y: y, halfScale: halfScale)
         RowDriver.run(rows: layout.rows, dim: layout.length, job: &job) { context, start, end, _ in
             context.assumingMemoryBound(to: HalfJob.self).pointee.run(start ..< end)
         }
@@ -127,6 +135,9 @@ private struct HalfJob {
     var residual: UnsafePointer<UInt16>?
     var sum: UnsafeMutablePointer<UInt16>?
     var y: UnsafeMutablePointer<UInt16>
+    /// ``HalfRounding/huggingFaceLlama``: the row functions give x̂ alone; each output is
+    /// then T(Float(T(x̂)) · Float(T(offset + weight))), the row's `length` weights.
+    var halfScale: (weight: UnsafePointer<Float>, offset: Float)?
 
     /// Rows `rows`, a chunk at a time: widen (or add, round, widen the rounded stream)
     /// into the input chunk, normalise in float into the output chunk, narrow. Out of
@@ -137,9 +148,19 @@ private struct HalfJob {
         let n = length
         let perChunk = max(1, HalfEngine.chunkFloats / n)
         let capacity = min(perChunk, rows.count) &* n
-        let scratch = ThreadScratch.half.buffer(bytes: 2 &* capacity &* MemoryLayout<Float>.stride)
-            .bindMemory(to: Float.self, capacity: 2 &* capacity)
+        // Two chunks, then (with halfScale) the scale rounded to T and widened back, and
+        // room for its 16-bit patterns.
+        let floats = 2 &* capacity &+ (halfScale == nil ? 0 : 2 &* n)
+        let scratch = ThreadScratch.half.buffer(bytes: floats &* MemoryLayout<Float>.stride)
+            .bindMemory(to: Float.self, capacity: floats)
         let output = scratch + capacity
+        let roundedScale = scratch + 2 &* capacity
+        if let halfScale {
+            let patterns = UnsafeMutableRawPointer(roundedScale + n).bindMemory(to: UInt16.self, capacity: n)
+            for i in 0 ..< n { roundedScale[i] = halfScale.offset + halfScale.weight[i] }
+            conversions.narrow(roundedScale, patterns, n)
+            conversions.widen(patterns, roundedScale, n)
+        }
         var row = rows.lowerBound
         while row < rows.upperBound {
             let k = min(perChunk, rows.upperBound &- row)
@@ -157,6 +178,16 @@ private struct HalfJob {
             let outBase = UnsafeMutablePointer<Float>(bitPattern: Int(bitPattern: output) &- shift)!
             functions.forward(functions.context, UnsafePointer(inBase), outBase, row, row &+ k, nil, nil)
             conversions.narrow(output, y + offset, count)
+            if halfScale != nil {
+                // T(x̂) is exact in float; times a T value it is exact again (8 or 11 bits
+                // of each); then one rounding to T: PyTorch's half × half multiply.
+                conversions.widen(y + offset, output, count)
+                for r in 0 ..< k {
+                    let o = output + r &* n
+                    for i in 0 ..< n { o[i] *= roundedScale[i] }
+                }
+                conversions.narrow(output, y + offset, count)
+            }
             row &+= k
         }
     }

@@ -19,27 +19,42 @@ extension RMSNorm {
     }
 
     public func _withRowFunctions<R>(_ layout: _RowLayout, _ body: (_RowFunctions) -> R) -> R {
+        weight.withUnsafeBufferPointer { w in _withRowFunctions(weight: w.baseAddress!, offset: weightOffset, body) }
+    }
+
+    /// The row functions with a scale of exactly 1 (x̂ alone), and the layer's weight and
+    /// offset for the caller to apply: ``HalfRounding/huggingFaceLlama``'s first step.
+    /// Allocates nothing for `dim` up to `BLAS.maxChunk` (the shared ones vector).
+    func _withUnitScale<R>(_ body: (_RowFunctions, UnsafePointer<Float>, Float) -> R) -> R {
         weight.withUnsafeBufferPointer { w in
-            var parameters = RMSParameters(dim: dim, eps: Double(eps), weight: w.baseAddress!, offset: weightOffset,
-                                           kernels: Kernels.rmsNorm)
-            return withUnsafePointer(to: &parameters) { context in
-                body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, _, scales in
-                    RMSKernel.run(x: x, y: y, rows: start ..< end,
-                                  parameters: context.assumingMemoryBound(to: RMSParameters.self).pointee, rrms: scales)
-                }, addForward: { context, x, residual, sum, y, start, end, _, scales in
-                    RMSKernel.runAdding(input: x, residual: residual, sum: sum, y: y, rows: start ..< end,
-                                        parameters: context.assumingMemoryBound(to: RMSParameters.self).pointee, rrms: scales)
-                }, backward: { context, job, blocks in
-                    let p = context.assumingMemoryBound(to: RMSParameters.self).pointee
-                    let r = job.pointee
-                    let j = RMSBackwardJob(
-                        dim: r.length, rows: r.rows, eps: p.eps, x: r.x, dy: r.dy, dx: r.dx, accumulate: r.accumulate,
-                        rrms: r.scales,
-                        weight: p.weight, offset: p.offset,
-                        partials: r.partialWeight!.assumingMemoryBound(to: Double.self), kernels: p.kernels)
-                    for b in blocks { j.run(block: b) }
-                }, partialsAreDouble: true))
+            func unit(_ ones: UnsafePointer<Float>) -> R {
+                _withRowFunctions(weight: ones, offset: 0) { body($0, w.baseAddress!, weightOffset) }
             }
+            if dim <= BLAS.maxChunk { return BLAS.ones.withUnsafeBufferPointer { unit($0.baseAddress!) } }
+            return [Float](repeating: 1, count: dim).withUnsafeBufferPointer { unit($0.baseAddress!) }
+        }
+    }
+
+    private func _withRowFunctions<R>(weight: UnsafePointer<Float>, offset: Float, _ body: (_RowFunctions) -> R) -> R {
+        var parameters = RMSParameters(dim: dim, eps: Double(eps), weight: weight, offset: offset,
+                                       kernels: Kernels.rmsNorm)
+        return withUnsafePointer(to: &parameters) { context in
+            body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, _, scales in
+                RMSKernel.run(x: x, y: y, rows: start ..< end,
+                              parameters: context.assumingMemoryBound(to: RMSParameters.self).pointee, rrms: scales)
+            }, addForward: { context, x, residual, sum, y, start, end, _, scales in
+                RMSKernel.runAdding(input: x, residual: residual, sum: sum, y: y, rows: start ..< end,
+                                    parameters: context.assumingMemoryBound(to: RMSParameters.self).pointee, rrms: scales)
+            }, backward: { context, job, blocks in
+                let p = context.assumingMemoryBound(to: RMSParameters.self).pointee
+                let r = job.pointee
+                let j = RMSBackwardJob(
+                    dim: r.length, rows: r.rows, eps: p.eps, x: r.x, dy: r.dy, dx: r.dx, accumulate: r.accumulate,
+                    rrms: r.scales,
+                    weight: p.weight, offset: p.offset,
+                    partials: r.partialWeight!.assumingMemoryBound(to: Double.self), kernels: p.kernels)
+                for b in blocks { j.run(block: b) }
+            }, partialsAreDouble: true))
         }
     }
 }

@@ -41,6 +41,10 @@ public struct RMSNorm: RowNormalization {
     /// The per-feature scale, shape ``normalizedShape``, initialised to ones. A wrong shape makes
     /// ``forward(_:)`` throw.
     public var weight: Tensor
+    /// How the half-precision forms round (``HalfRounding``): ``HalfRounding/once`` (the
+    /// default) or Hugging Face's ``HalfRounding/huggingFaceLlama`` order. The float32
+    /// forms ignore it.
+    public var halfRounding: HalfRounding = .once
 
     /// Creates a layer with weight ones.
     ///
