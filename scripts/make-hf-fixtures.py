@@ -12,7 +12,8 @@ The two modules are written out here with plain torch ops, as transformers write
 - GemmaRMSNorm: out = norm(x.float()) * (1 + w.float()); return out.type_as(x).
 
 Deterministic (seeded). For each dtype T in (bf16, f16) the file holds x_T [rows, dim],
-w_T [dim], llama_T and gemma_T [rows, dim], all of dtype T; eps is 1e-6.
+w_T [dim], llama_T and gemma_T [rows, dim], and for the fused residual add r_T (a stream) and
+sum_T = x_T + r_T (PyTorch's half add: computed in float, rounded once), all of dtype T; eps is 1e-6.
 """
 import os
 
@@ -49,5 +50,8 @@ for name, dtype in (("bf16", torch.bfloat16), ("f16", torch.float16)):
     tensors[f"w_{name}"] = w
     tensors[f"llama_{name}"] = llama(x, w)
     tensors[f"gemma_{name}"] = gemma(x, w)
+    r = (torch.randn(ROWS, DIM, generator=g) * 3 * scale).to(dtype)
+    tensors[f"r_{name}"] = r
+    tensors[f"sum_{name}"] = x + r
 save_file(tensors, os.path.join(OUT, "hf_rmsnorm.safetensors"))
 print("wrote", os.path.join(OUT, "hf_rmsnorm.safetensors"), sorted(tensors))
