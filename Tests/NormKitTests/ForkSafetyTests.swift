@@ -52,9 +52,10 @@ struct ForkSafetyTests {
                         let pid = fork()
                         if pid == 0 {
                             // A hung child dies of SIGALRM after 10 s (a blocking waitpid
-                            // below keeps the fork rate up on a loaded machine).
-                            ChildProcess.resetSignals()
+                            // below keeps the fork rate up on a loaded machine). The alarm
+                            // is armed first: resetSignals only unblocks it.
                             alarm(10)
+                            ChildProcess.resetSignals()
                             let ok = (try? small(xs)) == ys && (try? big(xb)) == yb
                             _exit(ok ? 0 : 1)
                         }
