@@ -62,6 +62,8 @@ func allocationCheck() -> Int32 {
             let x = Tensor.randomNormal(shape, seed: 3), dy = Tensor.randomNormal(shape, seed: 5)
             var y = Tensor.zeros(shape), h = Tensor.randomNormal(shape, seed: 4)
             var raw = x.scalars, rawOut = [Float](repeating: 0, count: x.scalarCount), rawH = h.scalars
+            let halfX = HalfTensor<BFloat16>(rounding: x).elements
+            var halfH = HalfTensor<BFloat16>(rounding: h).elements, halfOut = halfX
             let (_, statistics) = try ln.forwardForTraining(x)
             var g = try ln.zeroGradients(inputShape: shape)
             let (_, rmsStatistics) = try rms.forwardForTraining(x)
@@ -93,6 +95,24 @@ func allocationCheck() -> Int32 {
                     try raw.withUnsafeMutableBufferPointer { xp in
                         try rawH.withUnsafeMutableBufferPointer { hp in
                             try rawOut.withUnsafeMutableBufferPointer { yp in try rms.forward(UnsafeBufferPointer(xp), addingTo: hp, into: yp) }
+                        }
+                    }
+                }
+                // The half-precision raw-buffer forms (bf16), plain and fused, and RMSNorm's
+                // Hugging Face rounding (RMSNorm.halfRounding), which runs a unit scale.
+                var llama = rms
+                llama.halfRounding = .huggingFaceLlama
+                for (name, norm) in [("LayerNorm", ln as any RowNormalization), ("RMSNorm", rms), ("RMSNorm .huggingFaceLlama", llama)] {
+                    count("\(name).forward(bf16 buffers) \(at)", threads: threads) {
+                        try halfX.withUnsafeBufferPointer { xp in
+                            try halfOut.withUnsafeMutableBufferPointer { yp in try norm.forward(xp, into: yp) }
+                        }
+                    }
+                    count("\(name).forward(bf16 buffers, addingTo:into:) \(at)", threads: threads) {
+                        try halfX.withUnsafeBufferPointer { xp in
+                            try halfH.withUnsafeMutableBufferPointer { hp in
+                                try halfOut.withUnsafeMutableBufferPointer { yp in try norm.forward(xp, addingTo: hp, into: yp) }
+                            }
                         }
                     }
                 }
