@@ -1,6 +1,11 @@
 import NormKit
 import NormKitTesting
 import Testing
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The accuracy bound of the foundation issue: per row, |y - y64| / max(1, max |y64|).
 let forwardBound = 1e-6
@@ -40,7 +45,7 @@ enum Split {
     /// Runs `body` with `threads` threads allowed until one call really ran on two
     /// threads or more (a neighbour test may hold the pool, and then a call runs on its
     /// own thread), and returns that call's result. Records an issue, and returns the
-    /// last result, when none split in `attempts` tries. With `threads == 1` it runs
+    /// last result, when none split in `attempts` tries (10 ms apart). With `threads == 1` it runs
     /// once and records an issue if anything ran on a second thread.
     static func run<T>(
         threads: Int, _ what: @autoclosure () -> String, attempts: Int = 500,
@@ -56,6 +61,9 @@ enum Split {
                 return last.value
             }
             if last.threads >= 2 { return last.value }
+            // Neighbour suites can hold the pool for seconds in a parallel run (a CI run
+            // missed 500 back-to-back tries): after a miss, pause 10 ms (up to 5 s).
+            usleep(10_000)
         } while attempt < attempts
         Issue.record("\(what()): never split over \(threads) threads in \(attempts) calls (probe: \(last.threads))",
                      sourceLocation: sourceLocation)
