@@ -62,28 +62,16 @@ extension HalfTensor where Element == Float16 {
             let a = UInt16(source[2 &* k]), b = UInt16(source[2 &* k &+ 1])
             return swap ? a << 8 | b : b << 8 | a
         }
-        var bits = [UInt16](repeating: 0, count: count)
-        if !header.fortranOrder || header.shape.count <= 1 {
-            for k in 0 ..< count { bits[k] = pattern(k) }
-        } else {
-            // Column-major file: element (i0, ..., ik) sits at sum(i_j * f_j), f_0 = 1,
-            // f_j = f_(j-1) * d_(j-1). Walk the C-order index as an odometer.
-            let shape = header.shape, rank = shape.count
-            var strides = [Int](repeating: 1, count: rank)
-            for j in 1 ..< rank { strides[j] = strides[j - 1] &* shape[j - 1] }
-            var index = [Int](repeating: 0, count: rank)
-            var at = 0
-            for k in 0 ..< count {
-                bits[k] = pattern(at)
-                var axis = rank - 1
-                while axis >= 0 {
-                    index[axis] += 1
-                    at += strides[axis]
-                    if index[axis] < shape[axis] { break }
-                    at -= strides[axis] * shape[axis]
-                    index[axis] = 0
-                    axis -= 1
-                }
+        // The patterns in file order; a Fortran-order file is then transposed as the
+        // float reader does (NPYOrder.fortranToC).
+        var bits = [UInt16](unsafeUninitializedCapacity: count) { out, initialized in
+            for k in 0 ..< count { out[k] = pattern(k) }
+            initialized = count
+        }
+        if header.fortranOrder && header.shape.count > 1 {
+            let fortran = bits
+            fortran.withUnsafeBufferPointer { src in
+                bits.withUnsafeMutableBufferPointer { NPYOrder.fortranToC(src, shape: header.shape, into: $0) }
             }
         }
         try self.init(shape: header.shape, bitPatterns: bits)

@@ -59,7 +59,7 @@ extension Tensor {
                 initialized = count
             }
             self.init(uncheckedShape: header.shape, count: count) { out in
-                fortran.withUnsafeBufferPointer { Self.fortranToC($0, shape: header.shape, into: out) }
+                fortran.withUnsafeBufferPointer { NPYOrder.fortranToC($0, shape: header.shape, into: out) }
             }
         }
         if let overflow, !allowingOverflow {
@@ -67,10 +67,15 @@ extension Tensor {
         }
     }
 
+}
+
+/// Element order in .npy files: the float reader and the float16 reader
+/// (NPY+Half.swift) transpose Fortran-order arrays the same way.
+enum NPYOrder {
     /// Copies a column-major (first index fastest) array into row-major order.
     /// Element (i0, ..., ik) sits at sum(i_j * f_j) in the source, f_0 = 1, f_j = f_{j-1} * d_{j-1}.
-    private static func fortranToC(
-        _ src: UnsafeBufferPointer<Float>, shape: [Int], into dst: UnsafeMutableBufferPointer<Float>
+    static func fortranToC<Element>(
+        _ src: UnsafeBufferPointer<Element>, shape: [Int], into dst: UnsafeMutableBufferPointer<Element>
     ) {
         guard dst.count > 0 else { return }
         // Axes of length 1 move no element: dropped, every remaining axis has length >= 2,
@@ -102,7 +107,9 @@ extension Tensor {
             }
         }
     }
+}
 
+extension Tensor {
     /// The tensor as a NumPy `.npy` file: version 1.0 (2.0 only if the header needs
     /// more than 65535 bytes), dtype `<f4`, C order, byte-identical to `np.save`.
     ///
