@@ -72,19 +72,12 @@ public struct NormalizationChecker<Norm: Normalization> {
             let serial = try Parallelism.withThreadCount(1) { try results() }
             try checkForms(serial, &found)
             for threads in [2, 3, 7] {
-                // A neighbour may hold the shared pool (then a call runs on its own thread):
-                // retry until a launch of the scope really ran on two threads or more,
-                // pausing 20 ms after each miss (up to 4 s: a parallel test run keeps the
-                // pool busy for longer than 25 back-to-back tries, seen failing in CI).
-                var other = Results(), split = 0, tries = 0
-                while split < 2 && tries < 200 {
-                    if tries > 0 { usleep(20_000) }
-                    tries += 1
-                    let probe = SplitProbe()
-                    other = try Parallelism.withThreadCount(threads) { try SplitProbe.$current.withValue(probe) { try results() } }
-                    split = probe.maxThreads
-                }
-                if split < 2 { found.append("no call split over \(threads) threads in \(tries) tries (the identity check is vacuous)") }
+                // A probe that requires the split: each launch waits for the shared pool
+                // (a neighbour may hold it) and for every helper it asked for.
+                let probe = SplitProbe(requiresSplit: true)
+                let other = try Parallelism.withThreadCount(threads) { try SplitProbe.$current.withValue(probe) { try results() } }
+                let split = probe.maxThreads
+                if split < 2 { found.append("no call split over \(threads) threads (the identity check is vacuous)") }
                 for (name, a) in serial.tensors where !Self.bitwise(a, other.tensors[name]) {
                     found.append("\(name) on \(threads) threads differs from 1 thread")
                 }

@@ -220,7 +220,7 @@ struct HalfForwardTests {
         let one = try Split.run(threads: 1, "one thread") { try norm.forward(x) }
         let two = try Split.run(threads: 2, "two threads, dim \(dim)") { try norm.forward(x) }
         #expect(halfBits(one) == halfBits(two))
-        // Each attempt starts from the same stream (Split.run may repeat the call).
+        // Each call starts from the same stream.
         func fused() throws -> [UInt16] {
             var s = h, o = x
             try norm.forward(x, addingTo: &s, into: &o)

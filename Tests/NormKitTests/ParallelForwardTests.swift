@@ -250,7 +250,7 @@ struct ParallelBackwardTests {
             let fresh = try Split.run(threads: threads, "backward, \(threads) threads") {
                 try norm.backward(outputGradient: dy, input: x, statistics: statistics)
             }
-            // Each try starts again from `fresh` (Split.run may call several times).
+            // Accumulates into a copy of `fresh`.
             let accumulated = try Split.run(threads: threads, "accumulating backward, \(threads) threads") {
                 var accumulated = fresh
                 try norm.backward(outputGradient: dy, input: x, statistics: statistics, accumulatingInto: &accumulated)

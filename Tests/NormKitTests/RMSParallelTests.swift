@@ -5,10 +5,9 @@ import Testing
 /// one-thread bits, which RMSNormTests and FusedAddNormTests check).
 @Suite("RMSNorm and fused passes use the worker pool")
 struct RMSParallelTests {
-    /// Runs `body` on 2 threads until one call of it was split (the probe is per call;
-    /// other tests may hold the pool, and then a call runs on its own thread).
+    /// Runs `body` on 2 threads under a probe that requires the split.
     private func helpersRun(_ what: String, _ body: () throws -> Void) throws {
-        try Split.run(threads: 2, what, attempts: 1000, body)
+        try Split.run(threads: 2, what, body)
     }
 
     @Test func everyPassSplits() throws {

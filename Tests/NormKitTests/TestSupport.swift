@@ -35,39 +35,31 @@ enum HardRows {
 /// next to it do with the shared pool.
 enum Split {
     /// `body`'s result and the most threads that ran any one row-parallel launch in it
-    /// (0: nothing reached the launcher; 1: it ran serially).
-    static func measure<T>(_ body: () throws -> T) rethrows -> (value: T, threads: Int) {
-        let probe = SplitProbe()
+    /// (0: nothing reached the launcher; 1: it ran serially). `requiringSplit`: the
+    /// launches wait for the pool and its helpers (see `run`), else they run as usual.
+    static func measure<T>(requiringSplit: Bool = false, _ body: () throws -> T) rethrows -> (value: T, threads: Int) {
+        let probe = SplitProbe(requiresSplit: requiringSplit)
         let value = try SplitProbe.$current.withValue(probe) { try body() }
         return (value, probe.maxThreads)
     }
 
-    /// Runs `body` with `threads` threads allowed until one call really ran on two
-    /// threads or more (a neighbour test may hold the pool, and then a call runs on its
-    /// own thread), and returns that call's result. Records an issue, and returns the
-    /// last result, when none split in `attempts` tries (10 ms apart). With `threads == 1` it runs
-    /// once and records an issue if anything ran on a second thread.
+    /// Runs `body` once with `threads` threads allowed and a probe that requires the
+    /// split (`SplitProbe(requiresSplit: true)`: each launch waits for the shared pool
+    /// and for every helper it asked for), and returns its result. Records an issue when
+    /// no launch ran on two threads or more, or, with `threads == 1`, when one did.
     static func run<T>(
-        threads: Int, _ what: @autoclosure () -> String, attempts: Int = 500,
+        threads: Int, _ what: @autoclosure () -> String,
         sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> T
     ) rethrows -> T {
-        var last: (value: T, threads: Int)
-        var attempt = 0
-        repeat {
-            last = try Parallelism.withThreadCount(threads) { try measure(body) }
-            attempt += 1
-            if threads == 1 {
-                if last.threads > 1 { Issue.record("\(what()): ran on \(last.threads) threads at 1", sourceLocation: sourceLocation) }
-                return last.value
-            }
-            if last.threads >= 2 { return last.value }
-            // Neighbour suites can hold the pool for seconds in a parallel run (a CI run
-            // missed 500 back-to-back tries): after a miss, pause 10 ms (up to 5 s).
-            usleep(10_000)
-        } while attempt < attempts
-        Issue.record("\(what()): never split over \(threads) threads in \(attempts) calls (probe: \(last.threads))",
-                     sourceLocation: sourceLocation)
-        return last.value
+        let probe = SplitProbe(requiresSplit: true)
+        let value = try Parallelism.withThreadCount(threads) { try SplitProbe.$current.withValue(probe) { try body() } }
+        if threads == 1 && probe.maxThreads > 1 {
+            Issue.record("\(what()): ran on \(probe.maxThreads) threads at 1", sourceLocation: sourceLocation)
+        } else if threads > 1 && probe.maxThreads < 2 {
+            Issue.record("\(what()): not split over \(threads) threads (probe: \(probe.maxThreads), launches: \(probe.launches))",
+                         sourceLocation: sourceLocation)
+        }
+        return value
     }
 }
 

@@ -263,15 +263,10 @@ struct ThreadPoolTests {
             let x = Tensor.randomNormal([rows, dim], mean: 3, standardDeviation: 2, seed: 5)
             let dy = Tensor.randomNormal([rows, dim], seed: 6)
             let serial = try Parallelism.withThreadCount(1) { try TrainingBits(norm, x, dy) }
-            // This process runs nothing else: a call shows its helpers unless they slept
-            // through it, so a few tries suffice.
-            var split = 0
-            for _ in 0..<50 where split < 2 {
-                let (many, threads) = try Split.measure { try TrainingBits(norm, x, dy) }
-                guard many == serial else { exit(3) }
-                split = threads
-            }
-            guard split >= 2 else { exit(4) }
+            // A probe that requires the split: the launches run on all 12 threads.
+            let (many, split) = try Split.measure(requiringSplit: true) { try TrainingBits(norm, x, dy) }
+            guard many == serial else { exit(3) }
+            guard split == 12 else { exit(4) }
         }
     }
 
@@ -354,11 +349,8 @@ struct ThreadPoolTests {
                 setenv("NORMKIT_THREADS", value, 1)
                 let e = try PoolFixture.make(dim: 768, rows: [200], seed: 51).entries[0]
                 guard Parallelism.threadCount == Int(value)! else { exit(1) }
-                // Helpers may miss a short job; repeat until one of them ran a block.
-                var (bits, split) = try Split.measure { try TrainingBits(e.norm, e.x, e.dy) }
-                for _ in 0..<100 where value != "1" && split < 2 {
-                    (bits, split) = try Split.measure { try TrainingBits(e.norm, e.x, e.dy) }
-                }
+                // A probe that requires the split: helpers ran blocks at 2 and 7.
+                let (bits, split) = try Split.measure(requiringSplit: true) { try TrainingBits(e.norm, e.x, e.dy) }
                 guard value == "1" ? split <= 1 : split >= 2 else { exit(2) }
                 print("digest \(bits.digest)")
             }

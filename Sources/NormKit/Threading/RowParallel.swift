@@ -95,12 +95,15 @@ enum RowParallel {
             SplitProbe.current?.record(threads: 1)
             return
         }
+        let probe = SplitProbe.current
         withUnsafeMutablePointer(to: &job) { pointer in
             if #available(macOS 15.0, iOS 18.0, tvOS 18.0, watchOS 11.0, visionOS 2.0, *) {
-                let ran = WorkerPool.shared.run(parts: blocks, helpers: workers - 1, context: pointer) { pointer, b in
+                let ran = WorkerPool.shared.run(
+                    parts: blocks, helpers: workers - 1, strict: probe?.requiresSplit ?? false, context: pointer
+                ) { pointer, b in
                     pointer.assumingMemoryBound(to: BlockJob.self).pointee.run(b)
                 }
-                SplitProbe.current?.record(threads: ran)
+                probe?.record(threads: ran)
             } else {
                 // Older Apple systems have no Synchronization atomics: a static split of
                 // contiguous block runs over Dispatch (which allocates).
@@ -108,7 +111,7 @@ enum RowParallel {
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     for b in (w &* blocks / workers) ..< ((w &+ 1) &* blocks / workers) { shared.value.pointee.run(b) }
                 }
-                SplitProbe.current?.record(threads: workers)
+                probe?.record(threads: workers)
             }
         }
     }

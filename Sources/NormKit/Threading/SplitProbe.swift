@@ -5,6 +5,13 @@
 // fresh `SplitProbe` around its call; every row-parallel launch made in that scope (on
 // the task's own threads) records how many threads ran at least one of its blocks.
 // Outside such a scope the launcher reads one task-local (nil) and records nothing.
+//
+// A probe made with `requiresSplit: true` also changes what the launches do: each waits
+// for the shared pool instead of running serially when a neighbour holds it, and lets
+// every helper it asked for claim a block before it claims any itself (WorkerPool's
+// "strict" call). A launch in such a scope then runs on exactly min(threads, blocks)
+// threads, so a test proves its split with one call instead of retrying until a
+// helper happened to join (a parallel test run kept the pool busy for seconds).
 
 import CNormKernels  // the C library (include/nk_platform.h)
 
@@ -20,7 +27,11 @@ package final class SplitProbe: @unchecked Sendable {
     /// The probe that launches in this task record into (tests only; nil otherwise).
     @TaskLocal package static var current: SplitProbe?
 
-    package init() {
+    /// Whether the launches in this probe's scope must really split (see above).
+    package let requiresSplit: Bool
+
+    package init(requiresSplit: Bool = false) {
+        self.requiresSplit = requiresSplit
         lock = .allocate(capacity: 1)
         lock.initialize(to: pthread_mutex_t())
         pthread_mutex_init(lock, nil)

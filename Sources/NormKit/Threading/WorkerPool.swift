@@ -10,6 +10,9 @@
 // * One job at a time. A caller takes the pool with `busy` (compare-exchange); a
 //   caller that finds it busy (another thread's job, or a nested call from inside a
 //   job) runs its parts on its own thread instead. No deadlock, no oversubscription.
+//   (A strict call, for tests that must prove a split, waits for the pool instead, and
+//   its threads take no second part before each has taken one, each wait bounded; see
+//   `run`.)
 // * The caller publishes the job (a pointer to a `Job` on its stack), opens `seats`
 //   helper seats, bumps `generation` and wakes sleepers. Helpers that see the new
 //   generation check in (`active += 1`), re-check that the job is still open, take a
@@ -48,6 +51,9 @@ final class WorkerPool: @unchecked Sendable {
         var parts: Int
         var context: UnsafeMutableRawPointer
         var function: PartFunction
+        /// A strict call's thread count, the caller's included (0: not strict): no thread
+        /// claims its second part before this many have claimed their first.
+        var strictThreads: Int
     }
 
     private let busy = Atomic<Bool>(false)
@@ -62,6 +68,10 @@ final class WorkerPool: @unchecked Sendable {
     let helperParts = Atomic<Int>(0)
     /// Helpers that ran at least one part of the current job (reset per job).
     private let joined = Atomic<Int>(0)
+    /// Threads that have claimed a part of the current strict job (reset per job).
+    private let claimedFirst = Atomic<Int>(0)
+    /// The generation before the job that started the newest helpers (see `ensureHelpers`).
+    private let startGeneration = Atomic<Int>(0)
 
     // Guarded by `mutex`: sleeping helpers and how many helper threads exist.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
@@ -87,23 +97,32 @@ final class WorkerPool: @unchecked Sendable {
     /// in order, when the pool is busy or this is a forked child of the pool's process.
     /// Allocates nothing once the helpers exist. Returns how many threads ran at least
     /// one part (the caller's included): 1 when the call ran serially.
+    ///
+    /// `strict` (tests only, through a `SplitProbe(requiresSplit: true)`): a busy pool is
+    /// waited for instead of run around, and no thread claims a second part until each
+    /// of the `wanted + 1` (the caller and its helpers) has claimed one, so the call runs
+    /// on exactly `wanted + 1` threads.
+    /// Both waits give up after `strictPatienceNanoseconds` (a helper that could not be
+    /// started, or a strict call nested inside a job) and the call goes on as a plain one.
     @discardableResult
-    func run(parts: Int, helpers wanted: Int, context: UnsafeMutableRawPointer, function: PartFunction) -> Int {
+    func run(
+        parts: Int, helpers wanted: Int, strict: Bool = false,
+        context: UnsafeMutableRawPointer, function: PartFunction
+    ) -> Int {
         guard parts > 0 else { return 0 }
         let wanted = min(wanted, parts - 1, Parallelism.maxThreadCount - 1)
-        guard wanted > 0, getpid() == owner,
-              busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
-        else {
+        guard wanted > 0, getpid() == owner, acquire(strict: strict) else {
             for i in 0..<parts { function(context, i) }
             return 1
         }
         ensureHelpers(wanted)
         var ran = 0
-        var descriptor = Job(parts: parts, context: context, function: function)
+        var descriptor = Job(parts: parts, context: context, function: function, strictThreads: strict ? wanted + 1 : 0)
         withUnsafePointer(to: &descriptor) { pointer in
             next.store(0, ordering: .sequentiallyConsistent)
             finished.store(0, ordering: .sequentiallyConsistent)
             joined.store(0, ordering: .sequentiallyConsistent)
+            claimedFirst.store(0, ordering: .sequentiallyConsistent)
             seats.store(wanted, ordering: .sequentiallyConsistent)
             job.store(UnsafeRawPointer(pointer), ordering: .sequentiallyConsistent)
             let gen = generation.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue
@@ -126,24 +145,57 @@ final class WorkerPool: @unchecked Sendable {
         return ran
     }
 
+    /// Takes the pool (`busy`); a strict caller waits for it, up to its patience.
+    private func acquire(strict: Bool) -> Bool {
+        if busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged { return true }
+        guard strict else { return false }
+        let start = monotonicNow()
+        while monotonicNow() &- start < Self.strictPatienceNanoseconds {
+            usleep(100)
+            if busy.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged { return true }
+        }
+        return false
+    }
+
+    /// Waits (up to the patience) until `count` threads have claimed a part of the job.
+    private func waitForFirstClaims(_ count: Int) {
+        let start = monotonicNow()
+        var wait = Backoff()
+        while claimedFirst.load(ordering: .sequentiallyConsistent) < count
+                && monotonicNow() &- start < Self.strictPatienceNanoseconds {
+            wait.pause()
+        }
+    }
+
+    /// How long a strict call waits for the pool, and then for its helpers.
+    static let strictPatienceNanoseconds: UInt64 = 20_000_000_000
+
     /// Claims and runs parts of `job` until none are left; returns how many it ran.
+    /// In a strict job each thread counts its first claim in `claimedFirst`, and claims
+    /// a second only once every thread of the job has claimed a first (parts > threads).
     @discardableResult
     private func work(_ job: UnsafePointer<Job>) -> Int {
         let (parts, context, function) = (job.pointee.parts, job.pointee.context, job.pointee.function)
         var done = 0
         while true {
+            if done == 1 && job.pointee.strictThreads > 0 { waitForFirstClaims(job.pointee.strictThreads) }
             let i = next.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue
             if i >= parts { return done }
+            if done == 0 && job.pointee.strictThreads > 0 { claimedFirst.wrappingAdd(1, ordering: .sequentiallyConsistent) }
             done &+= 1
             function(context, i)
             finished.wrappingAdd(1, ordering: .sequentiallyConsistent)
         }
     }
 
-    /// Starts helper threads until there are at least `count`.
+    /// Starts helper threads until there are at least `count`. Called before the job's
+    /// generation is bumped: a new helper starts from the generation read here, so it
+    /// sees the job it was started for even if its thread only runs after the bump.
     private func ensureHelpers(_ count: Int) {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
+        guard helpers < count else { return }
+        startGeneration.store(generation.load(ordering: .sequentiallyConsistent), ordering: .sequentiallyConsistent)
         while helpers < count {
             helpers += 1
             let context = Unmanaged.passUnretained(self).toOpaque()  // the pool lives forever
@@ -171,7 +223,7 @@ final class WorkerPool: @unchecked Sendable {
 
     /// A helper's life: wait for a new generation, join its job if still open, repeat.
     private func helperLoop() {
-        var seen = generation.load(ordering: .sequentiallyConsistent)
+        var seen = startGeneration.load(ordering: .sequentiallyConsistent)
         while true {
             seen = waitForNewGeneration(after: seen)
             active.wrappingAdd(1, ordering: .sequentiallyConsistent)
