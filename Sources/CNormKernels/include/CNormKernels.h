@@ -40,12 +40,15 @@ typedef struct nk_moments {
 /// Not a path: a row that forward_row_sampled refused (it then takes one of the four
 /// paths about the sdot shift). Counted, so reports can show how often the sample misleads.
 #define NK_LN_SAMPLED_REFUSED 4
-#define NK_LN_COUNTS 5
+/// Not a LayerNorm path: an RMSNorm row whose float sum of squares the certificate
+/// refused (it then took the Double sum). Counted beside the LayerNorm paths.
+#define NK_RMS_DOUBLE_SUMSQ 5
+#define NK_LN_COUNTS 6
 
 /// Adds one row to the process-wide count of `path` (relaxed atomic; rows off the fast path only).
 void nk_ln_count_path(int32_t path);
-/// The process-wide counts of rows per path since the start (index NK_LN_PATH_* and
-/// NK_LN_SAMPLED_REFUSED; the fast path's entry stays 0: it is not counted, so callers
+/// The process-wide counts of rows per path since the start (index NK_LN_PATH_*,
+/// NK_LN_SAMPLED_REFUSED and NK_RMS_DOUBLE_SUMSQ; the fast path's entry stays 0: it is not counted, so callers
 /// compare against their rows).
 void nk_ln_path_counts(uint64_t counts[_Nonnull NK_LN_COUNTS]);
 

@@ -16,6 +16,15 @@ typedef struct nk_rmsnorm_kernels {
     /// sum[i] = a[i] + b[i] (the float sum), and returns Σ sum[i]² exactly as
     /// `row_sumsq(sum, n)` would (same lanes, same order): one pass for the fused add.
     double (*add_row_sumsq)(const float *a, const float *b, float *sum, size_t n);
+    /// Σ x[i]² with the squares and their sums in float within blocks of
+    /// NK_RMS_FAST_TERMS terms per lane, the block partials added in double: within
+    /// about 4·2^-24 of the exact sum (docs/numerics.md), unless a square overflowed
+    /// (the result is then infinite) or the sum is small enough for float underflow to
+    /// matter (the caller's certificate refuses both). NaN in, NaN out.
+    double (*row_sumsq_f)(const float *x, size_t n);
+    /// sum[i] = a[i] + b[i] (the float sum), and returns `row_sumsq_f(sum, n)`'s value
+    /// (same lanes, same order): one pass for the fused add.
+    double (*add_row_sumsq_f)(const float *a, const float *b, float *sum, size_t n);
     /// sum[i] = a[i] + b[i] (the float sum), for the fused LayerNorm.
     void (*add)(const float *a, const float *b, float *sum, size_t n);
     /// y[i] = (x[i]·r)·(offset + w[i]), in float.

@@ -57,6 +57,68 @@ static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, floa
 #undef NK_S_TAIL
 }
 
+/// Float terms per lane in one block of the float sum of squares (`row_sumsq_f`): each
+/// float partial adds at most this many squares before it is widened and added in
+/// double. docs/numerics.md ("RMSNorm", "The float sum of squares") proves the bound
+/// from it; the Swift caller's certificate does not depend on it.
+#define NK_RMS_FAST_TERMS 4
+
+// The float sum of squares walks the row the same way whether the row is read
+// (row_sumsq_f) or made on the way (add_row_sumsq_f): blocks of 2·NK_RMS_FAST_TERMS
+// vectors, even vectors into chain 0 and odd ones into chain 1, each chain's float
+// partial widened to double at the block's end; the last, partial block fills the same
+// two chains (each still at most NK_RMS_FAST_TERMS terms) and ends with the zero-padded tail.
+#define NK_RMS_SUMSQ_F_WALK(n, LOAD, LOAD_TAIL)                                     \
+    nk_vd q0 = {}, q1 = {};                                                         \
+    size_t i = 0;                                                                   \
+    for (; i + 2 * NK_RMS_FAST_TERMS * NK_W <= (n); i += 2 * NK_RMS_FAST_TERMS * NK_W) { \
+        nk_vf f0 = {}, f1 = {};                                                     \
+        for (int t = 0; t < NK_RMS_FAST_TERMS; t++) {                               \
+            const nk_vf a_ = LOAD(i + (size_t)(2 * t) * NK_W);                      \
+            const nk_vf b_ = LOAD(i + (size_t)(2 * t + 1) * NK_W);                  \
+            f0 = NK_FMA(a_, a_, f0);                                                \
+            f1 = NK_FMA(b_, b_, f1);                                                \
+        }                                                                           \
+        q0 += nk_widen(f0);                                                         \
+        q1 += nk_widen(f1);                                                         \
+    }                                                                               \
+    if (i < (n)) {                                                                  \
+        nk_vf f0 = {}, f1 = {};                                                     \
+        for (; i + 2 * NK_W <= (n); i += 2 * NK_W) {                                \
+            const nk_vf a_ = LOAD(i), b_ = LOAD(i + NK_W);                          \
+            f0 = NK_FMA(a_, a_, f0);                                                \
+            f1 = NK_FMA(b_, b_, f1);                                                \
+        }                                                                           \
+        if (i + NK_W <= (n)) {                                                      \
+            const nk_vf a_ = LOAD(i);                                               \
+            f0 = NK_FMA(a_, a_, f0);                                                \
+            i += NK_W;                                                              \
+        }                                                                           \
+        if (i < (n)) {                                                              \
+            const nk_vf b_ = LOAD_TAIL(i, (n) - i);                                 \
+            f1 = NK_FMA(b_, b_, f1);                                                \
+        }                                                                           \
+        q0 += nk_widen(f0);                                                         \
+        q1 += nk_widen(f1);                                                         \
+    }                                                                               \
+    return nk_sumd(q0 + q1);
+
+static double NK_NAME(nk_rms_row_sumsq_f)(const float *x, size_t n) {
+#define NK_X_LOAD(i) nk_load(x + (i))
+#define NK_X_TAIL(i, k) nk_load_partial(x + (i), (k), 0)
+    NK_RMS_SUMSQ_F_WALK(n, NK_X_LOAD, NK_X_TAIL)
+#undef NK_X_LOAD
+#undef NK_X_TAIL
+}
+
+static double NK_NAME(nk_rms_add_row_sumsq_f)(const float *a, const float *b, float *sum, size_t n) {
+#define NK_S_LOAD(i) NK_NAME(nk_rms_add_v)(a, b, sum, (i))
+#define NK_S_TAIL(i, k) NK_NAME(nk_rms_add_tail)(a, b, sum, (i), (k))
+    NK_RMS_SUMSQ_F_WALK(n, NK_S_LOAD, NK_S_TAIL)
+#undef NK_S_LOAD
+#undef NK_S_TAIL
+}
+
 static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size_t n) {
     size_t i = 0;
     for (; i + NK_W <= n; i += NK_W) (void)NK_NAME(nk_rms_add_v)(a, b, sum, i);
@@ -278,6 +340,8 @@ static float NK_NAME(nk_rms_backward_grad_f)(const float *x, const float *dy, fl
 const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .row_sumsq = NK_NAME(nk_rms_row_sumsq),
     .add_row_sumsq = NK_NAME(nk_rms_add_row_sumsq),
+    .row_sumsq_f = NK_NAME(nk_rms_row_sumsq_f),
+    .add_row_sumsq_f = NK_NAME(nk_rms_add_row_sumsq_f),
     .add = NK_NAME(nk_rms_add),
     .scale = NK_NAME(nk_rms_scale),
     .backward_dot = NK_NAME(nk_rms_backward_dot),

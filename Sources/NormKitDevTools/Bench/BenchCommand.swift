@@ -122,15 +122,18 @@ struct FallbackFraction {
     var doubleMoments = 0.0, doubleAffine = 0.0, nonFinite = 0.0
     /// Rows the sampled shift could not certify (they went on to the sdot shift), over the call's rows.
     var sampledRefused = 0.0
+    /// RMSNorm rows whose float sum of squares was refused (they took the Double sum), over the call's rows.
+    var rmsDoubleSum = 0.0
     var total: Double { doubleMoments + doubleAffine + nonFinite }
 
     static func measure(rows: Int, _ call: () -> Void) -> FallbackFraction {
-        var before = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0)), after = before  // NK_LN_COUNTS
+        var before = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0)), after = before  // NK_LN_COUNTS
         withUnsafeMutableBytes(of: &before) { nk_ln_path_counts($0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
         call()
         withUnsafeMutableBytes(of: &after) { nk_ln_path_counts($0.baseAddress!.assumingMemoryBound(to: UInt64.self)) }
         let n = Double(max(rows, 1))
         return FallbackFraction(doubleMoments: Double(after.1 &- before.1) / n, doubleAffine: Double(after.2 &- before.2) / n,
-                                nonFinite: Double(after.3 &- before.3) / n, sampledRefused: Double(after.4 &- before.4) / n)
+                                nonFinite: Double(after.3 &- before.3) / n, sampledRefused: Double(after.4 &- before.4) / n,
+                                rmsDoubleSum: Double(after.5 &- before.5) / n)
     }
 }

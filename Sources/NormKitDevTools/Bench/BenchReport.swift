@@ -69,6 +69,9 @@ struct BenchReport {
         if paths.total > 0 || workload == .forward || workload == .forwardAllocating || workload == .fused {
             lines.append("  rows off the fast path: \(fixed(paths.total * 100, 2))% (Double moments \(fixed(paths.doubleMoments * 100, 2))%, Double affine \(fixed(paths.doubleAffine * 100, 2))%, non-finite \(fixed(paths.nonFinite * 100, 2))%); refused on the sampled shift: \(fixed(paths.sampledRefused * 100, 2))%")
         }
+        if paths.rmsDoubleSum > 0 || workload == .rms || workload == .rmsFused {
+            lines.append("  RMSNorm rows refused by the float sum's certificate (Double sum of squares): \(fixed(paths.rmsDoubleSum * 100, 2))%")
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -90,7 +93,8 @@ struct BenchReport {
                       ratio: Record.number(w.median / $0.median))
             },
             loadBefore: load.before.flatMap(Record.number), loadAfter: load.after.flatMap(Record.number),
-            fallbackFraction: Record.number(paths.total), sampledRefusedFraction: Record.number(paths.sampledRefused))
+            fallbackFraction: Record.number(paths.total), sampledRefusedFraction: Record.number(paths.sampledRefused),
+            rmsDoubleSumFraction: Record.number(paths.rmsDoubleSum))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // Every field is an Int, a String, a Bool or a finite Double: encoding cannot fail.
@@ -133,6 +137,7 @@ extension BenchReport {
         /// LayerNorm forward rows of one call off the certified fast path, as a fraction.
         let fallbackFraction: Double?
         let sampledRefusedFraction: Double?
+        let rmsDoubleSumFraction: Double?
 
         /// The baseline split over the run's threads.
         struct Parallel {
@@ -156,6 +161,7 @@ extension BenchReport {
             case loadBefore = "load_before", loadAfter = "load_after"
             case fallbackFraction = "fallback_fraction"
             case sampledRefusedFraction = "sampled_refused_fraction"
+            case rmsDoubleSumFraction = "rms_double_sum_fraction"
         }
 
         func encode(to encoder: any Encoder) throws {
@@ -190,6 +196,7 @@ extension BenchReport {
             try c.encode(loadAfter, forKey: .loadAfter)
             try c.encode(fallbackFraction, forKey: .fallbackFraction)
             try c.encode(sampledRefusedFraction, forKey: .sampledRefusedFraction)
+            try c.encode(rmsDoubleSumFraction, forKey: .rmsDoubleSumFraction)
         }
     }
 }

@@ -4,11 +4,16 @@
 //
 //     ms = Σx² / n,   r = 1/sqrt(ms + eps),   y = (x·r) ⊙ (o + w)
 //
-// Σx² comes from the C kernel in Double (`row_sumsq`): a float's square is exact in
-// Double and no sum of them can overflow or underflow it, so one pass is exact to
-// n·2^-53 on every finite row, whatever its magnitude (1e30·randn, 1e-25·randn,
-// subnormals) and whatever BLAS library is linked (docs/numerics.md, "RMSNorm", says
-// why this is not `cblas_sdot`). r is Double; the output pass runs in float.
+// Σx² first comes from the C kernel's float pass (`row_sumsq_f`): squares and sums in
+// float within blocks of 4 terms per lane, the block partials in Double. Its terms are
+// all nonnegative, so no cancellation can hurt it: it is within about 4·2^-24 of Σx²
+// on any row where no square overflowed and float underflow cannot matter, and the
+// certificate below checks exactly that, from the sum itself (docs/numerics.md,
+// "RMSNorm", "The float sum of squares"). A refused row (an overflowed square, a sum
+// under n·2^-120, NaN or infinity) takes the Double sum (`row_sumsq`): a float's
+// square is exact in Double and no sum of them can overflow or underflow it, so that
+// pass is exact to n·2^-53 on every finite row, whatever its magnitude. Neither is
+// `cblas_sdot` (the section says why). r is Double; the output pass runs in float.
 //
 // One special case: when ms > 2^240 (|x| near float's limit), r is below float's
 // normal range. The row is then first scaled by 2^-64 (exact but for elements below
@@ -43,13 +48,22 @@ enum RMSKernel {
         let n = p.dim
         for row in rows {
             let o = row &* n
-            let r = finish(x + o, y + o, sumOfSquares: p.kernels.row_sumsq(x + o, n), p)
-            rrms?[row] = r
+            let fast = p.kernels.row_sumsq_f(x + o, n)
+            if certified(fast, n) {
+                // The saved r first: `y` may be `x`'s memory.
+                if let rrms { rrms[row] = savedReciprocal(x + o, p) }
+                _ = finish(x + o, y + o, sumOfSquares: fast, p)
+            } else {
+                // (Not `rrms?[row] = finish(…)`: optional chaining would skip the call.)
+                let r = finish(x + o, y + o, sumOfSquares: refused(p.kernels.row_sumsq(x + o, n)), p)
+                rrms?[row] = r
+            }
         }
     }
 
     /// sum = input + residual (the float sum), then y = norm(sum), rows `rows`: the sum
-    /// and its squares in one pass, giving the same bits as `run` on the sum. `sum` may
+    /// and its squares in one pass, giving the same bits as `run` on the sum (the same
+    /// float pass, certificate and Double fallback on the same float values). `sum` may
     /// be `residual`'s or `input`'s memory, and `y` any of the three.
     static func runAdding(
         input: UnsafePointer<Float>, residual: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
@@ -59,10 +73,44 @@ enum RMSKernel {
         let n = p.dim
         for row in rows {
             let o = row &* n
-            let squares = p.kernels.add_row_sumsq(input + o, residual + o, sum + o, n)
-            let r = finish(UnsafePointer(sum + o), y + o, sumOfSquares: squares, p)
-            rrms?[row] = r
+            let fast = p.kernels.add_row_sumsq_f(input + o, residual + o, sum + o, n)
+            if certified(fast, n) {
+                if let rrms { rrms[row] = savedReciprocal(UnsafePointer(sum + o), p) }  // before y overwrites
+                _ = finish(UnsafePointer(sum + o), y + o, sumOfSquares: fast, p)
+            } else {
+                let r = finish(UnsafePointer(sum + o), y + o, sumOfSquares: refused(p.kernels.row_sumsq(sum + o, n)), p)
+                rrms?[row] = r
+            }
         }
+    }
+
+    /// Whether the float pass's sum of squares is certified: finite (no square or
+    /// partial overflowed; not NaN) and at least n·2^-120, so that the squares and sums
+    /// that fell below float's normal range (each off by at most 2^-150) move it by at
+    /// most 2^-30 of itself. A zero row is refused (its Double sum is 0 as well).
+    @inline(__always)
+    static func certified(_ squares: Double, _ n: Int) -> Bool {
+        squares < .infinity && squares >= Double(n) * 0x1p-120
+    }
+
+    /// Counts a row refused by `certified` (bench reports the share) and passes its
+    /// Double sum through.
+    @inline(never)
+    static func refused(_ squares: Double) -> Double {
+        nk_ln_count_path(NK_RMS_DOUBLE_SUMSQ)
+        return squares
+    }
+
+    /// The `1/rms` kept for the backward of a row whose output came from the float sum:
+    /// from the Double sum instead (one more pass over the row, in L1; training only).
+    /// The backward rebuilds Σx² from it, and its eps term needs Σx² to Double
+    /// precision: at dim 1 that term is eps·r² of the gradient, 1e-16 for x = 3e5, far
+    /// under the float sum's 4u (docs/numerics.md, "RMSNorm", "Backward").
+    @inline(never)
+    static func savedReciprocal(_ x: UnsafePointer<Float>, _ p: RMSParameters) -> Double {
+        let ms = p.kernels.row_sumsq(x, p.dim) / Double(p.dim)
+        // A certified row's ms is finite and at most 2^128 in both sums.
+        return 1 / (ms + p.eps).squareRoot()
     }
 
     /// Writes the row from its sum of squares; returns its `1/sqrt(ms + eps)`.
