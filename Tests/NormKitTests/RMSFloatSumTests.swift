@@ -117,6 +117,49 @@ struct RMSFloatSumTests {
         #expect(y[0 ..< n].allSatisfy { abs($0 - 1) < 1e-5 })
     }
 
+    /// Random rows from the RMSNorm catalogue and from both certificate edges (scales
+    /// about the underflow edge, 2^-66...2^-60, and the overflow edge, 1e18...2e19), with a
+    /// random weight, offset and eps, at a random level: every one within 1e-6 of float64.
+    /// NORMKIT_RMS_PROPERTY_ROWS sets the count (CI: the default; docs/numerics.md
+    /// records one run of 10^6).
+    @Test func property() throws {
+        let rows = getenv("NORMKIT_RMS_PROPERTY_ROWS").flatMap { Int(String(cString: $0)) } ?? 1500
+        var rng = TestRNG(seed: 0x5eed_0125)
+        let kinds = Reference.RMSRow.allCases
+        let levels = InstructionSet.supported
+        var worst = 0.0, refused = 0
+        let before = Self.refusedRows()
+        for r in 0..<rows {
+            let level = levels[r % levels.count]
+            let n = [1, 2, 3, 5, 17, 64, 129, 257, 768, 1024, 4099][Int.random(in: 0..<11, using: &rng)]
+            var x: [Float]
+            switch Int.random(in: 0..<3, using: &rng) {
+            case 0: x = kinds[Int.random(in: 0..<kinds.count, using: &rng)].values(dim: n, seed: rng.next())
+            case 1:  // about the underflow edge: Σx² near n·2^-120 and below
+                let scale = powf(2, Float.random(in: -66 ... -58, using: &rng))
+                x = Tensor.randomNormal([n], standardDeviation: scale, seed: rng.next()).scalars
+            default:  // about the overflow edge: some squares above float's largest
+                x = Tensor.randomNormal([n], seed: rng.next()).scalars
+                let big = Float.random(in: 1e18 ... 2e19, using: &rng)
+                for _ in 0..<Int.random(in: 1...3, using: &rng) { x[Int.random(in: 0..<n, using: &rng)] = big }
+            }
+            let offset: Float = Bool.random(using: &rng) ? 1 : 0
+            let eps: Float = [1e-5, 1e-6, 1e-12, 1e-40][Int.random(in: 0..<4, using: &rng)]
+            var norm = try RMSNorm(dim: n, eps: eps, weightOffset: offset)
+            norm.weight = try Tensor(shape: [n], scalars: (0..<n).map { _ in Float.random(in: -2...2, using: &rng) })
+            let input = try Tensor(shape: [1, n], scalars: x)
+            if !RMSKernel.certified(Kernels.rmsNorm(at: level).row_sumsq_f(x, n), n) { refused += 1 }
+            let y = try InstructionSet.with(level) { try norm(input) }
+            let expected = try Reference.rmsNormDouble(input, weight: norm.weight, eps: eps, weightOffset: offset)
+            let e = Reference.maxRowError(y, expected: expected)
+            if e.isFinite { worst = max(worst, e) }
+            #expect(e <= forwardBound || (expected.contains { !$0.isFinite } && y.scalars.allSatisfy(\.isNaN)),
+                    "row \(r) n \(n) \(level): error \(e)")
+        }
+        #expect(Self.refusedRows() - before >= UInt64(refused))
+        print("RMSFloatSumTests.property: \(rows) rows, worst \(worst), \(refused) refused by the float sum's certificate")
+    }
+
     /// The process-wide count of RMSNorm rows refused by the certificate (other tests
     /// may add to it concurrently; it never goes down).
     static func refusedRows() -> UInt64 {
