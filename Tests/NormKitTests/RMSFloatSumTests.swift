@@ -67,7 +67,7 @@ struct RMSFloatSumTests {
             let fast = kernels.row_sumsq_f(x, n)
             #expect(RMSKernel.certified(fast, n) == expectCertified,
                     "\(level) factor \(factor): Σ̂ = \(fast), threshold \(threshold)")
-            var norm = try RMSNorm(dim: n, eps: 1e-40)
+            var norm = try RMSNorm(dim: n, eps: Float(1e-40 as Double))
             norm.weight = Tensor.randomNormal([n], mean: 1, standardDeviation: 0.3, seed: 2)
             let before = Self.refusedRows()
             let input = try Tensor(shape: [1, n], scalars: x)
@@ -144,7 +144,7 @@ struct RMSFloatSumTests {
                 for _ in 0..<Int.random(in: 1...3, using: &rng) { x[Int.random(in: 0..<n, using: &rng)] = big }
             }
             let offset: Float = Bool.random(using: &rng) ? 1 : 0
-            let eps: Float = [1e-5, 1e-6, 1e-12, 1e-40][Int.random(in: 0..<4, using: &rng)]
+            let eps: Float = [1e-5, 1e-6, 1e-12, Float(1e-40 as Double)][Int.random(in: 0..<4, using: &rng)]
             var norm = try RMSNorm(dim: n, eps: eps, weightOffset: offset)
             norm.weight = try Tensor(shape: [n], scalars: (0..<n).map { _ in Float.random(in: -2...2, using: &rng) })
             let input = try Tensor(shape: [1, n], scalars: x)
