@@ -27,12 +27,15 @@
     if (i < (n)) NK_RMS_SQ(q0, LOAD_TAIL(i, (n) - i));                  \
     return nk_sumd(q0 + q1);
 
-static double NK_NAME(nk_rms_row_sumsq)(const float *x, size_t n) {
+// The row's vectors for the walks: read from x (row_sumsq, row_sumsq_f) or made as the
+// sum of a and b, stored into sum on the way (add_row_sumsq, add_row_sumsq_f).
 #define NK_X_LOAD(i) nk_load(x + (i))
 #define NK_X_TAIL(i, k) nk_load_partial(x + (i), (k), 0)
+#define NK_S_LOAD(i) NK_NAME(nk_rms_add_v)(a, b, sum, (i))
+#define NK_S_TAIL(i, k) NK_NAME(nk_rms_add_tail)(a, b, sum, (i), (k))
+
+static double NK_NAME(nk_rms_row_sumsq)(const float *x, size_t n) {
     NK_RMS_SUMSQ_WALK(n, NK_X_LOAD, NK_X_TAIL)
-#undef NK_X_LOAD
-#undef NK_X_TAIL
 }
 
 static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_v)(const float *a, const float *b, float *s,
@@ -50,11 +53,7 @@ static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_tail)(cons
 }
 
 static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, float *sum, size_t n) {
-#define NK_S_LOAD(i) NK_NAME(nk_rms_add_v)(a, b, sum, (i))
-#define NK_S_TAIL(i, k) NK_NAME(nk_rms_add_tail)(a, b, sum, (i), (k))
     NK_RMS_SUMSQ_WALK(n, NK_S_LOAD, NK_S_TAIL)
-#undef NK_S_LOAD
-#undef NK_S_TAIL
 }
 
 /// Float terms per lane in one block of the float sum of squares (`row_sumsq_f`): each
@@ -104,20 +103,16 @@ static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, floa
     return nk_sumd(q0 + q1);
 
 static double NK_NAME(nk_rms_row_sumsq_f)(const float *x, size_t n) {
-#define NK_X_LOAD(i) nk_load(x + (i))
-#define NK_X_TAIL(i, k) nk_load_partial(x + (i), (k), 0)
     NK_RMS_SUMSQ_F_WALK(n, NK_X_LOAD, NK_X_TAIL)
-#undef NK_X_LOAD
-#undef NK_X_TAIL
 }
 
 static double NK_NAME(nk_rms_add_row_sumsq_f)(const float *a, const float *b, float *sum, size_t n) {
-#define NK_S_LOAD(i) NK_NAME(nk_rms_add_v)(a, b, sum, (i))
-#define NK_S_TAIL(i, k) NK_NAME(nk_rms_add_tail)(a, b, sum, (i), (k))
     NK_RMS_SUMSQ_F_WALK(n, NK_S_LOAD, NK_S_TAIL)
+}
+#undef NK_X_LOAD
+#undef NK_X_TAIL
 #undef NK_S_LOAD
 #undef NK_S_TAIL
-}
 
 static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size_t n) {
     size_t i = 0;

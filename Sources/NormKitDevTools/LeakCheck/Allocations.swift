@@ -61,7 +61,8 @@ func allocationCheck() -> Int32 {
             rms.weight = Tensor.randomNormal([768], mean: 1, seed: 1)
             let x = Tensor.randomNormal(shape, seed: 3), dy = Tensor.randomNormal(shape, seed: 5)
             var y = Tensor.zeros(shape), h = Tensor.randomNormal(shape, seed: 4)
-            var raw = x.scalars, rawOut = [Float](repeating: 0, count: x.scalarCount), rawH = h.scalars
+            let raw = x.scalars
+            var rawOut = [Float](repeating: 0, count: x.scalarCount), rawH = h.scalars
             let halfX = HalfTensor<BFloat16>(rounding: x).elements
             var halfH = HalfTensor<BFloat16>(rounding: h).elements, halfOut = halfX
             let (_, statistics) = try ln.forwardForTraining(x)
@@ -74,27 +75,18 @@ func allocationCheck() -> Int32 {
                 count("RMSNorm.forward(_:into:) \(at)", threads: threads) { try rms.forward(x, into: &y) }
                 count("LayerNorm.forward(_:addingTo:into:) \(at)", threads: threads) { try ln.forward(x, addingTo: &h, into: &y) }
                 count("RMSNorm.forward(_:addingTo:into:) \(at)", threads: threads) { try rms.forward(x, addingTo: &h, into: &y) }
-                count("LayerNorm.forward(buffers) \(at)", threads: threads) {
-                    try raw.withUnsafeBufferPointer { xp in
-                        try rawOut.withUnsafeMutableBufferPointer { yp in try ln.forward(xp, into: yp) }
-                    }
-                }
-                count("RMSNorm.forward(buffers) \(at)", threads: threads) {
-                    try raw.withUnsafeBufferPointer { xp in
-                        try rawOut.withUnsafeMutableBufferPointer { yp in try rms.forward(xp, into: yp) }
-                    }
-                }
-                count("LayerNorm.forward(buffers, addingTo:into:) \(at)", threads: threads) {
-                    try raw.withUnsafeMutableBufferPointer { xp in
-                        try rawH.withUnsafeMutableBufferPointer { hp in
-                            try rawOut.withUnsafeMutableBufferPointer { yp in try ln.forward(UnsafeBufferPointer(xp), addingTo: hp, into: yp) }
+                // The float raw-buffer forms, plain and fused, of both norms.
+                for (name, norm) in [("LayerNorm", ln as any RowNormalization), ("RMSNorm", rms)] {
+                    count("\(name).forward(buffers) \(at)", threads: threads) {
+                        try raw.withUnsafeBufferPointer { xp in
+                            try rawOut.withUnsafeMutableBufferPointer { yp in try norm.forward(xp, into: yp) }
                         }
                     }
-                }
-                count("RMSNorm.forward(buffers, addingTo:into:) \(at)", threads: threads) {
-                    try raw.withUnsafeMutableBufferPointer { xp in
-                        try rawH.withUnsafeMutableBufferPointer { hp in
-                            try rawOut.withUnsafeMutableBufferPointer { yp in try rms.forward(UnsafeBufferPointer(xp), addingTo: hp, into: yp) }
+                    count("\(name).forward(buffers, addingTo:into:) \(at)", threads: threads) {
+                        try raw.withUnsafeBufferPointer { xp in
+                            try rawH.withUnsafeMutableBufferPointer { hp in
+                                try rawOut.withUnsafeMutableBufferPointer { yp in try norm.forward(xp, addingTo: hp, into: yp) }
+                            }
                         }
                     }
                 }

@@ -48,16 +48,7 @@ enum RMSKernel {
         let n = p.dim
         for row in rows {
             let o = row &* n
-            let fast = p.kernels.row_sumsq_f(x + o, n)
-            if certified(fast, n) {
-                // The saved r first: `y` may be `x`'s memory.
-                if let rrms { rrms[row] = savedReciprocal(x + o, p) }
-                _ = finish(x + o, y + o, sumOfSquares: fast, p)
-            } else {
-                // (Not `rrms?[row] = finish(…)`: optional chaining would skip the call.)
-                let r = finish(x + o, y + o, sumOfSquares: refused(p.kernels.row_sumsq(x + o, n)), p)
-                rrms?[row] = r
-            }
+            normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: rrms.map { $0 + row })
         }
     }
 
@@ -73,14 +64,26 @@ enum RMSKernel {
         let n = p.dim
         for row in rows {
             let o = row &* n
-            let fast = p.kernels.add_row_sumsq_f(input + o, residual + o, sum + o, n)
-            if certified(fast, n) {
-                if let rrms { rrms[row] = savedReciprocal(UnsafePointer(sum + o), p) }  // before y overwrites
-                _ = finish(UnsafePointer(sum + o), y + o, sumOfSquares: fast, p)
-            } else {
-                let r = finish(UnsafePointer(sum + o), y + o, sumOfSquares: refused(p.kernels.row_sumsq(sum + o, n)), p)
-                rrms?[row] = r
-            }
+            let squares = p.kernels.add_row_sumsq_f(input + o, residual + o, sum + o, n)
+            normalizeRow(UnsafePointer(sum + o), y + o, floatSum: squares, p, keeping: rrms.map { $0 + row })
+        }
+    }
+
+    /// Writes row `x` into `y` from its float sum of squares when `certified`, else from
+    /// the (counted) Double sum, and stores the row's `1/rms` at `keep` when given: the
+    /// Double sum's, also for a certified row (`savedReciprocal`), taken before `y`
+    /// (which may be `x`'s memory) is written.
+    @inline(__always)
+    static func normalizeRow(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, floatSum: Double, _ p: RMSParameters,
+        keeping keep: UnsafeMutablePointer<Double>?
+    ) {
+        if certified(floatSum, p.dim) {
+            if let keep { keep.pointee = savedReciprocal(x, p) }
+            _ = finish(x, y, sumOfSquares: floatSum, p)
+        } else {
+            let r = finish(x, y, sumOfSquares: refused(p.kernels.row_sumsq(x, p.dim)), p)
+            keep?.pointee = r
         }
     }
 
