@@ -26,7 +26,8 @@ static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_f16c(nk_vf f) {
     memcpy(&h, &v, sizeof h);
     return h;
 }
-NK_HALF_LOOPS(nk_f16_f16c, nk_f16_widen_f16c, nk_f16_narrow_f16c)
+#define NK_F16C_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_f16_narrow_f16c, p, f0, f1)
+NK_HALF_LOOPS(nk_f16_f16c, nk_f16_widen_f16c, nk_f16_narrow_f16c, NK_F16C_STORE2)
 const nk_half_kernels nk_half_kernels_avx2_f16c = {
     NK_HALF_FORMAT(nk_bf16_int, "integer"),
     NK_HALF_FORMAT(nk_f16_f16c, "F16C"),

@@ -6,20 +6,8 @@
 #define NK_LEVEL 2
 #include "isa/begin.h"
 #if NK_ENABLED
-#include <immintrin.h>
 #include "kernels/half.h"
-static inline __attribute__((always_inline)) nk_vf nk_f16_widen_avx512(nk_vh h) {
-    __m256i v;
-    memcpy(&v, &h, sizeof v);
-    return (nk_vf)_mm512_cvtph_ps(v);
-}
-static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_avx512(nk_vf f) {
-    const __m256i v = _mm512_cvtps_ph((__m512)f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    nk_vh h;
-    memcpy(&h, &v, sizeof h);
-    return h;
-}
-NK_HALF_LOOPS(nk_f16_avx512, nk_f16_widen_avx512, nk_f16_narrow_avx512)
+NK_HALF_LOOPS(nk_f16_avx512, nk_f16_widen_avx512, nk_f16_narrow_avx512, nk_f16_narrow_store2_avx512)
 const nk_half_kernels NK_NAME(nk_half_kernels) = {
     NK_HALF_FORMAT(nk_bf16_int, "integer"),
     NK_HALF_FORMAT(nk_f16_avx512, "AVX-512"),
@@ -47,7 +35,8 @@ static inline __attribute__((always_inline)) nk_vh nk_bf16_narrow_native(nk_vf f
     memcpy(&out, &h, sizeof out);
     return out;
 }
-NK_HALF_LOOPS(nk_bf16_native, nk_bf16_widen_int, nk_bf16_narrow_native)
+#define NK_BF16_NATIVE_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_bf16_narrow_native, p, f0, f1)
+NK_HALF_LOOPS(nk_bf16_native, nk_bf16_widen_int, nk_bf16_narrow_native, NK_BF16_NATIVE_STORE2)
 const nk_half_kernels nk_half_kernels_avx512_bf16 = {
     NK_HALF_FORMAT(nk_bf16_native, "AVX-512 BF16"),
     NK_HALF_FORMAT(nk_f16_avx512, "AVX-512"),

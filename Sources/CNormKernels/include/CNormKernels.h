@@ -52,6 +52,11 @@ void nk_ln_count_path(int32_t path);
 /// compare against their rows).
 void nk_ln_path_counts(uint64_t counts[_Nonnull NK_LN_COUNTS]);
 
+/// Element formats of the rows a half-precision row kernel reads and writes.
+#define NK_ELEM_F32 0
+#define NK_ELEM_BF16 1  ///< bfloat16
+#define NK_ELEM_F16 2   ///< IEEE binary16
+
 /// The LayerNorm kernels of one level.
 typedef struct nk_layernorm_kernels {
     /// Σ (x[i] - shift) and Σ (x[i] - shift)², both in double: every difference and
@@ -78,6 +83,12 @@ typedef struct nk_layernorm_kernels {
     /// and the caller runs forward_row. A row's outcome depends on the row alone.
     int32_t (*forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w, const float *b,
                                    double *stats);
+    /// forward_row_sampled on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
+    /// NK_ELEM_F16), widened and narrowed in registers: the same outcome and stats as
+    /// forward_row_sampled on the row widened to float, and y that call's y rounded to
+    /// the format (round to nearest even). y may be x; otherwise they may not overlap.
+    int32_t (*forward_row_sampled_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format, double eps,
+                                        const float *w, const float *b, double *stats);
 
     // Backward (Sources/NormKit/Norms/LayerNorm/BackwardKernel.swift has the math and the check).
     // Multiplies and adds round separately (no FMA): the row check's bound assumes it.

@@ -2,6 +2,69 @@
 // instruction set (isa/begin.h gives NK_W, nk_vf, NK_FMA, NK_NAME). A row's tail
 // (n mod NK_W elements) goes through the same vector code on a padded copy, so an
 // element's value does not depend on where in the row it sits.
+//
+// The forward's fast path also reads and writes rows of bfloat16 or binary16 (the
+// `fmt` argument, NK_ELEM_*, a constant wherever it is passed): each vector is widened
+// to float in registers as it is loaded and narrowed as it is stored, and every float
+// operation is the one the float row makes, so a half row gives the bits of its
+// widened copy through the float kernel, narrowed once.
+#include "half_convert.h"
+
+/// NK_W elements i ..< i + NK_W of a row of format `fmt`, as floats.
+static inline __attribute__((always_inline)) nk_vf nk_elem_load(const void *p, size_t i, const int fmt) {
+    if (fmt == NK_ELEM_F32) return nk_load((const float *)p + i);
+    // bfloat16 without the quiet bit: a row kernel only tests a NaN for being one.
+    const nk_vh h = nk_loadh((const uint16_t *)p + i);
+    return fmt == NK_ELEM_BF16 ? nk_bf16_widen_bits(h) : NK_F16_WIDEN(h);
+}
+/// The k < NK_W elements from i on, the other lanes `fill`.
+static inline __attribute__((always_inline)) nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fill,
+                                                                        const int fmt) {
+    if (fmt == NK_ELEM_F32) return nk_load_partial((const float *)p + i, k, fill);
+    uint16_t t[NK_W] = {0};
+    memcpy(t, (const uint16_t *)p + i, k * sizeof(uint16_t));
+    nk_vf v = fmt == NK_ELEM_BF16 ? NK_BF16_WIDEN(nk_loadh(t)) : NK_F16_WIDEN(nk_loadh(t));
+    for (size_t j = k; j < NK_W; j++) v[j] = fill;
+    return v;
+}
+/// Stores v, rounded to `fmt`, at elements i ..< i + NK_W.
+static inline __attribute__((always_inline)) void nk_elem_store(void *p, size_t i, nk_vf v, const int fmt) {
+    if (fmt == NK_ELEM_F32) nk_store((float *)p + i, v);
+    else nk_storeh((uint16_t *)p + i, fmt == NK_ELEM_BF16 ? NK_BF16_NARROW(v) : NK_F16_NARROW(v));
+}
+/// Stores v0, v1, rounded to `fmt`, at elements i ..< i + 2·NK_W.
+static inline __attribute__((always_inline)) void nk_elem_store2(void *p, size_t i, nk_vf v0, nk_vf v1, const int fmt) {
+    if (fmt == NK_ELEM_F32) {
+        nk_store((float *)p + i, v0);
+        nk_store((float *)p + i + NK_W, v1);
+    } else if (fmt == NK_ELEM_BF16) {
+        NK_BF16_NARROW_STORE2((uint16_t *)p + i, v0, v1);
+    } else {
+        NK_F16_NARROW_STORE2((uint16_t *)p + i, v0, v1);
+    }
+}
+/// Stores the first k < NK_W lanes of v, rounded to `fmt`, from element i on.
+static inline __attribute__((always_inline)) void nk_elem_store_partial(void *p, size_t i, size_t k, nk_vf v,
+                                                                        const int fmt) {
+    if (fmt == NK_ELEM_F32) {
+        nk_store_partial((float *)p + i, k, v);
+        return;
+    }
+    uint16_t t[NK_W];
+    nk_storeh(t, fmt == NK_ELEM_BF16 ? NK_BF16_NARROW(v) : NK_F16_NARROW(v));
+    memcpy((uint16_t *)p + i, t, k * sizeof(uint16_t));
+}
+/// The float instantiation of a function written over `fmt` (no suffix), or its
+/// bfloat16 or binary16 one; `fmt` is a constant, so the choice folds away.
+#define NK_LN_FMT(name, fmt) \
+    ((fmt) == NK_ELEM_BF16 ? NK_NAME(name##_bf16) : (fmt) == NK_ELEM_F16 ? NK_NAME(name##_f16) : NK_NAME(name))
+/// The three instantiations of `name##_body` over `fmt`: a float one named `name` and
+/// `_bf16`, `_f16` ones. PARAMS and ARGS are parenthesised lists without `fmt`.
+#define NK_LN_BY_FORMAT(ret, name, PARAMS, ARGS)                                                      \
+    static ret NK_NAME(name) PARAMS { return NK_NAME(name##_body)(NK_LN_UNPAREN ARGS, NK_ELEM_F32); }   \
+    static ret NK_NAME(name##_bf16) PARAMS { return NK_NAME(name##_body)(NK_LN_UNPAREN ARGS, NK_ELEM_BF16); } \
+    static ret NK_NAME(name##_f16) PARAMS { return NK_NAME(name##_body)(NK_LN_UNPAREN ARGS, NK_ELEM_F16); }
+#define NK_LN_UNPAREN(...) __VA_ARGS__
 
 static nk_moments NK_NAME(nk_ln_row_moments)(const float *x, size_t n, float shift) {
     const nk_vd s = nk_splatd((double)shift);
@@ -73,7 +136,8 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_FAST_TERMS terms per lane, the
 /// block partials added in double. A non-finite result means an infinity or NaN in the
 /// row, or an overflow of a difference, a square or a partial: the caller falls back.
-static nk_moments NK_NAME(nk_ln_row_moments_fast)(const float *x, size_t n, float shift) {
+static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moments_fast_body)(
+    const void *x, size_t n, float shift, const int fmt) {
     const nk_vf sv = nk_splat(shift);
     nk_vd sa = {}, sq = {};
     const size_t block = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;
@@ -82,7 +146,7 @@ static nk_moments NK_NAME(nk_ln_row_moments_fast)(const float *x, size_t n, floa
         nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
         for (int t = 0; t < NK_LN_FAST_TERMS; t++)
             for (int c = 0; c < NK_LN_FAST_CHAINS; c++)
-                NK_LN_FAST_STEP(c, nk_load(x + i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W));
+                NK_LN_FAST_STEP(c, nk_elem_load(x, i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W, fmt));
         for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
             sa += nk_widen(fa[c]);
             sq += nk_widen(fq[c]);
@@ -94,7 +158,7 @@ static nk_moments NK_NAME(nk_ln_row_moments_fast)(const float *x, size_t n, floa
         nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
         for (int v = 0; i < n; i += NK_W, v++) {
             const int c = v % NK_LN_FAST_CHAINS;
-            NK_LN_FAST_STEP(c, n - i >= NK_W ? nk_load(x + i) : nk_load_partial(x + i, n - i, shift));
+            NK_LN_FAST_STEP(c, n - i >= NK_W ? nk_elem_load(x, i, fmt) : nk_elem_load_partial(x, i, n - i, shift, fmt));
         }
         for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
             sa += nk_widen(fa[c]);
@@ -104,6 +168,7 @@ static nk_moments NK_NAME(nk_ln_row_moments_fast)(const float *x, size_t n, floa
     return (nk_moments){nk_sumd(sa), nk_sumd(sq)};
 }
 #undef NK_LN_FAST_STEP
+NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, float shift), (x, n, shift))
 
 /// The output pass with its certificate's two maxima: y = fma(t, w, b) with
 /// t = ((x·p - hi) - lo)·r (p = 1 skips the multiply), or, `centred`, t = fma(x, r, hi)
@@ -111,8 +176,8 @@ static nk_moments NK_NAME(nk_ln_row_moments_fast)(const float *x, size_t n, floa
 /// form"); out[0] = max |w|·(|t| + kappa), out[1] = max |y| (NaN skipped). Writes y only
 /// when `store`. `scaled`, `centred` and `store` are constants at every call.
 static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body)(
-    const float *x, float *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
-    const float *b, float kappa, float *out, int scaled, int centred, int store) {
+    const void *x, void *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
+    const float *b, float kappa, float *out, int scaled, int centred, int store, const int fmt) {
     const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
     const nk_vf kv = nk_splat(kappa);
     nk_vf mm = {}, ym = {}, mm1 = {}, ym1 = {};  // two chains of the maxima
@@ -130,27 +195,31 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body
     for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
         const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
         const nk_vf wv1 = nk_load(w + i + NK_W), bv1 = nk_load(b + i + NK_W);
-#define NK_LN_STORE_FULL(v) if (store) nk_store(y + i, (v))
-#define NK_LN_STORE_NEXT(v) if (store) nk_store(y + i + NK_W, (v))
-        NK_LN_CERT_STEP(nk_load(x + i), wv, bv, NK_LN_STORE_FULL);
+        nk_vf y0, y1;  // stored together: a pair narrows into one vector of 16-bit elements
+#define NK_LN_KEEP0(v) y0 = (v)
+#define NK_LN_KEEP1(v) y1 = (v)
+        NK_LN_CERT_STEP(nk_elem_load(x, i, fmt), wv, bv, NK_LN_KEEP0);
         const nk_vf swap_m = mm, swap_y = ym;
         mm = mm1, ym = ym1;
-        NK_LN_CERT_STEP(nk_load(x + i + NK_W), wv1, bv1, NK_LN_STORE_NEXT);
+        NK_LN_CERT_STEP(nk_elem_load(x, i + NK_W, fmt), wv1, bv1, NK_LN_KEEP1);
         mm1 = mm, ym1 = ym;
         mm = swap_m, ym = swap_y;
+        if (store) nk_elem_store2(y, i, y0, y1, fmt);
+#undef NK_LN_KEEP0
+#undef NK_LN_KEEP1
     }
     for (; i + NK_W <= n; i += NK_W) {
         const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
-        NK_LN_CERT_STEP(nk_load(x + i), wv, bv, NK_LN_STORE_FULL);
+#define NK_LN_STORE_FULL(v) if (store) nk_elem_store(y, i, (v), fmt)
+        NK_LN_CERT_STEP(nk_elem_load(x, i, fmt), wv, bv, NK_LN_STORE_FULL);
 #undef NK_LN_STORE_FULL
-#undef NK_LN_STORE_NEXT
     }
     if (i < n) {
         // Padding: w = b = 0 gives t·0 + 0 = 0, and |w|·(...) = 0.
         const size_t k = n - i;
         const nk_vf wv = nk_load_partial(w + i, k, 0), bv = nk_load_partial(b + i, k, 0);
-#define NK_LN_STORE_PART(v) if (store) nk_store_partial(y + i, k, (v))
-        NK_LN_CERT_STEP(nk_load_partial(x + i, k, 0), wv, bv, NK_LN_STORE_PART);
+#define NK_LN_STORE_PART(v) if (store) nk_elem_store_partial(y, i, k, (v), fmt)
+        NK_LN_CERT_STEP(nk_elem_load_partial(x, i, k, 0, fmt), wv, bv, NK_LN_STORE_PART);
 #undef NK_LN_STORE_PART
     }
 #undef NK_LN_CERT_STEP
@@ -195,9 +264,10 @@ typedef struct {
 
 /// The float fast moments and their certificate (docs/numerics.md, "The fast path").
 /// Returns 0 when the row is certified (and fills *st), else 1.
-static int NK_NAME(nk_ln_fast_stats)(const float *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st) {
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_fast_stats_body)(
+    const void *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st, const int fmt) {
     if (n > ((size_t)1 << 24)) return 1;
-    const nk_moments m = NK_NAME(nk_ln_row_moments_fast)(x, n, shift);
+    const nk_moments m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(x, n, shift);
     if (!(m.sum - m.sum == 0 && m.sum_squares - m.sum_squares == 0)) return 1;  // non-finite, or overflowed
     const double nd = (double)n, inv_n = 1.0 / nd;
     const double tiny = nd * 0x1p-149;  // the squares' underflow: at most 2^-150 each
@@ -228,6 +298,8 @@ static int NK_NAME(nk_ln_fast_stats)(const float *x, size_t n, float shift, doub
     if (st->rho > 64 * NK_LN_U || st->mu > 64 * NK_LN_U) return 1;
     return 0;
 }
+NK_LN_BY_FORMAT(int, nk_ln_fast_stats, (const void *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st),
+                (x, n, shift, eps, st))
 
 /// Today's Double moments (the second pass when the shift was more than a standard
 /// deviation off). Returns 0 with *st filled, or 1 for a row holding NaN or infinity.
@@ -269,8 +341,8 @@ static inline int NK_NAME(nk_ln_certified)(double a, const float *maxima) {
     return bound <= 1e-6 * scale;
 }
 
-static int NK_NAME(nk_ln_output)(const float *x, float *y, size_t n, const NK_NAME(nk_ln_stats) *st,
-                                 const float *w, const float *b) {
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
+    const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b, const int fmt) {
     const double mean = st->mean, rstd = st->rstd;
     const double variance = st->variance;
     // Per element (docs): |y_i - y*_i| <= u·|w_i|·(A·|x̂_i| + C) + u·|y_i|, with A the float
@@ -287,7 +359,7 @@ static int NK_NAME(nk_ln_output)(const float *x, float *y, size_t n, const NK_NA
     // y may be x (in place): then y is written only once the row is certified, so a
     // fallback still reads the input. `store` is a constant in each call (no branch per
     // vector).
-    const int in_place = x == y;
+    const int in_place = x == (const void *)y;
     if (scaled) {
         // Scale by p = 2^-e with e the exponent of the standard deviation: the
         // spread becomes about 1. p stays a normal float, and so does rstd/p.
@@ -301,33 +373,36 @@ static int NK_NAME(nk_ln_output)(const float *x, float *y, size_t n, const NK_NA
         const float hi = (float)ms;
         const float lo = (float)(ms - (double)hi);
         const float r = (float)(rstd / (double)p);
-        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 0);
-        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 1);
+        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 0, fmt);
+        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 1, fmt);
         if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 1);
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 1, fmt);
             return 0;
         }
     } else if (centred) {
         const float r = (float)rstd;
         const float shift = (float)(-(mean * (double)r));  // -mean·r, within 2u of it
-        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 0);
-        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 1);
+        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 0, fmt);
+        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 1, fmt);
         if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 1);
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 1, fmt);
             return 0;
         }
     } else {
         const float hi = (float)mean;
         const float lo = (float)(mean - (double)hi);
-        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 0);
-        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 1);
+        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 0, fmt);
+        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 1, fmt);
         if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 1);
+            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 1, fmt);
             return 0;
         }
     }
     return NK_NAME(nk_ln_certified)(a, maxima) ? 0 : 1;
 }
+NK_LN_BY_FORMAT(int, nk_ln_output,
+                (const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b),
+                (x, y, n, st, w, b))
 
 static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t n, float shift, double eps,
                                                const float *w, const float *b, double *stats) {
@@ -363,24 +438,45 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
 /// docs/numerics.md, "The shift", has how near it lands.
 #define NK_LN_SAMPLE 32
 
-static int32_t NK_NAME(nk_ln_forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w,
-                                                  const float *b, double *stats) {
+/// The mean, in double, of x[j·stride] for j < k (k <= NK_LN_SAMPLE), GET(j) giving the
+/// float x[j·stride]. Four partial sums: the loads are independent, and one chain of 32
+/// dependent additions would cost more than the loads (about 120 cycles of latency a row).
+#define NK_LN_SAMPLE_MEAN(k, GET)                                                        \
+    ({                                                                                   \
+        double part_[4] = {0, 0, 0, 0};                                                  \
+        size_t j_ = 0;                                                                   \
+        for (; j_ + 4 <= (k); j_ += 4)                                                   \
+            for (int q_ = 0; q_ < 4; q_++) part_[q_] += (double)GET(j_ + (size_t)q_);     \
+        for (; j_ < (k); j_++) part_[0] += (double)GET(j_);                              \
+        ((part_[0] + part_[1]) + (part_[2] + part_[3])) / (double)(k);                   \
+    })
+
+static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_sampled_body)(
+    const void *x, void *y, size_t n, double eps, const float *w, const float *b, double *stats, const int fmt) {
     if (n == 0) return 1;
     const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
     const size_t stride = n / k;
-    // Four partial sums: the 32 loads are independent, and one chain of 32 dependent
-    // additions would cost more than the loads (about 120 cycles of latency a row).
-    double part[4] = {0, 0, 0, 0};
-    size_t j = 0;
-    for (; j + 4 <= k; j += 4)
-        for (int q = 0; q < 4; q++) part[q] += (double)x[(j + (size_t)q) * stride];
-    for (; j < k; j++) part[0] += (double)x[j * stride];
-    const float shift = (float)(((part[0] + part[1]) + (part[2] + part[3])) / (double)k);
+    float shift;
+    if (fmt == NK_ELEM_F32) {
+#define NK_LN_GET_F32(j) (((const float *)x)[(j) * stride])
+        shift = (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_F32);
+#undef NK_LN_GET_F32
+    } else {
+        // Gather the 16-bit samples, widen them a vector at a time (NK_LN_SAMPLE is a
+        // multiple of NK_W), then the same sum as a float row's.
+        uint16_t h[NK_LN_SAMPLE] = {0};
+        float v[NK_LN_SAMPLE];
+        for (size_t j = 0; j < k; j++) h[j] = ((const uint16_t *)x)[j * stride];
+        for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
+#define NK_LN_GET_V(j) (v[(j)])
+        shift = (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_V);
+#undef NK_LN_GET_V
+    }
     NK_NAME(nk_ln_stats) st;
     // NaN or ±inf sampled, or the mean overflowed float: refused (the !(s - s == 0) test).
     // In place (y == x), the output pass writes y only once certified: a refusal leaves x.
-    int refused = !(shift - shift == 0) || NK_NAME(nk_ln_fast_stats)(x, n, shift, eps, &st) != 0;
-    if (!refused && NK_NAME(nk_ln_output)(x, y, n, &st, w, b) != 0) {
+    int refused = !(shift - shift == 0) || NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, shift, eps, &st) != 0;
+    if (!refused && NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b) != 0) {
         // Only the output's certificate refused (the statistics were certified). Its
         // margin shrinks with the shift's distance k·σ from the mean (ρ grows as 1 + k²):
         // re-centre once on the mean just found, when that is more than σ/32 away, and
@@ -389,7 +485,8 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled)(const float *x, float *y, size
         refused = 1;
         if (off * off * 1024 > st.variance) {
             const float again = (float)st.mean;
-            refused = NK_NAME(nk_ln_fast_stats)(x, n, again, eps, &st) != 0 || NK_NAME(nk_ln_output)(x, y, n, &st, w, b) != 0;
+            refused = NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, again, eps, &st) != 0 ||
+                      NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b) != 0;
         }
     }
     if (refused) {
@@ -399,6 +496,20 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled)(const float *x, float *y, size
     stats[0] = st.mean;
     stats[1] = st.rstd;
     return 0;
+}
+
+static int32_t NK_NAME(nk_ln_forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w,
+                                                  const float *b, double *stats) {
+    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, stats, NK_ELEM_F32);
+}
+
+/// The sampled fast path on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
+/// NK_ELEM_F16), converted in registers: the outcome, y's bits and stats are those of
+/// forward_row_sampled on the row widened to float, with y narrowed once.
+static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format,
+                                                       double eps, const float *w, const float *b, double *stats) {
+    if (format == NK_ELEM_BF16) return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, stats, NK_ELEM_BF16);
+    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, stats, NK_ELEM_F16);
 }
 
 static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
@@ -627,6 +738,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .forward_row = NK_NAME(nk_ln_forward_row),
     .forward_row_path = NK_NAME(nk_ln_forward_row_path),
     .forward_row_sampled = NK_NAME(nk_ln_forward_row_sampled),
+    .forward_row_sampled_half = NK_NAME(nk_ln_forward_row_sampled_half),
     .backward_centre = NK_NAME(nk_ln_backward_centre),
     .backward_affine = NK_NAME(nk_ln_backward_affine),
     .backward_normalize = NK_NAME(nk_ln_backward_normalize),

@@ -1,7 +1,10 @@
 // The 16-bit element types NormKit normalises: BFloat16 and Swift's Float16. Both are
-// stored as 16-bit patterns; the engine widens rows to float through the kernel layer
-// (CNormKernels nk_half.h), runs the float row kernels, and narrows the result once
+// stored as 16-bit patterns; the kernel layer converts them (CNormKernels nk_half.h),
+// in registers inside LayerNorm's row kernel or through float scratch for the other
+// norms, and every result is the float row kernels' on the widened rows, narrowed once
 // (Normalization+Half.swift, docs/architecture.md "Half-precision elements").
+
+import CNormKernels
 
 /// A 16-bit floating-point element NormKit reads and writes: ``BFloat16`` and
 /// `Float16`. Weights, biases and all arithmetic stay `Float`.
@@ -21,6 +24,9 @@ public enum _HalfFormat: Sendable {
     case bfloat16, float16
 
     var name: String { self == .bfloat16 ? "bfloat16" : "float16" }
+
+    /// The kernel layer's code of the format (NK_ELEM_BF16, NK_ELEM_F16).
+    var elementCode: Int32 { self == .bfloat16 ? NK_ELEM_BF16 : NK_ELEM_F16 }
 }
 
 extension BFloat16: HalfPrecisionElement {

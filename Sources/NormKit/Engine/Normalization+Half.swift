@@ -1,8 +1,10 @@
 // The half-precision forms of every row norm (BFloat16, Float16 in and out), written
-// once over the engine: each block of rows is widened to float in the running thread's
-// `ThreadScratch.half` block, normalised there by the norm's own float row function
-// (the same statistics and affine as the float forms, bit for bit), and narrowed once
-// into the output. The fused add rounds the stream to the half type first, then
+// once over the engine. A norm with a half row kernel (`_RowFunctions.halfForward`:
+// LayerNorm) reads and writes the half rows itself, converting in registers; for the
+// others each block of rows is widened to float in the running thread's
+// `ThreadScratch.half` block, normalised there by the norm's own float row function,
+// and narrowed once into the output. Both give the same bits: the float forward of the
+// widened rows (the same statistics and affine as the float forms), rounded once. The fused add rounds the stream to the half type first, then
 // normalises the rounded stream. docs/numerics.md ("Half-precision elements") has the
 // error bound; docs/architecture.md why the engine, not each norm, does this.
 
@@ -94,13 +96,13 @@ extension Normalization {
         if let rms = self as? RMSNorm, rms.halfRounding == .huggingFaceLlama {
             // x̂ alone through the row functions, then the scale in the half type (HalfJob.run).
             rms._withUnitScale { functions, weight, offset in
-                HalfEngine.forward(functions, layout, conversions, x: x, residual: residual, sum: sum, y: y,
+                HalfEngine.forward(functions, layout, format, conversions, x: x, residual: residual, sum: sum, y: y,
                                    halfScale: (weight, offset))
             }
             return
         }
         _withRowFunctions(layout) { functions in
-            HalfEngine.forward(functions, layout, conversions, x: x, residual: residual, sum: sum, y: y)
+            HalfEngine.forward(functions, layout, format, conversions, x: x, residual: residual, sum: sum, y: y)
         }
     }
 }
@@ -114,11 +116,11 @@ enum HalfEngine {
     /// Runs `functions.forward` over all rows of `layout`, through float scratch.
     /// Allocates nothing once each running thread has scratch of this size.
     static func forward(
-        _ functions: _RowFunctions, _ layout: _RowLayout, _ conversions: nk_half_format_kernels,
+        _ functions: _RowFunctions, _ layout: _RowLayout, _ format: _HalfFormat, _ conversions: nk_half_format_kernels,
         x: UnsafePointer<UInt16>, residual: UnsafePointer<UInt16>?, sum: UnsafeMutablePointer<UInt16>?,
         y: UnsafeMutablePointer<UInt16>, halfScale: (weight: UnsafePointer<Float>, offset: Float)? = nil
     ) {
-        var job = HalfJob(functions: functions, conversions: conversions, length: layout.length,
+        var job = HalfJob(functions: functions, conversions: conversions, format: format, length: layout.length,
                           x: x, residual: residual, sum: sum, y: y, halfScale: halfScale)
         RowDriver.run(rows: layout.rows, dim: layout.length, job: &job) { context, start, end, _ in
             context.assumingMemoryBound(to: HalfJob.self).pointee.run(start ..< end)
@@ -130,6 +132,7 @@ enum HalfEngine {
 private struct HalfJob {
     var functions: _RowFunctions
     var conversions: nk_half_format_kernels
+    var format: _HalfFormat
     var length: Int
     var x: UnsafePointer<UInt16>
     var residual: UnsafePointer<UInt16>?
@@ -160,6 +163,23 @@ private struct HalfJob {
             for i in 0 ..< n { roundedScale[i] = halfScale.offset + halfScale.weight[i] }
             conversions.narrow(roundedScale, patterns, n)
             conversions.widen(patterns, roundedScale, n)
+        }
+        if let halfForward = functions.halfForward, halfScale == nil {
+            // The norm converts in registers; with a residual, the rounded stream (in
+            // `sum`, still in cache) is its input, a chunk at a time.
+            var row = rows.lowerBound
+            while row < rows.upperBound {
+                let k = residual == nil ? rows.count : min(perChunk, rows.upperBound &- row)
+                var source = x
+                if let residual, let sum {
+                    let offset = row &* n
+                    conversions.add(x + offset, residual + offset, sum + offset, scratch, k &* n)
+                    source = UnsafePointer(sum)
+                }
+                halfForward(functions.context, format.elementCode, source, y, row, row &+ k, scratch, conversions)
+                row &+= k
+            }
+            return
         }
         var row = rows.lowerBound
         while row < rows.upperBound {

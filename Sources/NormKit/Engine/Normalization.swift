@@ -13,6 +13,8 @@
 // be generic over norms; the underscored requirements name types whose contents are
 // internal, so only NormKit's own norms can conform.
 
+import CNormKernels
+
 /// A normalisation layer: normalises each row of its input from that row alone,
 /// then applies its parameters.
 ///
@@ -132,6 +134,14 @@ public struct _RowFunctions {
     var backward: (_ context: UnsafeRawPointer, _ job: UnsafePointer<BackwardRows>, _ blocks: Range<Int>) -> Void
     /// The element type of the backward's partial sums.
     var partialsAreDouble: Bool
+    /// Rows `start ..< end` of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16)
+    /// into `y` (`y` may be `x`), converted in registers, with the bits of `forward` on
+    /// the widened rows narrowed once; `scratch` holds at least two rows of floats (for
+    /// rows the norm's own fallback takes in float). Nil for a norm without such a
+    /// kernel: the engine then widens into scratch, calls `forward` and narrows.
+    var halfForward: ((_ context: UnsafeRawPointer, _ format: Int32, _ x: UnsafePointer<UInt16>,
+                       _ y: UnsafeMutablePointer<UInt16>, _ start: Int, _ end: Int,
+                       _ scratch: UnsafeMutablePointer<Float>, _ widen: nk_half_format_kernels) -> Void)? = nil
     /// Rows per backward block: a function of the layout alone (never of the thread
     /// count), since it sets the rounding of the parameter gradients.
     var rowsPerBlock: Int = BackwardRows.blockRows

@@ -62,6 +62,34 @@ enum ForwardKernel {
         }
     }
 
+    /// Normalises rows `rows` of 16-bit elements (`format`: NK_ELEM_BF16 or
+    /// NK_ELEM_F16) of `x` into `y` (which may be `x`): each row first through the
+    /// sampled fast path converting in registers (`forward_row_sampled_half`); a row it
+    /// refuses is widened into `scratch` (two rows of floats), normalised from the sdot
+    /// shift by `forward_row` as the float form would, and narrowed. Either way the bits
+    /// are those of ``normalizeRow`` on the widened row, rounded once to the format.
+    static func runHalf(
+        x: UnsafePointer<UInt16>, y: UnsafeMutablePointer<UInt16>, rows: Range<Int>, format: Int32,
+        parameters p: ForwardParameters, scratch: UnsafeMutablePointer<Float>, conversions: nk_half_format_kernels
+    ) {
+        let n = p.dim
+        var stats = (Double.nan, Double.nan)
+        withUnsafeMutableBytes(of: &stats) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+            for row in rows {
+                ProcessExit.checkpoint()
+                let xr = x + row &* n, yr = y + row &* n
+                if p.kernels.forward_row_sampled_half(xr, yr, n, format, p.eps, p.weight, p.bias, out) != 0 {
+                    let wide = scratch, result = scratch + n
+                    conversions.widen(xr, wide, n)
+                    let shift = Float(BLAS.dotRepeating(n, wide, p.ones) / Double(n))
+                    p.kernels.forward_row(wide, result, n, shift, p.eps, p.weight, p.bias, out)
+                    conversions.narrow(result, yr, n)
+                }
+            }
+        }
+    }
+
     /// One row: first the fast path about a sampled shift (`forward_row_sampled`, step 0
     /// of the file comment); when that cannot certify the row, the shift from
     /// `cblas_sdot` (step 1) and the kernel layer's `forward_row` (the paths).

@@ -52,7 +52,11 @@ extension LayerNorm {
                         partialBias: r.partialBias?.assumingMemoryBound(to: Float.self),
                         fallbackRows: r.fallbackRows, kernels: p.kernels
                     ).run(blocks: blocks)
-                }, partialsAreDouble: false))
+                }, partialsAreDouble: false, halfForward: { context, format, x, y, start, end, scratch, conversions in
+                    let c = context.assumingMemoryBound(to: LayerNormContext.self)
+                    ForwardKernel.runHalf(x: x, y: y, rows: start ..< end, format: format, parameters: c.pointee.parameters,
+                                          scratch: scratch, conversions: conversions)
+                }))
             }
         }
     }

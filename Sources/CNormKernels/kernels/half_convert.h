@@ -1,0 +1,140 @@
+// Half-precision vector conversions, written once for every level (isa/begin.h gives
+// NK_W, nk_vf): bfloat16 and IEEE binary16 to and from float, lane by lane. The
+// integer code is the definition of every conversion's bits; where a level always has
+// an instruction that gives the same bits (AVX-512F's VCVTPH2PS/VCVTPS2PH for binary16),
+// NK_F16_WIDEN/NK_F16_NARROW use it. The row loops (half.h) and the half-precision row
+// kernels (layernorm.h) read and write through these. docs/numerics.md, "Half-precision
+// elements".
+#ifndef NK_HALF_CONVERT_H
+#define NK_HALF_CONVERT_H
+#include "nk_half.h"
+
+typedef uint32_t nk_vu __attribute__((vector_size(NK_W * 4)));
+typedef uint16_t nk_vh __attribute__((vector_size(NK_W * 2)));
+
+static inline __attribute__((always_inline)) nk_vh nk_loadh(const uint16_t *p) {
+    nk_vh v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void nk_storeh(uint16_t *p, nk_vh v) { memcpy(p, &v, sizeof v); }
+/// Lane-wise `m ? a : b` for a comparison mask `m` (all ones or zeros per lane).
+#define nk_selu(m, a, b) ((((nk_vu)(m)) & (a)) | (~((nk_vu)(m)) & (b)))
+
+/// bfloat16 -> float: the top half of the float's bits. Exact; a NaN gets its quiet bit.
+static inline __attribute__((always_inline)) nk_vf nk_bf16_widen_int(nk_vh h) {
+    nk_vu u = __builtin_convertvector(h, nk_vu) << 16;
+    const nk_vu nan = (nk_vu)((u & 0x7fffffffu) > 0x7f800000u);
+    u |= nan & 0x00400000u;
+    return (nk_vf)u;
+}
+
+/// bfloat16 -> float as bits alone: exact for every value, and a NaN stays a NaN (with
+/// its quiet bit as it came), for kernels that only test a NaN for being one.
+static inline __attribute__((always_inline)) nk_vf nk_bf16_widen_bits(nk_vh h) {
+    return (nk_vf)(__builtin_convertvector(h, nk_vu) << 16);
+}
+
+/// float -> bfloat16, round to nearest even: add 0x7fff plus the kept part's lowest
+/// bit, keep the top half (a carry out of the significand bumps the exponent, and out
+/// of the largest finite exponent gives infinity). NaN: the top half with the quiet bit.
+static inline __attribute__((always_inline)) nk_vh nk_bf16_narrow_int(nk_vf f) {
+    const nk_vu u = (nk_vu)f;
+    const nk_vu rounded = (u + (0x7fffu + ((u >> 16) & 1u))) >> 16;
+    const nk_vu quiet = (u >> 16) | 0x40u;
+    const nk_vu nan = (nk_vu)((u & 0x7fffffffu) > 0x7f800000u);
+    return __builtin_convertvector(nk_selu(nan, quiet, rounded), nk_vh);
+}
+
+/// binary16 -> float. Normal: re-bias the exponent; subnormal: m·2^-24 (exact in
+/// float); infinity and NaN: exponent all ones, a NaN gets its quiet bit.
+static inline __attribute__((always_inline)) nk_vf nk_f16_widen_int(nk_vh h) {
+    const nk_vu x = __builtin_convertvector(h, nk_vu);
+    const nk_vu sign = (x & 0x8000u) << 16;
+    const nk_vu em = x & 0x7fffu;
+    const nk_vu normal = (em << 13) + ((127u - 15u) << 23);
+    const nk_vu special = (em << 13) | 0x7f800000u | ((nk_vu)(em > 0x7c00u) & 0x00400000u);
+    const nk_vu sub = (nk_vu)(__builtin_convertvector(em, nk_vf) * 0x1p-24f);
+    const nk_vu e = em & 0x7c00u;
+    const nk_vu o = nk_selu(e == 0x7c00u, special, nk_selu(e == 0, sub, normal));
+    return (nk_vf)(o | sign);
+}
+
+/// float -> binary16, round to nearest even. |f| >= 2^16 (and infinity): infinity.
+/// Normal range: re-bias, add 0xfff plus the kept part's lowest bit, shift (a carry
+/// rounds up to the next binade, or to infinity from 65520 on). Below 2^-14: add 0.5
+/// in float, which rounds |f| to a multiple of 2^-24 (to nearest even, the float
+/// ulp there), and take the low bits. NaN: quiet, with the top payload bits.
+static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_int(nk_vf f) {
+    const nk_vu u = (nk_vu)f;
+    const nk_vu sign = (u >> 16) & 0x8000u;
+    const nk_vu a = u & 0x7fffffffu;
+    const nk_vu normal = (a - (112u << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+    const nk_vu sub = (nk_vu)((nk_vf)a + 0.5f) - (126u << 23);
+    const nk_vu nan = 0x7e00u | ((a >> 13) & 0x3ffu);
+    nk_vu o = nk_selu(a < (113u << 23), sub, normal);
+    o = nk_selu(a >= 0x47800000u, (nk_vu){} + 0x7c00u, o);
+    o = nk_selu(a > 0x7f800000u, nan, o);
+    return __builtin_convertvector(o | sign, nk_vh);
+}
+
+#if NK_LEVEL == 2
+#include <immintrin.h>
+/// binary16 -> float, AVX-512F (the integer code's bits: exact, NaN quietened).
+static inline __attribute__((always_inline)) nk_vf nk_f16_widen_avx512(nk_vh h) {
+    __m256i v;
+    memcpy(&v, &h, sizeof v);
+    return (nk_vf)_mm512_cvtph_ps(v);
+}
+/// float -> binary16, AVX-512F, round to nearest even (the integer code's bits).
+static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_avx512(nk_vf f) {
+    const __m256i v = _mm512_cvtps_ph((__m512)f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    nk_vh h;
+    memcpy(&h, &v, sizeof h);
+    return h;
+}
+#define NK_F16_WIDEN nk_f16_widen_avx512
+#define NK_F16_NARROW nk_f16_narrow_avx512
+/// Two vectors narrowed to bfloat16 with nk_bf16_narrow_int's bits, stored as one: the
+/// rounding in 32-bit lanes, then one two-source word permute takes every high half.
+static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_avx512(uint16_t *p, nk_vf f0, nk_vf f1) {
+    const __m512i idx = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27,
+                                         25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    nk_vu r[2];
+    const nk_vf f[2] = {f0, f1};
+    for (int j = 0; j < 2; j++) {
+        const nk_vu u = (nk_vu)f[j];
+        const nk_vu rounded = u + (0x7fffu + ((u >> 16) & 1u));
+        const nk_vu quiet = u | 0x00400000u;
+        const nk_vu nan = (nk_vu)((u & 0x7fffffffu) > 0x7f800000u);
+        r[j] = nk_selu(nan, quiet, rounded);
+    }
+    __m512i a, b;
+    memcpy(&a, &r[0], sizeof a);
+    memcpy(&b, &r[1], sizeof b);
+    const __m512i h = _mm512_permutex2var_epi16(a, idx, b);
+    memcpy(p, &h, sizeof h);
+}
+/// Two vectors narrowed to binary16 (VCVTPS2PH), stored as one.
+static inline __attribute__((always_inline)) void nk_f16_narrow_store2_avx512(uint16_t *p, nk_vf f0, nk_vf f1) {
+    const __m256i a = _mm512_cvtps_ph((__m512)f0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256i b = _mm512_cvtps_ph((__m512)f1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    memcpy(p, &h, sizeof h);
+}
+#define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_avx512
+#define NK_F16_NARROW_STORE2 nk_f16_narrow_store2_avx512
+#else
+#define NK_F16_WIDEN nk_f16_widen_int
+#define NK_F16_NARROW nk_f16_narrow_int
+#define NK_BF16_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_bf16_narrow_int, p, f0, f1)
+#define NK_F16_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_f16_narrow_int, p, f0, f1)
+#endif
+/// Two vectors through NARROW, stored one after the other.
+#define NK_NARROW_STORE2(NARROW, p, f0, f1) (nk_storeh((p), NARROW(f0)), nk_storeh((p) + NK_W, NARROW(f1)))
+/// The integer binary16 narrowing, two vectors at a time.
+#define NK_F16_NARROW_STORE2_INT(p, f0, f1) NK_NARROW_STORE2(nk_f16_narrow_int, p, f0, f1)
+#define NK_BF16_WIDEN nk_bf16_widen_int
+#define NK_BF16_NARROW nk_bf16_narrow_int
+
+#endif

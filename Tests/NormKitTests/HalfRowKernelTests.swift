@@ -1,0 +1,128 @@
+// LayerNorm's half-precision row kernel (`forward_row_sampled_half`): rows of BFloat16
+// or Float16 normalised with the conversions in registers must give the bits of the
+// float forward of the widened rows, rounded once, on every path a float row can take
+// (fast, refused by the sample, Double moments, Double affine, non-finite), in place
+// and out of place, at every instruction-set level.
+
+import CNormKernels
+@testable import NormKit
+import NormKitTesting
+import Testing
+
+@Suite("Half-precision LayerNorm row kernel")
+struct HalfRowKernelTests {
+    /// Every hard row of the catalogue, plus rows that send the row kernel to each of its
+    /// fallbacks: a sample that misleads (the 32 sampled elements far from the rest), a NaN,
+    /// an infinity, and rows whose bias cancels w·x̂ (the Double affine).
+    static func rows(dim: Int) -> [[Float]] {
+        var rows = Reference.HardRow.allCases.map { $0.values(dim: dim, seed: UInt64(dim)) }
+        let noise = Tensor.randomNormal([dim], seed: 99).scalars
+        let stride = max(1, dim / min(dim, 32))
+        rows.append(noise.enumerated().map { $0.offset % stride == 0 ? 60 + $0.element : $0.element })
+        rows.append(noise.enumerated().map { $0.offset == dim / 3 ? .nan : $0.element })
+        rows.append(noise.enumerated().map { $0.offset == dim - 1 ? -.infinity : $0.element })
+        rows.append(noise.map { 1 + 1e-3 * $0 })
+        return rows
+    }
+
+    /// A layer whose bias cancels w·x̂ on the last row kind (x̂ ≈ noise for 1 + 1e-3·noise),
+    /// so some outputs are tiny against |w·x̂|: the float affine's certificate refuses them.
+    static func layer(dim: Int) throws -> LayerNorm {
+        var layer = try LayerNorm(dim: dim)
+        layer.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.3, seed: 5)
+        let noise = Tensor.randomNormal([dim], seed: 99).scalars
+        let w = layer.weight.scalars
+        layer.bias = try Tensor(shape: [dim], scalars: (0 ..< dim).map { -w[$0] * noise[$0] * 0.999_999 })
+        return layer
+    }
+
+    static func paths() -> [UInt64] {
+        var counts = [UInt64](repeating: 0, count: Int(NK_LN_COUNTS))
+        counts.withUnsafeMutableBufferPointer { nk_ln_path_counts($0.baseAddress!) }
+        return counts
+    }
+
+    func check<T: HalfPrecisionElement>(_: T.Type) throws {
+        let before = Self.paths()
+        for level in InstructionSet.supported {
+            try InstructionSet.with(level) {
+                for dim in [1, 17, 768, 4099] {
+                    let layer = try Self.layer(dim: dim)
+                    let rows = Self.rows(dim: dim)
+                    let x = HalfTensor<T>(rounding: try Tensor(shape: [rows.count, dim], scalars: rows.flatMap { $0 }))
+                    let expected = HalfTensor<T>(rounding: try layer.forward(Tensor(widening: x))).elements.map(\.bitPattern)
+                    let input = x.elements
+                    var out = [T](repeating: T(bitPattern: 0), count: input.count)
+                    try input.withUnsafeBufferPointer { i in
+                        try out.withUnsafeMutableBufferPointer { o in try layer.forward(i, into: o) }
+                    }
+                    var inPlace = input
+                    try inPlace.withUnsafeMutableBufferPointer { p in try layer.forward(UnsafeBufferPointer(p), into: p) }
+                    for r in 0 ..< rows.count {
+                        let span = r * dim ..< (r + 1) * dim
+                        #expect(out[span].map(\.bitPattern) == Array(expected[span]),
+                                "\(T.self) \(level) dim \(dim) row \(r): not the rounded float forward")
+                        #expect(inPlace[span].map(\.bitPattern) == Array(expected[span]),
+                                "\(T.self) \(level) dim \(dim) row \(r): in place differs")
+                    }
+                }
+            }
+        }
+        // Every counted fallback ran (the counts are process-wide and only grow; a
+        // non-finite row is not counted, and its NaN output is in the bits checked above).
+        let after = Self.paths()
+        for path in [NK_LN_SAMPLED_REFUSED, NK_LN_PATH_DOUBLE_MOMENTS, NK_LN_PATH_DOUBLE_AFFINE] {
+            #expect(after[Int(path)] > before[Int(path)], "path \(path) never taken")
+        }
+    }
+
+    /// With weight 0, y = fma(t, 0, b) = b exactly, so the row kernel's own narrowing
+    /// (two vectors at a time where the level packs them) rounds b: every bfloat16
+    /// pattern's neighbourhood (the low 16 bits at and around the tie), to nearest even.
+    func narrowing<T: HalfPrecisionElement>(_: T.Type, expected: (Float) -> UInt16?) throws {
+        let dim = 4096
+        var biases: [Float] = []
+        for high in UInt32(0) ... 0xffff {
+            for low: UInt32 in [0, 0x7fff, 0x8000, 0x8001] {
+                let f = Float(bitPattern: high << 16 | low)
+                // -0 is left out: t·0 + (-0) is +0 for t > 0.
+                if f.bitPattern != 0x8000_0000, f.isFinite || (f.isNaN && expected(f) != nil) { biases.append(f) }
+            }
+        }
+        biases += [Float](repeating: 0, count: (dim - biases.count % dim) % dim)
+        let x = HalfTensor<T>(rounding: Tensor.randomNormal([1, dim], seed: 3))
+        for level in InstructionSet.supported {
+            try InstructionSet.with(level) {
+                var layer = try LayerNorm(dim: dim)
+                layer.weight = Tensor(shape: [dim], repeating: 0)
+                var y = [T](repeating: T(bitPattern: 0), count: dim)
+                var wrong = 0
+                for start in stride(from: 0, to: biases.count, by: dim) {
+                    let b = Array(biases[start ..< start + dim])
+                    layer.bias = try Tensor(shape: [dim], scalars: b)
+                    try x.elements.withUnsafeBufferPointer { i in
+                        try y.withUnsafeMutableBufferPointer { o in try layer.forward(i, into: o) }
+                    }
+                    for i in 0 ..< dim where expected(b[i]).map({ $0 != y[i].bitPattern }) ?? false { wrong += 1 }
+                }
+                #expect(wrong == 0, "\(T.self) at \(level): \(wrong) of \(biases.count) outputs not rounded to nearest even")
+            }
+        }
+    }
+
+    @Test func bfloat16RowKernelRoundsToNearestEven() throws {
+        try narrowing(BFloat16.self) { BFloat16($0).bitPattern }
+    }
+
+    #if !(os(macOS) && arch(x86_64))
+    @Test func float16RowKernelRoundsToNearestEven() throws {
+        try narrowing(Float16.self) { $0.isNaN ? nil : Float16($0).bitPattern }
+    }
+    #endif
+
+    @Test func bfloat16RowsGiveTheRoundedFloatForwardOnEveryPath() throws { try check(BFloat16.self) }
+
+    #if !(os(macOS) && arch(x86_64))
+    @Test func float16RowsGiveTheRoundedFloatForwardOnEveryPath() throws { try check(Float16.self) }
+    #endif
+}
