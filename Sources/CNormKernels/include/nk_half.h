@@ -21,8 +21,9 @@ typedef struct nk_half_format_kernels {
     /// sum[i] = (float(a[i]) + float(b[i])) rounded to the format, once (the float sum
     /// of two values of the format rounds to the same result as their exact sum: float
     /// has more than twice the format's precision plus two bits), and rounded[i] =
-    /// float(sum[i]). `sum` may be `a` or `b` (each element is read before it is written).
-    void (*add)(const uint16_t *a, const uint16_t *b, uint16_t *sum, float *rounded, size_t n);
+    /// float(sum[i]) unless `rounded` is NULL. `sum` may be `a` or `b` (each element is
+    /// read before it is written).
+    void (*add)(const uint16_t *a, const uint16_t *b, uint16_t *sum, float *_Nullable rounded, size_t n);
     /// How this level converts: "integer", "F16C", "AVX-512", "AVX-512 BF16".
     const char *method;
 } nk_half_format_kernels;

@@ -29,13 +29,13 @@
             memcpy(y + i, t, (n - i) * sizeof(uint16_t));                                       \
         }                                                                                       \
     }                                                                                           \
-    static __attribute__((unused)) void NK_NAME(prefix##_add)(const uint16_t *a, const uint16_t *b, uint16_t *sum, float *rounded, \
-                                      size_t n) {                                               \
+    static inline __attribute__((always_inline)) void NK_NAME(prefix##_add_body)(                            \
+        const uint16_t *a, const uint16_t *b, uint16_t *sum, float *rounded, size_t n, const int keep) {   \
         size_t i = 0;                                                                           \
         for (; i + NK_W <= n; i += NK_W) {                                                      \
             const nk_vh s = NARROW(WIDEN(nk_loadh(a + i)) + WIDEN(nk_loadh(b + i)));            \
             nk_storeh(sum + i, s);                                                              \
-            nk_store(rounded + i, WIDEN(s));                                                    \
+            if (keep) nk_store(rounded + i, WIDEN(s));                                          \
         }                                                                                       \
         if (i < n) {                                                                            \
             uint16_t ta[NK_W] = {0}, tb[NK_W] = {0}, ts[NK_W];                                  \
@@ -44,8 +44,13 @@
             const nk_vh s = NARROW(WIDEN(nk_loadh(ta)) + WIDEN(nk_loadh(tb)));                  \
             nk_storeh(ts, s);                                                                   \
             memcpy(sum + i, ts, (n - i) * sizeof(uint16_t));                                    \
-            nk_store_partial(rounded + i, n - i, WIDEN(s));                                     \
+            if (keep) nk_store_partial(rounded + i, n - i, WIDEN(s));                           \
         }                                                                                       \
+    }                                                                                           \
+    static __attribute__((unused)) void NK_NAME(prefix##_add)(const uint16_t *a, const uint16_t *b, uint16_t *sum, \
+                                                              float *rounded, size_t n) {       \
+        if (rounded) NK_NAME(prefix##_add_body)(a, b, sum, rounded, n, 1);                     \
+        else NK_NAME(prefix##_add_body)(a, b, sum, rounded, n, 0);                             \
     }
 
 NK_HALF_LOOPS(nk_bf16_int, nk_bf16_widen_int, nk_bf16_narrow_int, NK_BF16_NARROW_STORE2)

@@ -166,14 +166,15 @@ private struct HalfJob {
         }
         if let halfForward = functions.halfForward, halfScale == nil {
             // The norm converts in registers; with a residual, the rounded stream (in
-            // `sum`, still in cache) is its input, a chunk at a time.
+            // `sum`, still in cache; no float copy of it is made) is its input, a chunk
+            // at a time.
             var row = rows.lowerBound
             while row < rows.upperBound {
                 let k = residual == nil ? rows.count : min(perChunk, rows.upperBound &- row)
                 var source = x
                 if let residual, let sum {
                     let offset = row &* n
-                    conversions.add(x + offset, residual + offset, sum + offset, scratch, k &* n)
+                    conversions.add(x + offset, residual + offset, sum + offset, nil, k &* n)
                     source = UnsafePointer(sum)
                 }
                 halfForward(functions.context, format.elementCode, source, y, row, row &+ k, scratch, conversions)
