@@ -17,8 +17,8 @@ distributions: `normkit-dev bench --data symmetric` (U[-2, 2)), `--data rand` (U
 or its native_layer_norm_backward alone; --backward is short for --kind backward-native). onnxruntime is
 timed for sym, rand and offset (scripts/peers/ort_layernorm.py). rms, rmsback, addnorm, addrms, group and
 groupback are the bench workloads rms, rms-backward, add-layernorm, add-rms, group and group-backward (32 groups
-over axis 1: --shapes 2,320,64,64); bf16, f16 and addnorm-bf16 are forward-bf16, forward-f16 and
-add-layernorm-bf16 (half x, float32 weight and bias) (NORMKIT_WORKLOADS below); each NormKit run's
+over axis 1: --shapes 2,320,64,64); bf16, f16, addnorm-bf16 and rms-bf16 are forward-bf16, forward-f16,
+add-layernorm-bf16 (half x, float32 weight and bias) and rms-bf16 (NORMKIT_WORKLOADS below); each NormKit run's
 baseline is the one `normkit-dev bench` names (a memcpy, or a pass that streams the bytes the call must move).
 """
 import argparse
@@ -50,6 +50,7 @@ NORMKIT_WORKLOADS = {
     "bf16": (["forward-bf16"], ["--data", "symmetric"]),
     "f16": (["forward-f16"], ["--data", "symmetric"]),
     "addnorm-bf16": (["add-layernorm-bf16"], []),
+    "rms-bf16": (["rms-bf16"], ["--data", "symmetric"]),
 }
 
 

@@ -1,15 +1,16 @@
-// LayerNorm's half-precision row kernel (`forward_row_sampled_half`): rows of BFloat16
-// or Float16 normalised with the conversions in registers must give the bits of the
-// float forward of the widened rows, rounded once, on every path a float row can take
-// (fast, refused by the sample, Double moments, Double affine, non-finite), in place
-// and out of place, at every instruction-set level.
+// The half-precision row kernels (LayerNorm's `forward_row_sampled_half`, RMSNorm's
+// `forward_row_half`): rows of BFloat16 or Float16 normalised with the conversions in
+// registers must give the bits of the float forward of the widened rows, rounded once,
+// on every path a float row can take (LayerNorm: fast, refused by the sample, Double
+// moments, Double affine, non-finite; RMSNorm: the float sum or the Double sum), in
+// place and out of place, at every instruction-set level.
 
 import CNormKernels
 @testable import NormKit
 import NormKitTesting
 import Testing
 
-@Suite("Half-precision LayerNorm row kernel")
+@Suite("Half-precision row kernels")
 struct HalfRowKernelTests {
     /// Every hard row of the catalogue, plus rows that send the row kernel to each of its
     /// fallbacks: a sample that misleads (the 32 sampled elements far from the rest), a NaN,
@@ -42,36 +43,48 @@ struct HalfRowKernelTests {
         return counts
     }
 
+    /// The norms with a half row kernel: LayerNorm (with a bias that cancels), RMSNorm,
+    /// and RMSNorm with Gemma's weight offset.
+    static func norms(dim: Int) throws -> [(String, any RowNormalization)] {
+        var rms = try RMSNorm(dim: dim)
+        rms.weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.3, seed: 6)
+        var gemma = try RMSNorm(dim: dim, weightOffset: 1)
+        gemma.weight = Tensor.randomNormal([dim], standardDeviation: 0.3, seed: 7)
+        return [("LayerNorm", try layer(dim: dim)), ("RMSNorm", rms), ("RMSNorm offset 1", gemma)]
+    }
+
     func check<T: HalfPrecisionElement>(_: T.Type) throws {
         let before = Self.paths()
         for level in InstructionSet.supported {
             try InstructionSet.with(level) {
                 for dim in [1, 17, 768, 4099] {
-                    let layer = try Self.layer(dim: dim)
                     let rows = Self.rows(dim: dim)
                     let x = HalfTensor<T>(rounding: try Tensor(shape: [rows.count, dim], scalars: rows.flatMap { $0 }))
-                    let expected = HalfTensor<T>(rounding: try layer.forward(Tensor(widening: x))).elements.map(\.bitPattern)
-                    let input = x.elements
-                    var out = [T](repeating: T(bitPattern: 0), count: input.count)
-                    try input.withUnsafeBufferPointer { i in
-                        try out.withUnsafeMutableBufferPointer { o in try layer.forward(i, into: o) }
-                    }
-                    var inPlace = input
-                    try inPlace.withUnsafeMutableBufferPointer { p in try layer.forward(UnsafeBufferPointer(p), into: p) }
-                    for r in 0 ..< rows.count {
-                        let span = r * dim ..< (r + 1) * dim
-                        #expect(out[span].map(\.bitPattern) == Array(expected[span]),
-                                "\(T.self) \(level) dim \(dim) row \(r): not the rounded float forward")
-                        #expect(inPlace[span].map(\.bitPattern) == Array(expected[span]),
-                                "\(T.self) \(level) dim \(dim) row \(r): in place differs")
+                    for (name, norm) in try Self.norms(dim: dim) {
+                        let expected = HalfTensor<T>(rounding: try norm.forward(Tensor(widening: x))).elements.map(\.bitPattern)
+                        let input = x.elements
+                        var out = [T](repeating: T(bitPattern: 0), count: input.count)
+                        try input.withUnsafeBufferPointer { i in
+                            try out.withUnsafeMutableBufferPointer { o in try norm.forward(i, into: o) }
+                        }
+                        var inPlace = input
+                        try inPlace.withUnsafeMutableBufferPointer { p in try norm.forward(UnsafeBufferPointer(p), into: p) }
+                        for r in 0 ..< rows.count {
+                            let span = r * dim ..< (r + 1) * dim
+                            #expect(out[span].map(\.bitPattern) == Array(expected[span]),
+                                    "\(name) \(T.self) \(level) dim \(dim) row \(r): not the rounded float forward")
+                            #expect(inPlace[span].map(\.bitPattern) == Array(expected[span]),
+                                    "\(name) \(T.self) \(level) dim \(dim) row \(r): in place differs")
+                        }
                     }
                 }
             }
         }
         // Every counted fallback ran (the counts are process-wide and only grow; a
-        // non-finite row is not counted, and its NaN output is in the bits checked above).
+        // non-finite LayerNorm row is not counted, and its NaN output is in the bits
+        // checked above).
         let after = Self.paths()
-        for path in [NK_LN_SAMPLED_REFUSED, NK_LN_PATH_DOUBLE_MOMENTS, NK_LN_PATH_DOUBLE_AFFINE] {
+        for path in [NK_LN_SAMPLED_REFUSED, NK_LN_PATH_DOUBLE_MOMENTS, NK_LN_PATH_DOUBLE_AFFINE, NK_RMS_DOUBLE_SUMSQ] {
             #expect(after[Int(path)] > before[Int(path)], "path \(path) never taken")
         }
     }

@@ -20,6 +20,8 @@ bias ~ U[-0.1, 0.1)):
   groupback       autograd gradients of F.group_norm for x, weight and bias
   bf16, f16       F.layer_norm on x ~ U[-2, 2) in bfloat16 / float16 with float32 weight and bias (the mixed case)
   addnorm-bf16    h.add_(x) then F.layer_norm(h), x and h bfloat16, weight and bias float32
+  rms-bf16        F.rms_norm on x ~ U[-2, 2) in bfloat16 with a bfloat16 weight (the dtype PyTorch's fused
+                  kernel takes; a float32 weight falls back to its composite path)
 
 Each call is timed on its own with time.perf_counter_ns, after warm-up, for about a second per shape
 (30 to 20000 calls); the line printed per shape is
@@ -35,7 +37,7 @@ import torch
 
 F = torch.nn.functional
 KINDS = ("sym", "rand", "offset", "backward", "backward-native", "rms", "rmsback", "addnorm", "addrms", "group",
-         "groupback", "bf16", "f16", "addnorm-bf16")
+         "groupback", "bf16", "f16", "addnorm-bf16", "rms-bf16")
 
 
 def symmetric(shape):
@@ -66,6 +68,9 @@ def make_call(kind, shape):
     if kind in ("bf16", "f16"):
         xh = x.to(torch.bfloat16 if kind == "bf16" else torch.float16)
         return lambda: F.layer_norm(xh, (d,), w, b, 1e-5)
+    if kind == "rms-bf16":
+        xh, wh = x.to(torch.bfloat16), w.to(torch.bfloat16)
+        return lambda: F.rms_norm(xh, (d,), wh, 1e-6)
     if kind == "addnorm-bf16":
         xh, h = x.to(torch.bfloat16), symmetric(shape).to(torch.bfloat16)
 

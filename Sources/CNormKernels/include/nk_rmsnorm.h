@@ -29,6 +29,13 @@ typedef struct nk_rmsnorm_kernels {
     void (*add)(const float *a, const float *b, float *sum, size_t n);
     /// y[i] = (x[i]·r)·(offset + w[i]), in float.
     void (*scale)(const float *x, float *y, size_t n, float r, const float *w, float offset);
+    /// A row of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16) converted in
+    /// registers: its float sum of squares (`row_sumsq_f` of the widened row), RMSKernel's
+    /// certificate, r = 1/sqrt(Σ/n + eps) in double, and `scale` with Float(r), narrowed
+    /// once. Returns 0 with y written, or 1 (nothing written) when the sum is not
+    /// certified. y may be x; otherwise they may not overlap.
+    int32_t (*forward_row_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format, double eps, const float *w,
+                                float offset);
     /// Σ dy[i]·(offset + w[i])·x[i] in double.
     double (*backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n);
     /// dx[i] = r·dy[i]·(offset + w[i]) - x[i]·k in double, rounded once (and added in

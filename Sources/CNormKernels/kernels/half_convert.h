@@ -137,4 +137,53 @@ static inline __attribute__((always_inline)) void nk_f16_narrow_store2_avx512(ui
 #define NK_BF16_WIDEN nk_bf16_widen_int
 #define NK_BF16_NARROW nk_bf16_narrow_int
 
+// Row access by element format (NK_ELEM_F32, NK_ELEM_BF16, NK_ELEM_F16; `fmt` a constant
+// at every call, so the choice folds away): the row kernels written over a format
+// (layernorm.h, rmsnorm.h) load and store through these.
+
+/// NK_W elements i ..< i + NK_W of a row of format `fmt`, as floats.
+static inline __attribute__((always_inline)) nk_vf nk_elem_load(const void *p, size_t i, const int fmt) {
+    if (fmt == NK_ELEM_F32) return nk_load((const float *)p + i);
+    // bfloat16 without the quiet bit: a row kernel only tests a NaN for being one.
+    const nk_vh h = nk_loadh((const uint16_t *)p + i);
+    return fmt == NK_ELEM_BF16 ? nk_bf16_widen_bits(h) : NK_F16_WIDEN(h);
+}
+/// The k < NK_W elements from i on, the other lanes `fill`.
+static inline __attribute__((always_inline)) nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fill,
+                                                                        const int fmt) {
+    if (fmt == NK_ELEM_F32) return nk_load_partial((const float *)p + i, k, fill);
+    uint16_t t[NK_W] = {0};
+    memcpy(t, (const uint16_t *)p + i, k * sizeof(uint16_t));
+    nk_vf v = fmt == NK_ELEM_BF16 ? NK_BF16_WIDEN(nk_loadh(t)) : NK_F16_WIDEN(nk_loadh(t));
+    for (size_t j = k; j < NK_W; j++) v[j] = fill;
+    return v;
+}
+/// Stores v, rounded to `fmt`, at elements i ..< i + NK_W.
+static inline __attribute__((always_inline)) void nk_elem_store(void *p, size_t i, nk_vf v, const int fmt) {
+    if (fmt == NK_ELEM_F32) nk_store((float *)p + i, v);
+    else nk_storeh((uint16_t *)p + i, fmt == NK_ELEM_BF16 ? NK_BF16_NARROW(v) : NK_F16_NARROW(v));
+}
+/// Stores v0, v1, rounded to `fmt`, at elements i ..< i + 2·NK_W.
+static inline __attribute__((always_inline)) void nk_elem_store2(void *p, size_t i, nk_vf v0, nk_vf v1, const int fmt) {
+    if (fmt == NK_ELEM_F32) {
+        nk_store((float *)p + i, v0);
+        nk_store((float *)p + i + NK_W, v1);
+    } else if (fmt == NK_ELEM_BF16) {
+        NK_BF16_NARROW_STORE2((uint16_t *)p + i, v0, v1);
+    } else {
+        NK_F16_NARROW_STORE2((uint16_t *)p + i, v0, v1);
+    }
+}
+/// Stores the first k < NK_W lanes of v, rounded to `fmt`, from element i on.
+static inline __attribute__((always_inline)) void nk_elem_store_partial(void *p, size_t i, size_t k, nk_vf v,
+                                                                        const int fmt) {
+    if (fmt == NK_ELEM_F32) {
+        nk_store_partial((float *)p + i, k, v);
+        return;
+    }
+    uint16_t t[NK_W];
+    nk_storeh(t, fmt == NK_ELEM_BF16 ? NK_BF16_NARROW(v) : NK_F16_NARROW(v));
+    memcpy((uint16_t *)p + i, t, k * sizeof(uint16_t));
+}
+
 #endif

@@ -3,6 +3,7 @@
 // through the same vector code on padded copies (zeros, which add nothing to any
 // sum), so an element's value does not depend on where in the row it sits.
 #include "nk_rmsnorm.h"
+#include "half_convert.h"
 
 /// Double vectors of NK_W lanes from and to memory (the backward's weight partials).
 #define nk_loadd(p) ({ nk_vd nk_ld_v_; memcpy(&nk_ld_v_, (p), sizeof nk_ld_v_); nk_ld_v_; })
@@ -102,8 +103,18 @@ static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, floa
     }                                                                               \
     return nk_sumd(q0 + q1);
 
+/// The float sum of squares of a row of format `fmt` (NK_ELEM_*), converted as loaded.
+static inline __attribute__((always_inline)) double NK_NAME(nk_rms_row_sumsq_f_body)(const void *x, size_t n,
+                                                                                    const int fmt) {
+#define NK_E_LOAD(i) nk_elem_load(x, (i), fmt)
+#define NK_E_TAIL(i, k) nk_elem_load_partial(x, (i), (k), 0, fmt)
+    NK_RMS_SUMSQ_F_WALK(n, NK_E_LOAD, NK_E_TAIL)
+#undef NK_E_LOAD
+#undef NK_E_TAIL
+}
+
 static double NK_NAME(nk_rms_row_sumsq_f)(const float *x, size_t n) {
-    NK_RMS_SUMSQ_F_WALK(n, NK_X_LOAD, NK_X_TAIL)
+    return NK_NAME(nk_rms_row_sumsq_f_body)(x, n, NK_ELEM_F32);
 }
 
 static double NK_NAME(nk_rms_add_row_sumsq_f)(const float *a, const float *b, float *sum, size_t n) {
@@ -120,20 +131,47 @@ static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size
     if (i < n) (void)NK_NAME(nk_rms_add_tail)(a, b, sum, i, n - i);
 }
 
-static void NK_NAME(nk_rms_scale)(const float *x, float *y, size_t n, float r, const float *w, float offset) {
+/// y = (x·r)·(offset + w), x and y of format `fmt` (y may be x: each vector is read
+/// before it is written).
+static inline __attribute__((always_inline)) void NK_NAME(nk_rms_scale_body)(const void *x, void *y, size_t n, float r,
+                                                                            const float *w, float offset,
+                                                                            const int fmt) {
     const nk_vf rv = nk_splat(r), ov = nk_splat(offset);
     size_t i = 0;
     for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
-        const nk_vf a = (nk_load(x + i) * rv) * (ov + nk_load(w + i));
-        const nk_vf b = (nk_load(x + i + NK_W) * rv) * (ov + nk_load(w + i + NK_W));
-        nk_store(y + i, a);
-        nk_store(y + i + NK_W, b);
+        const nk_vf a = (nk_elem_load(x, i, fmt) * rv) * (ov + nk_load(w + i));
+        const nk_vf b = (nk_elem_load(x, i + NK_W, fmt) * rv) * (ov + nk_load(w + i + NK_W));
+        nk_elem_store2(y, i, a, b, fmt);
     }
-    for (; i + NK_W <= n; i += NK_W) nk_store(y + i, (nk_load(x + i) * rv) * (ov + nk_load(w + i)));
+    for (; i + NK_W <= n; i += NK_W) nk_elem_store(y, i, (nk_elem_load(x, i, fmt) * rv) * (ov + nk_load(w + i)), fmt);
     if (i < n) {
         const size_t k = n - i;
-        nk_store_partial(y + i, k, (nk_load_partial(x + i, k, 0) * rv) * (ov + nk_load_partial(w + i, k, 0)));
+        nk_elem_store_partial(y, i, k, (nk_elem_load_partial(x, i, k, 0, fmt) * rv) * (ov + nk_load_partial(w + i, k, 0)),
+                              fmt);
     }
+}
+
+static void NK_NAME(nk_rms_scale)(const float *x, float *y, size_t n, float r, const float *w, float offset) {
+    NK_NAME(nk_rms_scale_body)(x, y, n, r, w, offset, NK_ELEM_F32);
+}
+
+/// A row of 16-bit elements through the certified float sum and the scale, converted in
+/// registers: RMSKernel's certificate and arithmetic (Sources/NormKit/Norms/RMSNorm/
+/// RMSKernel.swift), in the same order, so the bits are the float row's, narrowed once.
+static inline __attribute__((always_inline)) int32_t NK_NAME(nk_rms_forward_row_half_body)(
+    const uint16_t *x, uint16_t *y, size_t n, double eps, const float *w, float offset, const int fmt) {
+    const double s = NK_NAME(nk_rms_row_sumsq_f_body)(x, n, fmt);
+    // RMSKernel.certified; a certified sum is below n·2^128, so ms <= 2^240 and no scaling.
+    if (!(s < __builtin_inf() && s >= (double)n * 0x1p-120)) return 1;
+    const double r = 1 / __builtin_sqrt(s / (double)n + eps);
+    NK_NAME(nk_rms_scale_body)(x, y, n, (float)r, w, offset, fmt);
+    return 0;
+}
+
+static int32_t NK_NAME(nk_rms_forward_row_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format, double eps,
+                                                const float *w, float offset) {
+    if (format == NK_ELEM_BF16) return NK_NAME(nk_rms_forward_row_half_body)(x, y, n, eps, w, offset, NK_ELEM_BF16);
+    return NK_NAME(nk_rms_forward_row_half_body)(x, y, n, eps, w, offset, NK_ELEM_F16);
 }
 
 static double NK_NAME(nk_rms_backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n) {
@@ -339,6 +377,7 @@ const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .add_row_sumsq_f = NK_NAME(nk_rms_add_row_sumsq_f),
     .add = NK_NAME(nk_rms_add),
     .scale = NK_NAME(nk_rms_scale),
+    .forward_row_half = NK_NAME(nk_rms_forward_row_half),
     .backward_dot = NK_NAME(nk_rms_backward_dot),
     .backward_row = NK_NAME(nk_rms_backward_row),
     .backward_sums = NK_NAME(nk_rms_backward_sums),

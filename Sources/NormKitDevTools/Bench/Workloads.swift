@@ -36,6 +36,8 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     case forwardF16 = "forward-f16"
     /// `LayerNorm.forward(_:addingTo:into:)` on bfloat16: h = bf16(h + x), y = norm(h).
     case fusedBF16 = "add-layernorm-bf16"
+    /// `RMSNorm.forward(_:into:)` on `HalfTensor<BFloat16>`.
+    case rmsBF16 = "rms-bf16"
 
     var isBackward: Bool {
         self == .backward || self == .backwardAccumulating || self == .rmsBackward || self == .groupBackward
@@ -43,7 +45,7 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     var isGroup: Bool { self == .group || self == .groupBackward }
     var isFused: Bool { self == .fused || self == .rmsFused || self == .fusedBF16 }
     /// Half-precision workloads: 2 bytes per element, and baselines that move as many.
-    var isHalf: Bool { self == .forwardBF16 || self == .forwardF16 || self == .fusedBF16 }
+    var isHalf: Bool { self == .forwardBF16 || self == .forwardF16 || self == .fusedBF16 || self == .rmsBF16 }
 
     /// Tensors a call reads or writes, each the input's size: forward reads x and
     /// writes y; backward reads x and dy and writes dx (its statistics, weight and
@@ -86,6 +88,8 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
             try! state.norm.forward(state.xh, into: &state.yh)
         case .fusedBF16:
             try! state.norm.forward(state.xb, addingTo: &state.hb, into: &state.yb)
+        case .rmsBF16:
+            try! state.rms.forward(state.xb, into: &state.yb)
         }
     }
 }
@@ -159,7 +163,7 @@ final class BenchState {
         sink = y
         bytes = x.scalarCount * (workload.isHalf ? 2 : MemoryLayout<Float>.stride)
         let empty = Tensor.zeros([0])
-        xb = HalfTensor(rounding: workload == .forwardBF16 || workload == .fusedBF16 ? x : empty)
+        xb = HalfTensor(rounding: workload == .forwardBF16 || workload == .fusedBF16 || workload == .rmsBF16 ? x : empty)
         yb = xb
         xh = HalfTensor(rounding: workload == .forwardF16 ? x : empty)
         yh = xh

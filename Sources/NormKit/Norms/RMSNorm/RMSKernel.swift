@@ -52,6 +52,27 @@ enum RMSKernel {
         }
     }
 
+    /// Normalises rows `rows` of 16-bit elements (`format`: NK_ELEM_BF16 or
+    /// NK_ELEM_F16) of `x` into `y` (which may be `x`), converting in registers
+    /// (`forward_row_half`); a row whose float sum the certificate refuses is widened into
+    /// `scratch` (two rows of floats), normalised by ``normalizeRow`` (the counted Double
+    /// sum) and narrowed. Either way the bits are the float row's, rounded once.
+    static func runHalf(
+        x: UnsafePointer<UInt16>, y: UnsafeMutablePointer<UInt16>, rows: Range<Int>, format: Int32,
+        parameters p: RMSParameters, scratch: UnsafeMutablePointer<Float>, conversions: nk_half_format_kernels
+    ) {
+        let n = p.dim
+        for row in rows {
+            let xr = x + row &* n, yr = y + row &* n
+            if p.kernels.forward_row_half(xr, yr, n, format, p.eps, p.weight, p.offset) != 0 {
+                conversions.widen(xr, scratch, n)
+                normalizeRow(UnsafePointer(scratch), scratch + n, floatSum: p.kernels.row_sumsq_f(scratch, n), p,
+                             keeping: nil)
+                conversions.narrow(scratch + n, yr, n)
+            }
+        }
+    }
+
     /// sum = input + residual (the float sum), then y = norm(sum), rows `rows`: the sum
     /// and its squares in one pass, giving the same bits as `run` on the sum (the same
     /// float pass, certificate and Double fallback on the same float values). `sum` may

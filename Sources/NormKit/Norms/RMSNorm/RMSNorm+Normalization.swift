@@ -54,7 +54,11 @@ extension RMSNorm {
                     weight: p.weight, offset: p.offset,
                     partials: r.partialWeight!.assumingMemoryBound(to: Double.self), kernels: p.kernels)
                 for b in blocks { j.run(block: b) }
-            }, partialsAreDouble: true))
+            }, partialsAreDouble: true, halfForward: { context, format, x, y, start, end, scratch, conversions in
+                RMSKernel.runHalf(x: x, y: y, rows: start ..< end, format: format,
+                                  parameters: context.assumingMemoryBound(to: RMSParameters.self).pointee,
+                                  scratch: scratch, conversions: conversions)
+            }))
         }
     }
 }
