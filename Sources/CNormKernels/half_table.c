@@ -7,7 +7,7 @@
 #include <cpuid.h>
 
 extern const nk_half_kernels nk_half_kernels_baseline, nk_half_kernels_avx2, nk_half_kernels_avx512,
-    nk_half_kernels_avx2_f16c, nk_half_kernels_avx512_bf16;
+    nk_half_kernels_avx2_f16c, nk_half_kernels_avx512bf16;
 
 /// CPUID.1:ECX.F16C[bit 29].
 static int nk_has_f16c(void) {
@@ -39,15 +39,18 @@ static int nk_half_features(void) {
     return features;
 }
 
+int32_t nk_cpu_has_avx512bf16(void) { return (nk_half_features() & 2) != 0; }
+
 const nk_half_kernels *nk_half_kernels_for(int32_t level) {
     if (level < 0 || level > nk_isa_detected()) return NULL;
     const int features = nk_half_features();
     switch (level) {
-    case NK_ISA_AVX512: return (features & 2) ? &nk_half_kernels_avx512_bf16 : &nk_half_kernels_avx512;
+    case NK_ISA_AVX512: return (features & 2) ? &nk_half_kernels_avx512bf16 : &nk_half_kernels_avx512;
     case NK_ISA_AVX2: return (features & 1) ? &nk_half_kernels_avx2_f16c : &nk_half_kernels_avx2;
     default: return &nk_half_kernels_baseline;
     }
 }
 #else
+int32_t nk_cpu_has_avx512bf16(void) { return 0; }
 NK_TABLE_GETTER(nk_half_kernels, nk_half_kernels_for)
 #endif

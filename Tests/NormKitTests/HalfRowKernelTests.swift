@@ -133,6 +133,47 @@ struct HalfRowKernelTests {
     }
     #endif
 
+    /// On a CPU with AVX512_BF16 the avx512 level's LayerNorm and RMSNorm tables are a
+    /// variant that narrows bfloat16 with VCVTNE2PS2BF16; the tests above run it. This
+    /// one runs the plain avx512 tables (integer rounding, one word permute per pair) on
+    /// the same rows and compares the two, bit for bit: every bfloat16 pattern at and
+    /// around its ties (LayerNorm with weight 0 gives y = b), subnormal outputs included,
+    /// and every hard row through both norms. Nothing to compare on other CPUs.
+    @Test func avx512BF16VariantGivesThePlainTablesBits() throws {
+        guard nk_cpu_has_avx512bf16() != 0, let variant = nk_layernorm_kernels_for(NK_ISA_AVX512),
+              let plain = nk_layernorm_kernels_for_plain(NK_ISA_AVX512),
+              let rmsVariant = nk_rmsnorm_kernels_for(NK_ISA_AVX512), let rmsPlain = nk_rmsnorm_kernels_for_plain(NK_ISA_AVX512)
+        else { return }
+        let dim = 4096
+        var biases: [Float] = []
+        for high in UInt32(0) ... 0xffff {
+            for low: UInt32 in [0, 0x7fff, 0x8000, 0x8001] { biases.append(Float(bitPattern: high << 16 | low)) }
+        }
+        biases += [Float](repeating: 0, count: (dim - biases.count % dim) % dim)
+        let x = HalfTensor<BFloat16>(rounding: Tensor.randomNormal([1, dim], seed: 3)).elements.map(\.bitPattern)
+        let zeros = [Float](repeating: 0, count: dim)
+        var differing = 0
+        var a = [UInt16](repeating: 0, count: dim), b = a
+        var stats = [Double](repeating: 0, count: 2)
+        for start in stride(from: 0, to: biases.count, by: dim) {
+            let bias = Array(biases[start ..< start + dim])
+            let ra = variant.pointee.forward_row_sampled_half(x, &a, dim, NK_ELEM_BF16, 1e-5, zeros, bias, &stats)
+            let rb = plain.pointee.forward_row_sampled_half(x, &b, dim, NK_ELEM_BF16, 1e-5, zeros, bias, &stats)
+            if ra != rb || (ra == 0 && a != b) { differing += 1 }
+        }
+        #expect(differing == 0, "LayerNorm: \(differing) rows differ between the AVX512_BF16 variant and the plain table")
+        let weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.3, seed: 8).scalars
+        for row in Self.rows(dim: dim) {
+            let h = HalfTensor<BFloat16>(rounding: try Tensor(shape: [dim], scalars: row)).elements.map(\.bitPattern)
+            let ra = variant.pointee.forward_row_sampled_half(h, &a, dim, NK_ELEM_BF16, 1e-5, weight, zeros, &stats)
+            let rb = plain.pointee.forward_row_sampled_half(h, &b, dim, NK_ELEM_BF16, 1e-5, weight, zeros, &stats)
+            #expect(ra == rb && (ra != 0 || a == b), "LayerNorm row differs")
+            let sa = rmsVariant.pointee.forward_row_half(h, &a, dim, NK_ELEM_BF16, 1e-6, weight, 0)
+            let sb = rmsPlain.pointee.forward_row_half(h, &b, dim, NK_ELEM_BF16, 1e-6, weight, 0)
+            #expect(sa == sb && (sa != 0 || a == b), "RMSNorm row differs")
+        }
+    }
+
     @Test func bfloat16RowsGiveTheRoundedFloatForwardOnEveryPath() throws { try check(BFloat16.self) }
 
     #if !(os(macOS) && arch(x86_64))

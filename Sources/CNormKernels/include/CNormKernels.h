@@ -22,6 +22,10 @@
 /// once; `NK_ISA_BASELINE` off x86-64.
 int32_t nk_isa_detected(void);
 
+/// 1 when the CPU has AVX512_BF16 (cpuid, read once; 0 off x86-64). The avx512 level's
+/// tables then come in a variant that narrows bfloat16 with it, with the same bits.
+int32_t nk_cpu_has_avx512bf16(void);
+
 /// Σ d and Σ d² of a row's differences d = x - shift, in double.
 typedef struct nk_moments {
     double sum;
@@ -122,6 +126,8 @@ typedef struct nk_layernorm_kernels {
 
 /// The LayerNorm table of `level`, or NULL when this CPU lacks it.
 const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for(int32_t level);
+/// The table of `level` without the AVX512_BF16 variant (tests compare the two).
+const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for_plain(int32_t level);
 
 #pragma clang assume_nonnull end
 

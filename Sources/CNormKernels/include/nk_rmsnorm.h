@@ -62,6 +62,8 @@ typedef struct nk_rmsnorm_kernels {
 
 /// The RMSNorm table of `level`, or NULL when this CPU lacks it.
 const nk_rmsnorm_kernels *_Nullable nk_rmsnorm_kernels_for(int32_t level);
+/// The table of `level` without the AVX512_BF16 variant (tests compare the two).
+const nk_rmsnorm_kernels *_Nullable nk_rmsnorm_kernels_for_plain(int32_t level);
 
 #pragma clang assume_nonnull end
 

@@ -10,7 +10,8 @@
 //   nk_vf, nk_vd       float and double vectors of NK_W lanes (clang vector extensions)
 //   nk_load/nk_store   unaligned loads and stores of nk_vf
 //   NK_FMA(a, b, c)    a·b + c, fused (one rounding) where the level has FMA, else two roundings
-//   NK_NAME(f)         f_baseline, f_avx2 or f_avx512: the level's own symbol names
+//   NK_NAME(f)         f_baseline, f_avx2 or f_avx512 (f_avx512bf16 for the AVX512_BF16
+//                      variant of the avx512 level): the level's own symbol names
 //   NK_HAS_FMA         1 when NK_FMA is fused
 // and puts every function up to isa/end.h under the level's target attribute
 // (`#pragma clang attribute`), so no compiler flag is needed. x86 levels above the
@@ -29,6 +30,15 @@
 #define NK_SUFFIX avx2
 #define NK_HAS_FMA 1
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#elif NK_LEVEL == 2 && defined(__x86_64__) && defined(NK_AVX512BF16)
+// The avx512 level's variant for CPUs with AVX512_BF16 (a file defines NK_AVX512BF16
+// before this header; its table is chosen by cpuid: isa/table.h).
+#define NK_ENABLED 1
+#define NK_W 16
+#define NK_SUFFIX avx512bf16
+#define NK_HAS_FMA 1
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512bf16,avx2,fma"))), \
+                             apply_to = function)
 #elif NK_LEVEL == 2 && defined(__x86_64__)
 #define NK_ENABLED 1
 #define NK_W 16

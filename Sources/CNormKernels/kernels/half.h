@@ -53,7 +53,7 @@
         else NK_NAME(prefix##_add_body)(a, b, sum, rounded, n, 0);                             \
     }
 
-NK_HALF_LOOPS(nk_bf16_int, nk_bf16_widen_int, nk_bf16_narrow_int, NK_BF16_NARROW_STORE2)
+NK_HALF_LOOPS(nk_bf16_int, nk_bf16_widen_int, nk_bf16_narrow_int, NK_BF16_INT_NARROW_STORE2)
 NK_HALF_LOOPS(nk_f16_int, nk_f16_widen_int, nk_f16_narrow_int, NK_F16_NARROW_STORE2_INT)
 
 #define NK_HALF_FORMAT(prefix, name) \

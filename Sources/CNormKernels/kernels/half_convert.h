@@ -122,12 +122,46 @@ static inline __attribute__((always_inline)) void nk_f16_narrow_store2_avx512(ui
     const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
     memcpy(p, &h, sizeof h);
 }
-#define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_avx512
+#define NK_BF16_INT_NARROW_STORE2 nk_bf16_narrow_store2_avx512
 #define NK_F16_NARROW_STORE2 nk_f16_narrow_store2_avx512
+#if defined(NK_AVX512BF16)
+/// float -> bfloat16 by VCVTNEPS2BF16 (round to nearest even; a NaN gets the integer
+/// code's quiet NaN). It flushes float subnormals to zero, so lanes holding one take
+/// the integer result: the integer code's bits in every lane.
+static inline __attribute__((always_inline)) nk_vh nk_bf16_narrow_native(nk_vf f) {
+    const __m512 v = (__m512)f;
+    __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    const __mmask16 subnormal = _mm512_fpclass_ps_mask(v, 0x20);
+    if (subnormal) {
+        nk_vh exact = nk_bf16_narrow_int(f);
+        __m256i e;
+        memcpy(&e, &exact, sizeof e);
+        h = _mm256_mask_blend_epi16(subnormal, h, e);
+    }
+    nk_vh out;
+    memcpy(&out, &h, sizeof out);
+    return out;
+}
+/// Two vectors by one VCVTNE2PS2BF16, stored as one; a pair holding a float subnormal
+/// takes the integer code (nk_bf16_narrow_store2_avx512).
+static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_native(uint16_t *p, nk_vf f0, nk_vf f1) {
+    if (_mm512_fpclass_ps_mask((__m512)f0, 0x20) | _mm512_fpclass_ps_mask((__m512)f1, 0x20)) {
+        nk_bf16_narrow_store2_avx512(p, f0, f1);
+        return;
+    }
+    const __m512bh h = _mm512_cvtne2ps_pbh((__m512)f1, (__m512)f0);  // f0 in the low half
+    memcpy(p, &h, sizeof h);
+}
+#define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_native
+#define NK_BF16_NARROW nk_bf16_narrow_native
+#else
+#define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_avx512
+#endif
 #else
 #define NK_F16_WIDEN nk_f16_widen_int
 #define NK_F16_NARROW nk_f16_narrow_int
-#define NK_BF16_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_bf16_narrow_int, p, f0, f1)
+#define NK_BF16_INT_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_bf16_narrow_int, p, f0, f1)
+#define NK_BF16_NARROW_STORE2 NK_BF16_INT_NARROW_STORE2
 #define NK_F16_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_f16_narrow_int, p, f0, f1)
 #endif
 /// Two vectors through NARROW, stored one after the other.
@@ -135,7 +169,9 @@ static inline __attribute__((always_inline)) void nk_f16_narrow_store2_avx512(ui
 /// The integer binary16 narrowing, two vectors at a time.
 #define NK_F16_NARROW_STORE2_INT(p, f0, f1) NK_NARROW_STORE2(nk_f16_narrow_int, p, f0, f1)
 #define NK_BF16_WIDEN nk_bf16_widen_int
+#ifndef NK_BF16_NARROW
 #define NK_BF16_NARROW nk_bf16_narrow_int
+#endif
 
 // Row access by element format (NK_ELEM_F32, NK_ELEM_BF16, NK_ELEM_F16; `fmt` a constant
 // at every call, so the choice folds away): the row kernels written over a format
