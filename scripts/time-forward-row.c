@@ -1,7 +1,8 @@
 // One LayerNorm forward row at the AVX-512 level, timed alone: the kernel layer's
 // forward_row_sampled over ROWS rows of 768 floats (U[-2, 2), bench's affine w ~ N(1, 0.2),
 // b ~ N(0, 0.1)), repeated REPS times, 15 timings; prints the median and the fastest, in ns
-// per row. ROWS = 4 keeps everything in L1 (the kernel's own cost); 1024 is bench's
+// per row, and how many rows the sampled path refused (a refused row's time here is
+// only its refusal). ROWS = 4 keeps everything in L1 (the kernel's own cost); 1024 is bench's
 // [1,1024,768]. Build and run from the repository root:
 //
 //   S=Sources/CNormKernels; clang -O2 -I$S -I$S/include scripts/time-forward-row.c -lm -o /tmp/time-row
@@ -43,15 +44,20 @@ int main(int argc, char **argv) {
           *b = malloc(n * sizeof *b);
     for (size_t i = 0; i < n; i++) w[i] = (float)(1 + 0.2 * normal()), b[i] = (float)(0.1 * normal());
     for (size_t i = 0; i < n * rows; i++) x[i] = (float)(-2 + 4 * uniform());
+    float w_max = 0, b_max = 0;
+    for (size_t i = 0; i < n; i++) w_max = fmaxf(w_max, fabsf(w[i])), b_max = fmaxf(b_max, fabsf(b[i]));
+    size_t refused = 0;
     double stats[2], times[15];
+    for (size_t row = 0; row < rows; row++)
+        refused += nk_ln_forward_row_sampled_avx512(x + row * n, y + row * n, n, 1e-5, w, b, w_max, b_max, stats) != 0;
     for (int t = 0; t < 15; t++) {
         const double start = now();
         for (int r = 0; r < reps; r++)
             for (size_t row = 0; row < rows; row++)
-                nk_ln_forward_row_sampled_avx512(x + row * n, y + row * n, n, 1e-5, w, b, stats);
+                nk_ln_forward_row_sampled_avx512(x + row * n, y + row * n, n, 1e-5, w, b, w_max, b_max, stats);
         times[t] = (now() - start) / ((double)reps * (double)rows) * 1e9;
     }
     qsort(times, 15, sizeof times[0], ascending);
-    printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu)\n", times[7], times[0], rows, n);
+    printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu, %zu refused)\n", times[7], times[0], rows, n, refused);
     return 0;
 }

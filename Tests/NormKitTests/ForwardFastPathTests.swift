@@ -12,6 +12,9 @@ import Glibc
 import Darwin
 #endif
 
+/// max |v[i]|, as the layer passes it to the kernels (ForwardParameters.largestMagnitude).
+private func largest(_ v: [Float]) -> Float { v.withUnsafeBufferPointer { ForwardParameters.largestMagnitude($0.baseAddress!, $0.count) } }
+
 /// One row through the kernel layer's `forward_row_path` at `level`, with the shift
 /// given (NormKit's caller passes Float(sdot(x, 1)/n)).
 private func runRow(
@@ -26,7 +29,7 @@ private func runRow(
     let table = Kernels.layerNorm(at: level)
     let path = y.withUnsafeMutableBufferPointer { yp in
         stats.withUnsafeMutableBufferPointer { sp in
-            table.forward_row_path(x, yp.baseAddress!, n, s, eps, w, b, sp.baseAddress!)
+            table.forward_row_path(x, yp.baseAddress!, n, s, eps, w, b, largest(w), largest(b), sp.baseAddress!)
         }
     }
     return (y, path, stats)
@@ -46,9 +49,10 @@ private func runSampled(
     let status = y.withUnsafeMutableBufferPointer { yp in
         stats.withUnsafeMutableBufferPointer { sp in
             if inPlace {
-                return table.forward_row_sampled(UnsafePointer(yp.baseAddress!), yp.baseAddress!, n, eps, w, b, sp.baseAddress!)
+                return table.forward_row_sampled(UnsafePointer(yp.baseAddress!), yp.baseAddress!, n, eps, w, b, largest(w),
+                                                 largest(b), sp.baseAddress!)
             }
-            return table.forward_row_sampled(x, yp.baseAddress!, n, eps, w, b, sp.baseAddress!)
+            return table.forward_row_sampled(x, yp.baseAddress!, n, eps, w, b, largest(w), largest(b), sp.baseAddress!)
         }
     }
     return (status, y, stats)

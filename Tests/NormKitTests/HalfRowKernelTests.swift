@@ -157,16 +157,18 @@ struct HalfRowKernelTests {
         var stats = [Double](repeating: 0, count: 2)
         for start in stride(from: 0, to: biases.count, by: dim) {
             let bias = Array(biases[start ..< start + dim])
-            let ra = variant.pointee.forward_row_sampled_half(x, &a, dim, NK_ELEM_BF16, 1e-5, zeros, bias, &stats)
-            let rb = plain.pointee.forward_row_sampled_half(x, &b, dim, NK_ELEM_BF16, 1e-5, zeros, bias, &stats)
+            let bmax = bias.withUnsafeBufferPointer { ForwardParameters.largestMagnitude($0.baseAddress!, dim) }
+            let ra = variant.pointee.forward_row_sampled_half(x, &a, dim, NK_ELEM_BF16, 1e-5, zeros, bias, 0, bmax, &stats)
+            let rb = plain.pointee.forward_row_sampled_half(x, &b, dim, NK_ELEM_BF16, 1e-5, zeros, bias, 0, bmax, &stats)
             if ra != rb || (ra == 0 && a != b) { differing += 1 }
         }
         #expect(differing == 0, "LayerNorm: \(differing) rows differ between the AVX512_BF16 variant and the plain table")
         let weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.3, seed: 8).scalars
+        let wmax = weight.withUnsafeBufferPointer { ForwardParameters.largestMagnitude($0.baseAddress!, dim) }
         for row in Self.rows(dim: dim) {
             let h = HalfTensor<BFloat16>(rounding: try Tensor(shape: [dim], scalars: row)).elements.map(\.bitPattern)
-            let ra = variant.pointee.forward_row_sampled_half(h, &a, dim, NK_ELEM_BF16, 1e-5, weight, zeros, &stats)
-            let rb = plain.pointee.forward_row_sampled_half(h, &b, dim, NK_ELEM_BF16, 1e-5, weight, zeros, &stats)
+            let ra = variant.pointee.forward_row_sampled_half(h, &a, dim, NK_ELEM_BF16, 1e-5, weight, zeros, wmax, 0, &stats)
+            let rb = plain.pointee.forward_row_sampled_half(h, &b, dim, NK_ELEM_BF16, 1e-5, weight, zeros, wmax, 0, &stats)
             #expect(ra == rb && (ra != 0 || a == b), "LayerNorm row differs")
             let sa = rmsVariant.pointee.forward_row_half(h, &a, dim, NK_ELEM_BF16, 1e-6, weight, 0)
             let sb = rmsPlain.pointee.forward_row_half(h, &b, dim, NK_ELEM_BF16, 1e-6, weight, 0)

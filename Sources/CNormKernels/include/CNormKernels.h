@@ -73,26 +73,29 @@ typedef struct nk_layernorm_kernels {
     /// One forward row (docs/numerics.md): the moments about `shift` (a float near the
     /// mean, e.g. sdot(x, 1)/n; any finite value is correct, a far one costs a second
     /// pass), the mean and rstd in double, then y. Writes them to stats[0], stats[1].
-    /// A row holding NaN or infinity gets y = NaN and NaN statistics.
+    /// A row holding NaN or infinity gets y = NaN and NaN statistics. `w_max` and `b_max`
+    /// are the largest |w[i]| and |b[i]| (NaN if any is NaN): the output certificate
+    /// bounds its error from them and max|y| (docs/numerics.md, "The affine certificate");
+    /// values too small make it unsound, so callers compute them from w and b.
     void (*forward_row)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
-                        const float *b, double *stats);
+                        const float *b, float w_max, float b_max, double *stats);
     /// forward_row, returning the path the row took (NK_LN_PATH_*; docs/numerics.md, "The
     /// fast path"). Every row not on the fast path is also counted (nk_ln_path_counts).
     int32_t (*forward_row_path)(const float *x, float *y, size_t n, float shift, double eps, const float *w,
-                                const float *b, double *stats);
+                                const float *b, float w_max, float b_max, double *stats);
     /// The fast path alone, about a shift from a sample of the row instead of a given one
     /// (no read of the row for it: docs/numerics.md, "The shift"). Returns 0 with y and
     /// stats written as forward_row would write them, or 1 when the row is not certified
     /// on it: then stats are untouched, and y too when y == x; else y holds no result
     /// and the caller runs forward_row. A row's outcome depends on the row alone.
     int32_t (*forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w, const float *b,
-                                   double *stats);
+                                   float w_max, float b_max, double *stats);
     /// forward_row_sampled on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
     /// NK_ELEM_F16), widened and narrowed in registers: the same outcome and stats as
     /// forward_row_sampled on the row widened to float, and y that call's y rounded to
     /// the format (round to nearest even). y may be x; otherwise they may not overlap.
     int32_t (*forward_row_sampled_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format, double eps,
-                                        const float *w, const float *b, double *stats);
+                                        const float *w, const float *b, float w_max, float b_max, double *stats);
 
     // Backward (Sources/NormKit/Norms/LayerNorm/BackwardKernel.swift has the math and the check).
     // Multiplies and adds round separately (no FMA): the row check's bound assumes it.

@@ -126,17 +126,18 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
 #undef NK_LN_FAST_STEP
 NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, float shift), (x, n, shift))
 
-/// The output pass with its certificate's two maxima: y = fma(t, w, b) with
+/// The output pass with its certificate's maximum: y = fma(t, w, b) with
 /// t = ((x·p - hi) - lo)·r (p = 1 skips the multiply), or, `centred`, t = fma(x, r, hi)
 /// with hi = Float(-mean·r) (FMA levels, |mean| <= 2σ: docs/numerics.md, "The centred
-/// form"); out[0] = max |w|·(|t| + kappa), out[1] = max |y| (NaN skipped). Writes y only
-/// when `store`. `scaled`, `centred` and `store` are constants at every call.
-static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body)(
+/// form"); returns max |y| (NaN skipped), and with `want_m` stores
+/// max |w|·(|t| + kappa) at *m_out (NaN skipped). Writes y only when `store`. `scaled`,
+/// `centred`, `store` and `want_m` are constants at every call.
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_body)(
     const void *x, void *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
-    const float *b, float kappa, float *out, int scaled, int centred, int store, const int fmt) {
+    const float *b, float kappa, float *m_out, int scaled, int centred, int store, int want_m, const int fmt) {
     const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
     const nk_vf kv = nk_splat(kappa);
-    nk_vf mm = {}, ym = {}, mm1 = {}, ym1 = {};  // two chains of the maxima
+    nk_vf ym = {}, ym1 = {}, mm = {}, mm1 = {};  // two chains of each maximum
 #define NK_LN_CERT_STEP(xv0, wv, bv, STORE)                                 \
     do {                                                                    \
         nk_vf xv_ = (xv0);                                                  \
@@ -144,8 +145,8 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body
         const nk_vf t_ = centred ? NK_FMA(xv_, r, hi) : ((xv_ - hi) - lo) * r; \
         const nk_vf y_ = NK_FMA(t_, (wv), (bv));                            \
         STORE(y_);                                                          \
-        mm = nk_max_skip_nan(mm, nk_abs(wv) * (nk_abs(t_) + kv));           \
         ym = nk_max_skip_nan(ym, nk_abs(y_));                               \
+        if (want_m) mm = nk_max_skip_nan(mm, nk_abs(wv) * (nk_abs(t_) + kv)); \
     } while (0)
     size_t i = 0;
     for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
@@ -155,11 +156,11 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body
 #define NK_LN_KEEP0(v) y0 = (v)
 #define NK_LN_KEEP1(v) y1 = (v)
         NK_LN_CERT_STEP(nk_elem_load(x, i, fmt), wv, bv, NK_LN_KEEP0);
-        const nk_vf swap_m = mm, swap_y = ym;
-        mm = mm1, ym = ym1;
+        const nk_vf swap_y = ym, swap_m = mm;
+        ym = ym1, mm = mm1;
         NK_LN_CERT_STEP(nk_elem_load(x, i + NK_W, fmt), wv1, bv1, NK_LN_KEEP1);
-        mm1 = mm, ym1 = ym;
-        mm = swap_m, ym = swap_y;
+        ym1 = ym, mm1 = mm;
+        ym = swap_y, mm = swap_m;
         if (store) nk_elem_store2(y, i, y0, y1, fmt);
 #undef NK_LN_KEEP0
 #undef NK_LN_KEEP1
@@ -179,15 +180,16 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_ln_affine_cert_body
 #undef NK_LN_STORE_PART
     }
 #undef NK_LN_CERT_STEP
-    mm = nk_max_skip_nan(mm, mm1);
     ym = nk_max_skip_nan(ym, ym1);
-    float a = mm[0], c = ym[0];
-    for (int j = 1; j < NK_W; j++) {
-        a = mm[j] > a ? mm[j] : a;
-        c = ym[j] > c ? ym[j] : c;
+    float c = ym[0];
+    for (int j = 1; j < NK_W; j++) c = ym[j] > c ? ym[j] : c;
+    if (want_m) {
+        mm = nk_max_skip_nan(mm, mm1);
+        float a = mm[0];
+        for (int j = 1; j < NK_W; j++) a = mm[j] > a ? mm[j] : a;
+        *m_out = a;
     }
-    out[0] = a;
-    out[1] = c;
+    return c;
 }
 
 /// y in Double, rounded once to float: the affine step for rows whose float affine the
@@ -289,16 +291,18 @@ static int NK_NAME(nk_ln_double_stats)(const float *x, size_t n, float shift, do
 /// then its certificate: returns 0 when y is within 1e-6·max(1, max|y|) of the exact
 /// result, given the statistics' bounds in *st.
 /// The affine certificate: E = 1.001·u·(1.0001·A·M + Y) <= 1e-6·max(1, Y - E), with
-/// M, Y the output pass's maxima.
-static inline int NK_NAME(nk_ln_certified)(double a, const float *maxima) {
-    const double big = (double)maxima[1];
-    const double bound = 1.001 * NK_LN_U * (1.0001 * a * (double)maxima[0] + big);
+/// Y = max|y| from the output pass and M >= max |w_i|·(|t_i| + κ) (docs/numerics.md,
+/// "The affine certificate").
+static inline int NK_NAME(nk_ln_certified)(double a, double m, float y_max) {
+    const double big = (double)y_max;
+    const double bound = 1.001 * NK_LN_U * (1.0001 * a * m + big);
     const double scale = big - bound > 1 ? big - bound : 1;
     return bound <= 1e-6 * scale;
 }
 
 static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
-    const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b, const int fmt) {
+    const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b, float w_max,
+    float b_max, const int fmt) {
     const double mean = st->mean, rstd = st->rstd;
     const double variance = st->variance;
     // Per element (docs): |y_i - y*_i| <= u·|w_i|·(A·|x̂_i| + C) + u·|y_i|, with A the float
@@ -310,12 +314,36 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
     const int centred = NK_HAS_FMA && !scaled && variance > 0 && mean * mean <= 4 * variance;
     const double a = (centred ? 3.0 : NK_HAS_FMA ? 5.0 : 6.0) + st->rho / NK_LN_U;
     const double c = (centred ? 2.01 : 2.0) + st->mu / NK_LN_U;
-    const float kappa = (float)((c + 2e-5 * a) / (1.0001 * a));
-    float maxima[2];
+    const double kappa = (c + 2e-5 * a) / (1.0001 * a);
     // y may be x (in place): then y is written only once the row is certified, so a
-    // fallback still reads the input. `store` is a constant in each call (no branch per
-    // vector).
+    // fallback still reads the input. `store` and `want_m` are constants in each call
+    // (no branch per vector).
     const int in_place = x == (const void *)y;
+    // One form: the pass (storing y unless in place) gives Y, and M is bounded from Y and
+    // the call's max|w|, max|b|; when that bound refuses, a pass that stores nothing
+    // computes M = max|w|·(|t| + κ) element by element, which certifies what it did
+    // before this bound existed. In place, y is then written by a last pass.
+#define NK_LN_OUTPUT_FORM(PP, HI, LO, R, SCALED, CENTRED)                                                        \
+    do {                                                                                                        \
+        float m_ = 0;                                                                                           \
+        const float big_ =                                                                                      \
+            in_place ? NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,  \
+                                                       CENTRED, 0, 0, fmt)                                      \
+                     : NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,  \
+                                                       CENTRED, 1, 0, fmt);                                     \
+        const double bound_ = (1 + 4 * NK_LN_U) * ((double)big_ + (double)b_max) + 0x1p-140 + kappa * (double)w_max; \
+        int ok_ = NK_NAME(nk_ln_certified)(a, bound_, big_);                                                    \
+        if (!ok_) {                                                                                             \
+            (void)NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,      \
+                                                  CENTRED, 0, 1, fmt);                                          \
+            ok_ = NK_NAME(nk_ln_certified)(a, (double)m_, big_);                                                \
+        }                                                                                                       \
+        if (!ok_) return 1;                                                                                     \
+        if (in_place)                                                                                           \
+            (void)NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,      \
+                                                  CENTRED, 1, 0, fmt);                                          \
+        return 0;                                                                                               \
+    } while (0)
     if (scaled) {
         // Scale by p = 2^-e with e the exponent of the standard deviation: the
         // spread becomes about 1. p stays a normal float, and so does rstd/p.
@@ -329,39 +357,26 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
         const float hi = (float)ms;
         const float lo = (float)(ms - (double)hi);
         const float r = (float)(rstd / (double)p);
-        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 0, fmt);
-        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 1, fmt);
-        if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, p, hi, lo, r, w, b, kappa, maxima, 1, 0, 1, fmt);
-            return 0;
-        }
+        NK_LN_OUTPUT_FORM(p, hi, lo, r, 1, 0);
     } else if (centred) {
         const float r = (float)rstd;
         const float shift = (float)(-(mean * (double)r));  // -mean·r, within 2u of it
-        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 0, fmt);
-        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 1, fmt);
-        if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, shift, 0, r, w, b, kappa, maxima, 0, 1, 1, fmt);
-            return 0;
-        }
+        NK_LN_OUTPUT_FORM(1, shift, 0, r, 0, 1);
     } else {
         const float hi = (float)mean;
         const float lo = (float)(mean - (double)hi);
-        if (in_place) NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 0, fmt);
-        else NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 1, fmt);
-        if (in_place && NK_NAME(nk_ln_certified)(a, maxima)) {
-            NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, hi, lo, (float)rstd, w, b, kappa, maxima, 0, 0, 1, fmt);
-            return 0;
-        }
+        NK_LN_OUTPUT_FORM(1, hi, lo, (float)rstd, 0, 0);
     }
-    return NK_NAME(nk_ln_certified)(a, maxima) ? 0 : 1;
+#undef NK_LN_OUTPUT_FORM
 }
 NK_LN_BY_FORMAT(int, nk_ln_output,
-                (const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b),
-                (x, y, n, st, w, b))
+                (const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b,
+                 float w_max, float b_max),
+                (x, y, n, st, w, b, w_max, b_max))
 
 static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t n, float shift, double eps,
-                                               const float *w, const float *b, double *stats) {
+                                               const float *w, const float *b, float w_max, float b_max,
+                                               double *stats) {
     NK_NAME(nk_ln_stats) st;
     int32_t path = NK_LN_PATH_FAST;
     if (!(shift - shift == 0) || NK_NAME(nk_ln_fast_stats)(x, n, shift, eps, &st) != 0) {
@@ -373,9 +388,9 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
             return NK_LN_PATH_NONFINITE;
         }
     }
-    if (NK_NAME(nk_ln_output)(x, y, n, &st, w, b) != 0) {
+    if (NK_NAME(nk_ln_output)(x, y, n, &st, w, b, w_max, b_max) != 0) {
         if (path == NK_LN_PATH_FAST && NK_NAME(nk_ln_double_stats)(x, n, shift, eps, &st) == 0 &&
-            NK_NAME(nk_ln_output)(x, y, n, &st, w, b) == 0) {
+            NK_NAME(nk_ln_output)(x, y, n, &st, w, b, w_max, b_max) == 0) {
             path = NK_LN_PATH_DOUBLE_MOMENTS;
         } else {
             NK_NAME(nk_ln_affine_double)(x, y, n, st.mean, st.rstd, w, b);
@@ -408,7 +423,8 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
     })
 
 static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_sampled_body)(
-    const void *x, void *y, size_t n, double eps, const float *w, const float *b, double *stats, const int fmt) {
+    const void *x, void *y, size_t n, double eps, const float *w, const float *b, float w_max, float b_max,
+    double *stats, const int fmt) {
     if (n == 0) return 1;
     const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
     const size_t stride = n / k;
@@ -432,7 +448,7 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_s
     // NaN or ±inf sampled, or the mean overflowed float: refused (the !(s - s == 0) test).
     // In place (y == x), the output pass writes y only once certified: a refusal leaves x.
     int refused = !(shift - shift == 0) || NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, shift, eps, &st) != 0;
-    if (!refused && NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b) != 0) {
+    if (!refused && NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max) != 0) {
         // Only the output's certificate refused (the statistics were certified). Its
         // margin shrinks with the shift's distance k·σ from the mean (ρ grows as 1 + k²):
         // re-centre once on the mean just found, when that is more than σ/32 away, and
@@ -442,7 +458,7 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_s
         if (off * off * 1024 > st.variance) {
             const float again = (float)st.mean;
             refused = NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, again, eps, &st) != 0 ||
-                      NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b) != 0;
+                      NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max) != 0;
         }
     }
     if (refused) {
@@ -455,22 +471,24 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_s
 }
 
 static int32_t NK_NAME(nk_ln_forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w,
-                                                  const float *b, double *stats) {
-    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, stats, NK_ELEM_F32);
+                                                  const float *b, float w_max, float b_max, double *stats) {
+    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, NK_ELEM_F32);
 }
 
 /// The sampled fast path on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
 /// NK_ELEM_F16), converted in registers: the outcome, y's bits and stats are those of
 /// forward_row_sampled on the row widened to float, with y narrowed once.
 static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format,
-                                                       double eps, const float *w, const float *b, double *stats) {
-    if (format == NK_ELEM_BF16) return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, stats, NK_ELEM_BF16);
-    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, stats, NK_ELEM_F16);
+                                                       double eps, const float *w, const float *b, float w_max,
+                                                       float b_max, double *stats) {
+    if (format == NK_ELEM_BF16)
+        return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, NK_ELEM_BF16);
+    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, NK_ELEM_F16);
 }
 
 static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
-                                       const float *w, const float *b, double *stats) {
-    (void)NK_NAME(nk_ln_forward_row_path)(x, y, n, shift, eps, w, b, stats);
+                                       const float *w, const float *b, float w_max, float b_max, double *stats) {
+    (void)NK_NAME(nk_ln_forward_row_path)(x, y, n, shift, eps, w, b, w_max, b_max, stats);
 }
 
 // ---- Backward ----

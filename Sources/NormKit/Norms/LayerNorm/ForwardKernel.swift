@@ -18,8 +18,8 @@
 //    added in Double, with a bound computed from the two sums (shift near the mean, no
 //    overflow or underflow, finite values); then y = ((x - mean_hi) - mean_lo)·rstd·w + b
 //    in float (t = fma(x, rstd, -mean·rstd) for a mean within 2σ where the level has
-//    FMA: "The centred form"), with a bound of its error from two maxima the pass keeps, against
-//    1e-6·max(1, max|y|).
+//    FMA: "The centred form"), with a bound of its error from max|y|, which the pass keeps,
+//    and the call's max|w| and max|b| ("The affine certificate"), against 1e-6·max(1, max|y|).
 // 2. Double moments: D1 = Σ(x - s) and D2 = Σ(x - s)² in Double (a second pass about
 //    Float(mean) when s was more than a standard deviation off), the same float output,
 //    certified again.
@@ -42,6 +42,21 @@ struct ForwardParameters {
     var ones: UnsafePointer<Float>
     /// The kernel layer's LayerNorm functions at the level in force for this call.
     var kernels: nk_layernorm_kernels
+    /// max |weight[i]| and max |bias[i]| (NaN when one is NaN), for the output certificate.
+    var weightMax: Float
+    var biasMax: Float
+
+    /// The largest |v[i]| of `count` values; NaN when one is NaN (the certificate then
+    /// refuses every row, which the Double affine handles).
+    static func largestMagnitude(_ v: UnsafePointer<Float>, _ count: Int) -> Float {
+        var m: Float = 0
+        for i in 0 ..< count {
+            let a = abs(v[i])
+            if !(a <= m) { m = a.isNaN ? .nan : max(m, a) }
+            if m.isNaN { return .nan }
+        }
+        return m
+    }
 }
 
 enum ForwardKernel {
@@ -79,11 +94,12 @@ enum ForwardKernel {
             for row in rows {
                 ProcessExit.checkpoint()
                 let xr = x + row &* n, yr = y + row &* n
-                if p.kernels.forward_row_sampled_half(xr, yr, n, format, p.eps, p.weight, p.bias, out) != 0 {
+                if p.kernels.forward_row_sampled_half(xr, yr, n, format, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                                                     out) != 0 {
                     let wide = scratch, result = scratch + n
                     conversions.widen(xr, wide, n)
                     let shift = Float(BLAS.dotRepeating(n, wide, p.ones) / Double(n))
-                    p.kernels.forward_row(wide, result, n, shift, p.eps, p.weight, p.bias, out)
+                    p.kernels.forward_row(wide, result, n, shift, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out)
                     conversions.narrow(result, yr, n)
                 }
             }
@@ -104,9 +120,9 @@ enum ForwardKernel {
         var stats = (Double.nan, Double.nan)
         withUnsafeMutableBytes(of: &stats) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
-            if p.kernels.forward_row_sampled(x, y, p.dim, p.eps, p.weight, p.bias, out) != 0 {
+            if p.kernels.forward_row_sampled(x, y, p.dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out) != 0 {
                 let shift = Float(BLAS.dotRepeating(p.dim, x, p.ones) / Double(p.dim))
-                p.kernels.forward_row(x, y, p.dim, shift, p.eps, p.weight, p.bias, out)
+                p.kernels.forward_row(x, y, p.dim, shift, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out)
             }
         }
         return RowStatistics(mean: stats.0, rstd: stats.1)

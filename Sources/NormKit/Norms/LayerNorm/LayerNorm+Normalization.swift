@@ -70,8 +70,11 @@ extension LayerNorm {
         return w.withUnsafeBufferPointer { wp in
             b.withUnsafeBufferPointer { bp in
                 BLAS.ones.withUnsafeBufferPointer { ones in
-                    body(ForwardParameters(dim: dim, eps: Double(eps), weight: wp.baseAddress!,
-                                           bias: bp.baseAddress!, ones: ones.baseAddress!, kernels: kernels))
+                    body(ForwardParameters(
+                        dim: dim, eps: Double(eps), weight: wp.baseAddress!, bias: bp.baseAddress!,
+                        ones: ones.baseAddress!, kernels: kernels,
+                        weightMax: ForwardParameters.largestMagnitude(wp.baseAddress!, dim),
+                        biasMax: ForwardParameters.largestMagnitude(bp.baseAddress!, dim)))
                 }
             }
         }
