@@ -282,6 +282,32 @@ struct ForwardFastPathTests {
     /// Random rows from the hard-row catalogue and from the thresholds above, with random
     /// affine transforms: every one within 1e-6 at every level. NORMKIT_FAST_PATH_ROWS sets
     /// the count (CI: the default; docs/numerics.md records one run of 10^6).
+    /// The output certificate bounds its error from max|w| and max|b| (docs/numerics.md, "The
+    /// affine certificate"); a stale value would make it unsound, so the layer keeps them
+    /// with its parameters through every kind of change.
+    @Test("The certificate's max|w| and max|b| follow every change of the parameters")
+    func parameterLimitsFollowTheParameters() throws {
+        var layer = try LayerNorm(dim: 8)
+        #expect(layer.weightMax == 1 && layer.biasMax == 0)
+        layer.weight = try Tensor(shape: [8], scalars: [1, -7, 2, 0, 0, 0, 0, 3])
+        #expect(layer.weightMax == 7)
+        layer.bias.withUnsafeMutableBufferPointer { $0[5] = -250 }
+        #expect(layer.biasMax == 250)
+        layer.weight.withUnsafeMutableBufferPointer { $0[1] = .nan }
+        #expect(layer.weightMax.isNaN)
+        layer.weight = Tensor(shape: [8], repeating: 0.5)
+        #expect(layer.weightMax == 0.5)
+        // A bias of 1e4 cancelling w·x̂ at one element: correct with the limits the layer keeps.
+        let x = gaussianRow(8, seed: 12)
+        layer.bias = Tensor(shape: [8], repeating: 0)
+        let reference = try Reference.layerNormDouble(Tensor(shape: [1, 8], scalars: x), weight: layer.weight,
+                                                      bias: layer.bias, eps: layer.eps)
+        layer.weight.withUnsafeMutableBufferPointer { $0[2] = 2e4 }
+        layer.bias.withUnsafeMutableBufferPointer { $0[2] = -Float(2e4 * reference[2] / 0.5) + 0.25 }
+        let y = try layer.forward(Tensor(shape: [1, 8], scalars: x))
+        #expect(rowError(x, y.scalars, weight: layer.weight.scalars, bias: layer.bias.scalars) <= 1e-6)
+    }
+
     @Test("Property: catalogue and threshold rows, every path, within 1e-6")
     func property() {
         let rows = ProcessInfoLite.integer("NORMKIT_FAST_PATH_ROWS") ?? 1500

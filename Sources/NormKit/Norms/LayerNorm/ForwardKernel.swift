@@ -50,12 +50,18 @@ struct ForwardParameters {
     /// refuses every row, which the Double affine handles).
     static func largestMagnitude(_ v: UnsafePointer<Float>, _ count: Int) -> Float {
         var m: Float = 0
+        var nan = false
         for i in 0 ..< count {
             let a = abs(v[i])
-            if !(a <= m) { m = a.isNaN ? .nan : max(m, a) }
-            if m.isNaN { return .nan }
+            nan = nan || a.isNaN
+            m = a > m ? a : m
         }
-        return m
+        return nan ? .nan : m
+    }
+
+    /// ``largestMagnitude(_:_:)`` of a tensor's scalars (0 for an empty one).
+    static func largestMagnitude(of t: Tensor) -> Float {
+        t.withUnsafeBufferPointer { p in p.baseAddress.map { largestMagnitude($0, p.count) } ?? 0 }
     }
 }
 

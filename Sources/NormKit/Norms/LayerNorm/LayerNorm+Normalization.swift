@@ -73,8 +73,7 @@ extension LayerNorm {
                     body(ForwardParameters(
                         dim: dim, eps: Double(eps), weight: wp.baseAddress!, bias: bp.baseAddress!,
                         ones: ones.baseAddress!, kernels: kernels,
-                        weightMax: ForwardParameters.largestMagnitude(wp.baseAddress!, dim),
-                        biasMax: ForwardParameters.largestMagnitude(bp.baseAddress!, dim)))
+                        weightMax: elementwiseAffine ? weightMax : 1, biasMax: usesBias ? biasMax : 0))
                 }
             }
         }

@@ -38,10 +38,15 @@ public struct LayerNorm: RowNormalization {
     public let usesBias: Bool
     /// The per-feature scale, shape ``normalizedShape``, initialised to ones. Ignored when
     /// ``elementwiseAffine`` is false. A wrong shape makes ``forward(_:)`` throw.
-    public var weight: Tensor
+    public var weight: Tensor { didSet { weightMax = ForwardParameters.largestMagnitude(of: weight) } }
     /// The per-feature shift, shape ``normalizedShape``, initialised to zeros. Ignored when
     /// ``usesBias`` is false. A wrong shape makes ``forward(_:)`` throw.
-    public var bias: Tensor
+    public var bias: Tensor { didSet { biasMax = ForwardParameters.largestMagnitude(of: bias) } }
+    /// max |weight| and max |bias| (NaN when one is NaN), kept up to date on every change
+    /// of the parameters, so a call (one decode token) does not scan them: the forward's
+    /// output certificate bounds its error from them (docs/numerics.md, "The affine certificate").
+    private(set) var weightMax: Float = 1
+    private(set) var biasMax: Float = 0
     /// Ones and zeros, used in place of ``weight`` and ``bias`` when the layer skips
     /// them (they share storage with the initial weight and bias until those change).
     let identityWeight: Tensor
