@@ -7,6 +7,10 @@
 //
 //   S=Sources/CNormKernels; clang -O2 -I$S -I$S/include scripts/time-forward-row.c -lm -o /tmp/time-row
 //   /tmp/time-row 4 30000; /tmp/time-row 1024 100
+//
+// A third argument `bf16` times the bfloat16 row kernel (forward_row_sampled_half) on the
+// same values rounded to bfloat16; build with -DNK_AVX512BF16 for the AVX512_BF16 variant
+// (VCVTNE2PS2BF16 narrowing; the CPU must have it), without it for the integer narrowing.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,24 +44,35 @@ int main(int argc, char **argv) {
     if (!__builtin_cpu_supports("avx512f")) { fprintf(stderr, "this CPU has no AVX-512\n"); return 1; }
     const size_t n = 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
     const int reps = argc > 2 ? atoi(argv[2]) : 30000;
+    const int half = argc > 3 && strcmp(argv[3], "bf16") == 0;
     float *x = malloc(n * rows * sizeof *x), *y = malloc(n * rows * sizeof *y), *w = malloc(n * sizeof *w),
           *b = malloc(n * sizeof *b);
     for (size_t i = 0; i < n; i++) w[i] = (float)(1 + 0.2 * normal()), b[i] = (float)(0.1 * normal());
     for (size_t i = 0; i < n * rows; i++) x[i] = (float)(-2 + 4 * uniform());
+    uint16_t *xh = malloc(n * rows * sizeof *xh), *yh = malloc(n * rows * sizeof *yh);
+    for (size_t i = 0; i < n * rows; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        xh[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // round to nearest even (finite values)
+    }
     float w_max = 0, b_max = 0;
     for (size_t i = 0; i < n; i++) w_max = fmaxf(w_max, fabsf(w[i])), b_max = fmaxf(b_max, fabsf(b[i]));
     size_t refused = 0;
     double stats[2], times[15];
-    for (size_t row = 0; row < rows; row++)
-        refused += nk_ln_forward_row_sampled_avx512(x + row * n, y + row * n, n, 1e-5, w, b, w_max, b_max, stats) != 0;
+#define ROW(r)                                                                                                 \
+    (half ? NK_NAME(nk_ln_forward_row_sampled_half)(xh + (r) * n, yh + (r) * n, n, NK_ELEM_BF16, 1e-5, w, b, w_max, \
+                                                    b_max, stats)                                              \
+          : NK_NAME(nk_ln_forward_row_sampled)(x + (r) * n, y + (r) * n, n, 1e-5, w, b, w_max, b_max, stats))
+    for (size_t row = 0; row < rows; row++) refused += ROW(row) != 0;
     for (int t = 0; t < 15; t++) {
         const double start = now();
         for (int r = 0; r < reps; r++)
             for (size_t row = 0; row < rows; row++)
-                nk_ln_forward_row_sampled_avx512(x + row * n, y + row * n, n, 1e-5, w, b, w_max, b_max, stats);
+                (void)ROW(row);
         times[t] = (now() - start) / ((double)reps * (double)rows) * 1e9;
     }
     qsort(times, 15, sizeof times[0], ascending);
-    printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu, %zu refused)\n", times[7], times[0], rows, n, refused);
+    printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu%s, %zu refused)\n", times[7], times[0], rows, n,
+           half ? " bf16" : "", refused);
     return 0;
 }
