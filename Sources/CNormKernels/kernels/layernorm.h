@@ -89,6 +89,15 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
         fq[c] = NK_FMA(d_, d_, fq[c]);         \
     } while (0)
 
+/// Rows ahead that the fast moments prefetch, one line per vector read: the row after
+/// next when rows are contiguous, as the forward's callers hand them (a prefetch never
+/// faults, so past a buffer's end it is only a wasted request). Two threads from DRAM
+/// gained 8% with it, one thread and rows in cache nothing either way; 4 and 8 rows were
+/// slower (docs/performance.md, "Half forms in registers, and a cheaper output certificate").
+#define NK_LN_PREFETCH_ROWS 2
+/// Bytes per element of format `fmt`.
+#define NK_ELEM_SIZE(fmt) ((size_t)((fmt) == NK_ELEM_F32 ? 4 : 2))
+
 /// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_FAST_TERMS terms per lane, the
 /// block partials added in double. A non-finite result means an infinity or NaN in the
 /// row, or an overflow of a difference, a square or a partial: the caller falls back.
@@ -101,8 +110,11 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
     for (; i + block <= n; i += block) {
         nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
         for (int t = 0; t < NK_LN_FAST_TERMS; t++)
-            for (int c = 0; c < NK_LN_FAST_CHAINS; c++)
-                NK_LN_FAST_STEP(c, nk_elem_load(x, i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W, fmt));
+            for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
+                const size_t at = i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W;
+                __builtin_prefetch((const char *)x + (at + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3);
+                NK_LN_FAST_STEP(c, nk_elem_load(x, at, fmt));
+            }
         for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
             sa += nk_widen(fa[c]);
             sq += nk_widen(fq[c]);
