@@ -397,6 +397,7 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
             for (size_t i = 0; i < n; i++) y[i] = __builtin_nanf("");
             stats[0] = __builtin_nan("");
             stats[1] = __builtin_nan("");
+            nk_ln_count_path(NK_LN_PATH_NONFINITE);
             return NK_LN_PATH_NONFINITE;
         }
     }
