@@ -1,11 +1,12 @@
 // The half-precision forms of every row norm (BFloat16, Float16 in and out), written
 // once over the engine. A norm with a half row kernel (`_RowFunctions.halfForward`:
-// LayerNorm) reads and writes the half rows itself, converting in registers; for the
-// others each block of rows is widened to float in the running thread's
-// `ThreadScratch.half` block, normalised there by the norm's own float row function,
-// and narrowed once into the output. Both give the same bits: the float forward of the
-// widened rows (the same statistics and affine as the float forms), rounded once. The fused add rounds the stream to the half type first, then
-// normalises the rounded stream. docs/numerics.md ("Half-precision elements") has the
+// LayerNorm, RMSNorm) reads and writes the half rows itself, converting in registers;
+// otherwise (GroupNorm, RMSNorm's Hugging Face order) each block of rows is widened to
+// float in the running thread's `ThreadScratch.half` block, normalised there by the
+// norm's own float row function, and narrowed once into the output. Both give the same
+// bits: the float forward of the widened rows (the same statistics and affine as the
+// float forms), rounded once. The fused add rounds the stream to the half type first,
+// then normalises the rounded stream. docs/numerics.md ("Half-precision elements") has the
 // error bound; docs/architecture.md why the engine, not each norm, does this.
 
 import CNormKernels
@@ -113,7 +114,8 @@ enum HalfEngine {
     /// widening, normalising and narrowing.
     static let chunkFloats = 8 * 1024
 
-    /// Runs `functions.forward` over all rows of `layout`, through float scratch.
+    /// Runs the norm over all rows of `layout`: `functions.halfForward` when the norm has
+    /// it (and no `halfScale`), else `functions.forward` through float scratch.
     /// Allocates nothing once each running thread has scratch of this size.
     static func forward(
         _ functions: _RowFunctions, _ layout: _RowLayout, _ format: _HalfFormat, _ conversions: nk_half_format_kernels,
