@@ -7,7 +7,7 @@
 #include <cpuid.h>
 
 extern const nk_half_kernels nk_half_kernels_baseline, nk_half_kernels_avx2, nk_half_kernels_avx512,
-    nk_half_kernels_avx2_f16c, nk_half_kernels_avx512bf16;
+    nk_half_kernels_avx2f16c, nk_half_kernels_avx512bf16;
 
 /// CPUID.1:ECX.F16C[bit 29].
 static int nk_has_f16c(void) {
@@ -40,17 +40,19 @@ static int nk_half_features(void) {
 }
 
 int32_t nk_cpu_has_avx512bf16(void) { return (nk_half_features() & 2) != 0; }
+int32_t nk_cpu_has_f16c(void) { return (nk_half_features() & 1) != 0; }
 
 const nk_half_kernels *nk_half_kernels_for(int32_t level) {
     if (level < 0 || level > nk_isa_detected()) return NULL;
     const int features = nk_half_features();
     switch (level) {
     case NK_ISA_AVX512: return (features & 2) ? &nk_half_kernels_avx512bf16 : &nk_half_kernels_avx512;
-    case NK_ISA_AVX2: return (features & 1) ? &nk_half_kernels_avx2_f16c : &nk_half_kernels_avx2;
+    case NK_ISA_AVX2: return (features & 1) ? &nk_half_kernels_avx2f16c : &nk_half_kernels_avx2;
     default: return &nk_half_kernels_baseline;
     }
 }
 #else
 int32_t nk_cpu_has_avx512bf16(void) { return 0; }
+int32_t nk_cpu_has_f16c(void) { return 0; }
 NK_TABLE_GETTER(nk_half_kernels, nk_half_kernels_for)
 #endif

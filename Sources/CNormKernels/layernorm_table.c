@@ -1,7 +1,7 @@
 // nk_layernorm_kernels_for(level): the LayerNorm table of a level.
 #include "isa/table.h"
 
-NK_TABLE_GETTER_BF16(nk_layernorm_kernels, nk_layernorm_kernels_for)
+NK_TABLE_GETTER_EXT(nk_layernorm_kernels, nk_layernorm_kernels_for)
 
 static uint64_t nk_ln_paths[NK_LN_COUNTS];
 

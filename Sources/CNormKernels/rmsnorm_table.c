@@ -2,4 +2,4 @@
 #include "isa/table.h"
 #include "nk_rmsnorm.h"
 
-NK_TABLE_GETTER_BF16(nk_rmsnorm_kernels, nk_rmsnorm_kernels_for)
+NK_TABLE_GETTER_EXT(nk_rmsnorm_kernels, nk_rmsnorm_kernels_for)

@@ -133,23 +133,26 @@ struct HalfRowKernelTests {
     #endif
 
     /// On a CPU with AVX512_BF16 the avx512 level's LayerNorm and RMSNorm tables are a
-    /// variant that narrows bfloat16 with VCVTNE2PS2BF16; the tests above run it. This
-    /// one runs the plain avx512 tables (integer rounding, one word permute per pair) on
-    /// the same rows and compares the two, bit for bit: every bfloat16 pattern at and
-    /// around its ties (LayerNorm with weight 0 gives y = b), subnormal outputs included,
-    /// and every hard row through both norms. Nothing to compare on other CPUs.
-    @Test func avx512BF16VariantGivesThePlainTablesBits() throws {
-        guard nk_cpu_has_avx512bf16() != 0, let variant = nk_layernorm_kernels_for(NK_ISA_AVX512),
-              let plain = nk_layernorm_kernels_for_plain(NK_ISA_AVX512),
-              let rmsVariant = nk_rmsnorm_kernels_for(NK_ISA_AVX512), let rmsPlain = nk_rmsnorm_kernels_for_plain(NK_ISA_AVX512)
+    /// variant that narrows bfloat16 with VCVTNE2PS2BF16, and on one with F16C the avx2
+    /// level's convert float16 with VCVTPH2PS/VCVTPS2PH; the tests above run them. This
+    /// one runs the plain tables of the level (the integer code) on the same rows and
+    /// compares the two, bit for bit: every pattern of the format at and around its ties
+    /// (LayerNorm with weight 0 gives y = b), subnormal outputs included, and every hard
+    /// row through both norms. Nothing to compare on a CPU without the extension.
+    func compareVariant(level: Int32, format: Int32, ties: (UInt32) -> [Float]) throws {
+        guard let variant = nk_layernorm_kernels_for(level), let plain = nk_layernorm_kernels_for_plain(level),
+              let rmsVariant = nk_rmsnorm_kernels_for(level), let rmsPlain = nk_rmsnorm_kernels_for_plain(level),
+              variant != plain
         else { return }
         let dim = 4096
-        var biases: [Float] = []
-        for high in UInt32(0) ... 0xffff {
-            for low: UInt32 in [0, 0x7fff, 0x8000, 0x8001] { biases.append(Float(bitPattern: high << 16 | low)) }
-        }
+        var biases = (UInt32(0) ... 0xffff).flatMap(ties)
         biases += [Float](repeating: 0, count: (dim - biases.count % dim) % dim)
-        let x = HalfTensor<BFloat16>(rounding: Tensor.randomNormal([1, dim], seed: 3)).elements.map(\.bitPattern)
+        let noise = Tensor.randomNormal([1, dim], seed: 3)
+        func half(_ t: Tensor) -> [UInt16] {
+            format == NK_ELEM_BF16 ? HalfTensor<BFloat16>(rounding: t).elements.map(\.bitPattern)
+                : t.scalars.map { Self.float16Bits($0) }
+        }
+        let x = half(noise)
         let zeros = [Float](repeating: 0, count: dim)
         var differing = 0
         var a = [UInt16](repeating: 0, count: dim), b = a
@@ -157,21 +160,48 @@ struct HalfRowKernelTests {
         for start in stride(from: 0, to: biases.count, by: dim) {
             let bias = Array(biases[start ..< start + dim])
             let bmax = bias.withUnsafeBufferPointer { ForwardParameters.largestMagnitude($0.baseAddress!, dim) }
-            let ra = variant.pointee.forward_row_sampled_half(x, &a, dim, NK_ELEM_BF16, 1e-5, zeros, bias, 0, bmax, &stats)
-            let rb = plain.pointee.forward_row_sampled_half(x, &b, dim, NK_ELEM_BF16, 1e-5, zeros, bias, 0, bmax, &stats)
+            let ra = variant.pointee.forward_row_sampled_half(x, &a, dim, format, 1e-5, zeros, bias, 0, bmax, &stats)
+            let rb = plain.pointee.forward_row_sampled_half(x, &b, dim, format, 1e-5, zeros, bias, 0, bmax, &stats)
             if ra != rb || (ra == 0 && a != b) { differing += 1 }
         }
-        #expect(differing == 0, "LayerNorm: \(differing) rows differ between the AVX512_BF16 variant and the plain table")
+        #expect(differing == 0, "LayerNorm: \(differing) rows differ between the variant and the plain table at \(level)")
         let weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.3, seed: 8).scalars
         let wmax = weight.withUnsafeBufferPointer { ForwardParameters.largestMagnitude($0.baseAddress!, dim) }
         for row in Self.rows(dim: dim) {
-            let h = HalfTensor<BFloat16>(rounding: try Tensor(shape: [dim], scalars: row)).elements.map(\.bitPattern)
-            let ra = variant.pointee.forward_row_sampled_half(h, &a, dim, NK_ELEM_BF16, 1e-5, weight, zeros, wmax, 0, &stats)
-            let rb = plain.pointee.forward_row_sampled_half(h, &b, dim, NK_ELEM_BF16, 1e-5, weight, zeros, wmax, 0, &stats)
-            #expect(ra == rb && (ra != 0 || a == b), "LayerNorm row differs")
-            let sa = rmsVariant.pointee.forward_row_half(h, &a, dim, NK_ELEM_BF16, 1e-6, weight, 0)
-            let sb = rmsPlain.pointee.forward_row_half(h, &b, dim, NK_ELEM_BF16, 1e-6, weight, 0)
-            #expect(sa == sb && (sa != 0 || a == b), "RMSNorm row differs")
+            let h = half(try Tensor(shape: [dim], scalars: row))
+            let ra = variant.pointee.forward_row_sampled_half(h, &a, dim, format, 1e-5, weight, zeros, wmax, 0, &stats)
+            let rb = plain.pointee.forward_row_sampled_half(h, &b, dim, format, 1e-5, weight, zeros, wmax, 0, &stats)
+            #expect(ra == rb && (ra != 0 || a == b), "LayerNorm row differs at \(level)")
+            let sa = rmsVariant.pointee.forward_row_half(h, &a, dim, format, 1e-6, weight, 0)
+            let sb = rmsPlain.pointee.forward_row_half(h, &b, dim, format, 1e-6, weight, 0)
+            #expect(sa == sb && (sa != 0 || a == b), "RMSNorm row differs at \(level)")
+        }
+    }
+
+    /// The binary16 pattern nearest `v` (the kernel layer's baseline conversion, which the
+    /// conversion tests check against every pattern).
+    static func float16Bits(_ v: Float) -> UInt16 {
+        var out: UInt16 = 0
+        var value = v
+        nk_half_kernels_for(NK_ISA_BASELINE)!.pointee.float16.narrow(&value, &out, 1)
+        return out
+    }
+
+    @Test func avx512BF16VariantGivesThePlainTablesBits() throws {
+        try compareVariant(level: NK_ISA_AVX512, format: NK_ELEM_BF16) { high in
+            [0, 0x7fff, 0x8000, 0x8001].map { Float(bitPattern: high << 16 | $0) }
+        }
+    }
+
+    /// float16's ties: the float bits of each binary16 value, and the 13 bits below them at
+    /// and around half an ulp.
+    @Test func avx2F16CVariantGivesThePlainTablesBits() throws {
+        try compareVariant(level: NK_ISA_AVX2, format: NK_ELEM_F16) { bits in
+            var wide: Float = 0
+            var h = UInt16(truncatingIfNeeded: bits)
+            nk_half_kernels_for(NK_ISA_BASELINE)!.pointee.float16.widen(&h, &wide, 1)
+            guard wide.isFinite else { return [wide] }
+            return [0, 0xfff, 0x1000, 0x1001].map { Float(bitPattern: wide.bitPattern | $0) }
         }
     }
 

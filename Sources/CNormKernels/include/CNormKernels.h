@@ -25,6 +25,9 @@ int32_t nk_isa_detected(void);
 /// 1 when the CPU has AVX512_BF16 (cpuid, read once; 0 off x86-64). The avx512 level's
 /// tables then come in a variant that narrows bfloat16 with it, with the same bits.
 int32_t nk_cpu_has_avx512bf16(void);
+/// 1 when the CPU has F16C (cpuid, read once; 0 off x86-64). The avx2 level's tables then
+/// come in a variant that converts float16 with it, with the same bits.
+int32_t nk_cpu_has_f16c(void);
 
 /// Σ d and Σ d² of a row's differences d = x - shift, in double.
 typedef struct nk_moments {
@@ -96,6 +99,10 @@ typedef struct nk_layernorm_kernels {
     /// the format (round to nearest even). y may be x; otherwise they may not overlap.
     int32_t (*forward_row_sampled_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format, double eps,
                                         const float *w, const float *b, float w_max, float b_max, double *stats);
+    /// Bit NK_ELEM_* set for the formats this level's half row kernels convert cheaply
+    /// (bfloat16 always; binary16 with F16C or AVX-512F): the engine uses them for those,
+    /// and its float chunks for the others. Both give the same bits.
+    int32_t half_in_registers;
 
     // Backward (Sources/NormKit/Norms/LayerNorm/BackwardKernel.swift has the math and the check).
     // Multiplies and adds round separately (no FMA): the row check's bound assumes it.
@@ -129,7 +136,7 @@ typedef struct nk_layernorm_kernels {
 
 /// The LayerNorm table of `level`, or NULL when this CPU lacks it.
 const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for(int32_t level);
-/// The table of `level` without the AVX512_BF16 variant (tests compare the two).
+/// The table of `level` without its F16C or AVX512_BF16 variant (tests compare the two).
 const nk_layernorm_kernels *_Nullable nk_layernorm_kernels_for_plain(int32_t level);
 
 #pragma clang assume_nonnull end

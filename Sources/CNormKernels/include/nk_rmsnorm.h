@@ -36,6 +36,8 @@ typedef struct nk_rmsnorm_kernels {
     /// certified. y may be x; otherwise they may not overlap.
     int32_t (*forward_row_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format, double eps, const float *w,
                                 float offset);
+    /// As nk_layernorm_kernels.half_in_registers.
+    int32_t half_in_registers;
     /// Σ dy[i]·(offset + w[i])·x[i] in double.
     double (*backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n);
     /// dx[i] = r·dy[i]·(offset + w[i]) - x[i]·k in double, rounded once (and added in
@@ -62,7 +64,7 @@ typedef struct nk_rmsnorm_kernels {
 
 /// The RMSNorm table of `level`, or NULL when this CPU lacks it.
 const nk_rmsnorm_kernels *_Nullable nk_rmsnorm_kernels_for(int32_t level);
-/// The table of `level` without the AVX512_BF16 variant (tests compare the two).
+/// The table of `level` without its F16C or AVX512_BF16 variant (tests compare the two).
 const nk_rmsnorm_kernels *_Nullable nk_rmsnorm_kernels_for_plain(int32_t level);
 
 #pragma clang assume_nonnull end

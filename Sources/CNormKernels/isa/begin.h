@@ -10,8 +10,9 @@
 //   nk_vf, nk_vd       float and double vectors of NK_W lanes (clang vector extensions)
 //   nk_load/nk_store   unaligned loads and stores of nk_vf
 //   NK_FMA(a, b, c)    a·b + c, fused (one rounding) where the level has FMA, else two roundings
-//   NK_NAME(f)         f_baseline, f_avx2 or f_avx512 (f_avx512bf16 for the AVX512_BF16
-//                      variant of the avx512 level): the level's own symbol names
+//   NK_NAME(f)         f_baseline, f_avx2 or f_avx512 (f_avx2f16c, f_avx512bf16 for the
+//                      F16C and AVX512_BF16 variants of the avx2 and avx512 levels):
+//                      the level's own symbol names
 //   NK_HAS_FMA         1 when NK_FMA is fused
 // and puts every function up to isa/end.h under the level's target attribute
 // (`#pragma clang attribute`), so no compiler flag is needed. x86 levels above the
@@ -24,6 +25,14 @@
 #define NK_W 4
 #define NK_SUFFIX baseline
 #define NK_HAS_FMA 0
+#elif NK_LEVEL == 1 && defined(__x86_64__) && defined(NK_F16C)
+// The avx2 level's variant for CPUs with F16C (a file defines NK_F16C before this
+// header; its table is chosen by cpuid: isa/table.h).
+#define NK_ENABLED 1
+#define NK_W 8
+#define NK_SUFFIX avx2f16c
+#define NK_HAS_FMA 1
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #elif NK_LEVEL == 1 && defined(__x86_64__)
 #define NK_ENABLED 1
 #define NK_W 8

@@ -15,19 +15,22 @@
         default: return &type##_baseline;                               \
         }                                                               \
     }
-/// NK_TABLE_GETTER_BF16(type, getter): the same, but at the avx512 level the variant
-/// `type_avx512bf16` (compiled with NK_AVX512BF16) when the CPU has AVX512_BF16; and
-/// `getter##_plain(level)`, the tables without that variant (for tests comparing the two).
-#define NK_TABLE_GETTER_BF16(type, getter)                              \
+/// NK_TABLE_GETTER_EXT(type, getter): the same, but the variants `type_avx2f16c` (compiled
+/// with NK_F16C) at the avx2 level when the CPU has F16C, and `type_avx512bf16` (compiled
+/// with NK_AVX512BF16) at the avx512 level when it has AVX512_BF16; and
+/// `getter##_plain(level)`, the tables without the variants (for tests comparing them).
+#define NK_TABLE_GETTER_EXT(type, getter)                               \
     NK_TABLE_GETTER(type, getter##_plain)                               \
-    extern const type type##_avx512bf16;                                \
+    extern const type type##_avx2f16c, type##_avx512bf16;               \
     const type *getter(int32_t level) {                                 \
         if (level == NK_ISA_AVX512 && level <= nk_isa_detected() && nk_cpu_has_avx512bf16()) \
             return &type##_avx512bf16;                                  \
+        if (level == NK_ISA_AVX2 && level <= nk_isa_detected() && nk_cpu_has_f16c()) \
+            return &type##_avx2f16c;                                    \
         return getter##_plain(level);                                   \
     }
 #else
-#define NK_TABLE_GETTER_BF16(type, getter) NK_TABLE_GETTER(type, getter##_plain) NK_TABLE_GETTER(type, getter)
+#define NK_TABLE_GETTER_EXT(type, getter) NK_TABLE_GETTER(type, getter##_plain) NK_TABLE_GETTER(type, getter)
 #define NK_TABLE_GETTER(type, getter)                                   \
     extern const type type##_baseline;                                  \
     const type *getter(int32_t level) {                                 \

@@ -726,6 +726,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .forward_row_path = NK_NAME(nk_ln_forward_row_path),
     .forward_row_sampled = NK_NAME(nk_ln_forward_row_sampled),
     .forward_row_sampled_half = NK_NAME(nk_ln_forward_row_sampled_half),
+    .half_in_registers = NK_HALF_IN_REGISTERS,
     .backward_centre = NK_NAME(nk_ln_backward_centre),
     .backward_affine = NK_NAME(nk_ln_backward_affine),
     .backward_normalize = NK_NAME(nk_ln_backward_normalize),

@@ -378,6 +378,7 @@ const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .add = NK_NAME(nk_rms_add),
     .scale = NK_NAME(nk_rms_scale),
     .forward_row_half = NK_NAME(nk_rms_forward_row_half),
+    .half_in_registers = NK_HALF_IN_REGISTERS,
     .backward_dot = NK_NAME(nk_rms_backward_dot),
     .backward_row = NK_NAME(nk_rms_backward_row),
     .backward_sums = NK_NAME(nk_rms_backward_sums),

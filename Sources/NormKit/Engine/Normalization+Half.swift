@@ -166,7 +166,8 @@ private struct HalfJob {
             conversions.narrow(roundedScale, patterns, n)
             conversions.widen(patterns, roundedScale, n)
         }
-        if let halfForward = functions.halfForward, halfScale == nil {
+        if let halfForward = functions.halfForward, halfScale == nil,
+           functions.halfFormats & (1 &<< format.elementCode) != 0 {
             // The norm converts in registers; with a residual, the rounded stream (in
             // `sum`, still in cache; no float copy of it is made) is its input, a chunk
             // at a time.

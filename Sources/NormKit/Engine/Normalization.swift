@@ -142,6 +142,9 @@ public struct _RowFunctions {
     var halfForward: ((_ context: UnsafeRawPointer, _ format: Int32, _ x: UnsafePointer<UInt16>,
                        _ y: UnsafeMutablePointer<UInt16>, _ start: Int, _ end: Int,
                        _ scratch: UnsafeMutablePointer<Float>, _ widen: nk_half_format_kernels) -> Void)? = nil
+    /// The formats `halfForward` takes (bit NK_ELEM_* set): those the level's row kernels
+    /// convert cheaply; the engine's float chunks take the others.
+    var halfFormats: Int32 = 0
     /// Rows per backward block: a function of the layout alone (never of the thread
     /// count), since it sets the rounding of the parameter gradients.
     var rowsPerBlock: Int = BackwardRows.blockRows

@@ -56,7 +56,7 @@ extension LayerNorm {
                     let c = context.assumingMemoryBound(to: LayerNormContext.self)
                     ForwardKernel.runHalf(x: x, y: y, rows: start ..< end, format: format, parameters: c.pointee.parameters,
                                           scratch: scratch, conversions: conversions)
-                }))
+                }, halfFormats: parameters.kernels.half_in_registers))
             }
         }
     }

@@ -38,6 +38,7 @@ extension RMSNorm {
     private func _withRowFunctions<R>(weight: UnsafePointer<Float>, offset: Float, _ body: (_RowFunctions) -> R) -> R {
         var parameters = RMSParameters(dim: dim, eps: Double(eps), weight: weight, offset: offset,
                                        kernels: Kernels.rmsNorm)
+        let halfFormats = parameters.kernels.half_in_registers
         return withUnsafePointer(to: &parameters) { context in
             body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, _, scales in
                 RMSKernel.run(x: x, y: y, rows: start ..< end,
@@ -58,7 +59,7 @@ extension RMSNorm {
                 RMSKernel.runHalf(x: x, y: y, rows: start ..< end, format: format,
                                   parameters: context.assumingMemoryBound(to: RMSParameters.self).pointee,
                                   scratch: scratch, conversions: conversions)
-            }))
+            }, halfFormats: halfFormats))
         }
     }
 }
