@@ -6,7 +6,7 @@
 #include "isa/begin.h"
 #if NK_ENABLED
 #include "kernels/half.h"
-NK_HALF_LOOPS(nk_f16_f16c, nk_f16_widen_f16c, nk_f16_narrow_f16c, NK_F16_NARROW_STORE2)
+NK_HALF_LOOPS(nk_f16_f16c, nk_f16_widen_hw, nk_f16_narrow_hw, NK_F16_NARROW_STORE2)
 const nk_half_kernels NK_NAME(nk_half_kernels) = {
     NK_HALF_FORMAT(nk_bf16_int, "integer"),
     NK_HALF_FORMAT(nk_f16_f16c, "F16C"),

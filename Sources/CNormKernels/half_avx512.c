@@ -5,7 +5,7 @@
 #include "isa/begin.h"
 #if NK_ENABLED
 #include "kernels/half.h"
-NK_HALF_LOOPS(nk_f16_avx512, nk_f16_widen_avx512, nk_f16_narrow_avx512, nk_f16_narrow_store2_avx512)
+NK_HALF_LOOPS(nk_f16_avx512, nk_f16_widen_hw, nk_f16_narrow_hw, NK_F16_NARROW_STORE2)
 const nk_half_kernels NK_NAME(nk_half_kernels) = {
     NK_HALF_FORMAT(nk_bf16_int, "integer"),
     NK_HALF_FORMAT(nk_f16_avx512, "AVX-512"),

@@ -8,7 +8,7 @@
 #include "isa/begin.h"
 #if NK_ENABLED
 #include "kernels/half.h"
-NK_HALF_LOOPS(nk_f16_avx512, nk_f16_widen_avx512, nk_f16_narrow_avx512, nk_f16_narrow_store2_avx512)
+NK_HALF_LOOPS(nk_f16_avx512, nk_f16_widen_hw, nk_f16_narrow_hw, NK_F16_NARROW_STORE2)
 NK_HALF_LOOPS(nk_bf16_native, nk_bf16_widen_int, nk_bf16_narrow_native, nk_bf16_narrow_store2_native)
 const nk_half_kernels NK_NAME(nk_half_kernels) = {
     NK_HALF_FORMAT(nk_bf16_native, "AVX-512 BF16"),

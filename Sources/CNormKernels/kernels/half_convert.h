@@ -1,8 +1,8 @@
 // Half-precision vector conversions, written once for every level (isa/begin.h gives
 // NK_W, nk_vf): bfloat16 and IEEE binary16 to and from float, lane by lane. The
-// integer code is the definition of every conversion's bits; where a level always has
-// an instruction that gives the same bits (AVX-512F's VCVTPH2PS/VCVTPS2PH for binary16),
-// NK_F16_WIDEN/NK_F16_NARROW use it. The row loops (half.h) and the half-precision row
+// integer code is the definition of every conversion's bits; where a level has an
+// instruction that gives the same bits (VCVTPH2PS/VCVTPS2PH for binary16 with AVX-512F,
+// or F16C in the avx2 level's variant), NK_F16_WIDEN/NK_F16_NARROW use it. The row loops (half.h) and the half-precision row
 // kernels (layernorm.h) read and write through these. docs/numerics.md, "Half-precision
 // elements".
 #ifndef NK_HALF_CONVERT_H
@@ -78,24 +78,44 @@ static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_int(nk_vf f) {
     return __builtin_convertvector(o | sign, nk_vh);
 }
 
-#if NK_LEVEL == 2
+#if NK_LEVEL == 2 || (NK_LEVEL == 1 && defined(NK_F16C))
+// binary16 by VCVTPH2PS/VCVTPS2PH (round to nearest even): AVX-512F at the avx512 level,
+// F16C in the avx2 level's variant for CPUs with it. The integer code's bits.
 #include <immintrin.h>
-/// binary16 -> float, AVX-512F (the integer code's bits: exact, NaN quietened).
-static inline __attribute__((always_inline)) nk_vf nk_f16_widen_avx512(nk_vh h) {
-    __m256i v;
+#if NK_LEVEL == 2
+typedef __m256i nk_ph_bits;  // NK_W binary16 values
+typedef __m512 nk_ps_reg;    // NK_W floats
+#define NK_CVTPH_PS _mm512_cvtph_ps
+#define NK_CVTPS_PH _mm512_cvtps_ph
+#else
+typedef __m128i nk_ph_bits;
+typedef __m256 nk_ps_reg;
+#define NK_CVTPH_PS _mm256_cvtph_ps
+#define NK_CVTPS_PH _mm256_cvtps_ph
+#endif
+/// binary16 -> float (exact, NaN quietened).
+static inline __attribute__((always_inline)) nk_vf nk_f16_widen_hw(nk_vh h) {
+    nk_ph_bits v;
     memcpy(&v, &h, sizeof v);
-    return (nk_vf)_mm512_cvtph_ps(v);
+    return (nk_vf)NK_CVTPH_PS(v);
 }
-/// float -> binary16, AVX-512F, round to nearest even (the integer code's bits).
-static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_avx512(nk_vf f) {
-    const __m256i v = _mm512_cvtps_ph((__m512)f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+/// float -> binary16, round to nearest even.
+static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_hw(nk_vf f) {
+    const nk_ph_bits v = NK_CVTPS_PH((nk_ps_reg)f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     nk_vh h;
     memcpy(&h, &v, sizeof h);
     return h;
 }
-#define NK_F16_WIDEN nk_f16_widen_avx512
-#define NK_F16_NARROW nk_f16_narrow_avx512
+#define NK_F16_WIDEN nk_f16_widen_hw
+#define NK_F16_NARROW nk_f16_narrow_hw
 #define NK_F16_NATIVE 1
+#else
+#define NK_F16_WIDEN nk_f16_widen_int
+#define NK_F16_NARROW nk_f16_narrow_int
+#define NK_F16_NATIVE 0
+#endif
+
+#if NK_LEVEL == 2
 /// Two vectors narrowed to bfloat16 with nk_bf16_narrow_int's bits, stored as one: the
 /// rounding in 32-bit lanes, then one two-source word permute takes every high half.
 static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_avx512(uint16_t *p, nk_vf f0, nk_vf f1) {
@@ -116,15 +136,15 @@ static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_avx512(u
     const __m512i h = _mm512_permutex2var_epi16(a, idx, b);
     memcpy(p, &h, sizeof h);
 }
-/// Two vectors narrowed to binary16 (VCVTPS2PH), stored as one.
-static inline __attribute__((always_inline)) void nk_f16_narrow_store2_avx512(uint16_t *p, nk_vf f0, nk_vf f1) {
+/// Two vectors narrowed to binary16, stored as one.
+static inline __attribute__((always_inline)) void nk_f16_narrow_store2_hw(uint16_t *p, nk_vf f0, nk_vf f1) {
     const __m256i a = _mm512_cvtps_ph((__m512)f0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256i b = _mm512_cvtps_ph((__m512)f1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
     memcpy(p, &h, sizeof h);
 }
 #define NK_BF16_INT_NARROW_STORE2 nk_bf16_narrow_store2_avx512
-#define NK_F16_NARROW_STORE2 nk_f16_narrow_store2_avx512
+#define NK_F16_NARROW_STORE2 nk_f16_narrow_store2_hw
 #if defined(NK_AVX512BF16)
 /// float -> bfloat16 by VCVTNEPS2BF16 (round to nearest even; a NaN gets the integer
 /// code's quiet NaN). It flushes float subnormals to zero, so lanes holding one take
@@ -158,34 +178,10 @@ static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_native(u
 #else
 #define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_avx512
 #endif
-#elif NK_LEVEL == 1 && defined(NK_F16C)
-#include <immintrin.h>
-/// binary16 -> float by F16C's VCVTPH2PS (the integer code's bits).
-static inline __attribute__((always_inline)) nk_vf nk_f16_widen_f16c(nk_vh h) {
-    __m128i v;
-    memcpy(&v, &h, sizeof v);
-    return (nk_vf)_mm256_cvtph_ps(v);
-}
-/// float -> binary16 by F16C's VCVTPS2PH, round to nearest even (the integer code's bits).
-static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_f16c(nk_vf f) {
-    const __m128i v = _mm256_cvtps_ph((__m256)f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    nk_vh h;
-    memcpy(&h, &v, sizeof h);
-    return h;
-}
-#define NK_F16_WIDEN nk_f16_widen_f16c
-#define NK_F16_NARROW nk_f16_narrow_f16c
-#define NK_F16_NATIVE 1
-#define NK_BF16_INT_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_bf16_narrow_int, p, f0, f1)
-#define NK_BF16_NARROW_STORE2 NK_BF16_INT_NARROW_STORE2
-#define NK_F16_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_f16_narrow_f16c, p, f0, f1)
 #else
-#define NK_F16_WIDEN nk_f16_widen_int
-#define NK_F16_NARROW nk_f16_narrow_int
-#define NK_F16_NATIVE 0
 #define NK_BF16_INT_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_bf16_narrow_int, p, f0, f1)
 #define NK_BF16_NARROW_STORE2 NK_BF16_INT_NARROW_STORE2
-#define NK_F16_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(nk_f16_narrow_int, p, f0, f1)
+#define NK_F16_NARROW_STORE2(p, f0, f1) NK_NARROW_STORE2(NK_F16_NARROW, p, f0, f1)
 #endif
 /// Two vectors through NARROW, stored one after the other.
 #define NK_NARROW_STORE2(NARROW, p, f0, f1) (nk_storeh((p), NARROW(f0)), nk_storeh((p) + NK_W, NARROW(f1)))
@@ -207,6 +203,9 @@ static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_f16c(nk_vf f) {
 // Row access by element format (NK_ELEM_F32, NK_ELEM_BF16, NK_ELEM_F16; `fmt` a constant
 // at every call, so the choice folds away): the row kernels written over a format
 // (layernorm.h, rmsnorm.h) load and store through these.
+
+/// Bytes per element of format `fmt`.
+#define NK_ELEM_SIZE(fmt) ((size_t)((fmt) == NK_ELEM_F32 ? 4 : 2))
 
 /// NK_W elements i ..< i + NK_W of a row of format `fmt`, as floats.
 static inline __attribute__((always_inline)) nk_vf nk_elem_load(const void *p, size_t i, const int fmt) {

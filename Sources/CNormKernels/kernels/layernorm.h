@@ -95,8 +95,6 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// gained 8% with it, one thread and rows in cache nothing either way; 4 and 8 rows were
 /// slower (docs/performance.md, "Half forms in registers, and a cheaper output certificate").
 #define NK_LN_PREFETCH_ROWS 2
-/// Bytes per element of format `fmt`.
-#define NK_ELEM_SIZE(fmt) ((size_t)((fmt) == NK_ELEM_F32 ? 4 : 2))
 
 /// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_FAST_TERMS terms per lane, the
 /// block partials added in double. A non-finite result means an infinity or NaN in the
