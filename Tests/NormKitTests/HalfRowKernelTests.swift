@@ -88,20 +88,26 @@ struct HalfRowKernelTests {
         }
     }
 
+    /// The floats whose top half is the bfloat16 pattern `high`, with low halves 0 and at
+    /// and around the tie (0x7fff, 0x8000, 0x8001).
+    static func bfloat16Ties(_ high: UInt32) -> [Float] {
+        [0, 0x7fff, 0x8000, 0x8001].map { Float(bitPattern: high << 16 | $0) }
+    }
+
+    /// `values` with zeros appended up to a multiple of `dim` (whole rows of biases).
+    static func padded(_ values: [Float], to dim: Int) -> [Float] {
+        values + [Float](repeating: 0, count: (dim - values.count % dim) % dim)
+    }
+
     /// With weight 0, y = fma(t, 0, b) = b exactly, so the row kernel's own narrowing
     /// (two vectors at a time where the level packs them) rounds b: every bfloat16
     /// pattern's neighbourhood (the low 16 bits at and around the tie), to nearest even.
     func narrowing<T: HalfPrecisionElement>(_: T.Type, expected: (Float) -> UInt16?) throws {
         let dim = 4096
-        var biases: [Float] = []
-        for high in UInt32(0) ... 0xffff {
-            for low: UInt32 in [0, 0x7fff, 0x8000, 0x8001] {
-                let f = Float(bitPattern: high << 16 | low)
-                // -0 is left out: t·0 + (-0) is +0 for t > 0.
-                if f.bitPattern != 0x8000_0000, f.isFinite || (f.isNaN && expected(f) != nil) { biases.append(f) }
-            }
-        }
-        biases += [Float](repeating: 0, count: (dim - biases.count % dim) % dim)
+        // -0 is left out: t·0 + (-0) is +0 for t > 0.
+        let biases = Self.padded((UInt32(0) ... 0xffff).flatMap(Self.bfloat16Ties).filter {
+            $0.bitPattern != 0x8000_0000 && ($0.isFinite || ($0.isNaN && expected($0) != nil))
+        }, to: dim)
         let x = HalfTensor<T>(rounding: Tensor.randomNormal([1, dim], seed: 3))
         for level in InstructionSet.supported {
             try InstructionSet.with(level) {
@@ -145,8 +151,7 @@ struct HalfRowKernelTests {
               variant != plain
         else { return }
         let dim = 4096
-        var biases = (UInt32(0) ... 0xffff).flatMap(ties)
-        biases += [Float](repeating: 0, count: (dim - biases.count % dim) % dim)
+        let biases = Self.padded((UInt32(0) ... 0xffff).flatMap(ties), to: dim)
         let noise = Tensor.randomNormal([1, dim], seed: 3)
         func half(_ t: Tensor) -> [UInt16] {
             format == NK_ELEM_BF16 ? HalfTensor<BFloat16>(rounding: t).elements.map(\.bitPattern)
@@ -188,9 +193,7 @@ struct HalfRowKernelTests {
     }
 
     @Test func avx512BF16VariantGivesThePlainTablesBits() throws {
-        try compareVariant(level: NK_ISA_AVX512, format: NK_ELEM_BF16) { high in
-            [0, 0x7fff, 0x8000, 0x8001].map { Float(bitPattern: high << 16 | $0) }
-        }
+        try compareVariant(level: NK_ISA_AVX512, format: NK_ELEM_BF16, ties: Self.bfloat16Ties)
     }
 
     /// float16's ties: the float bits of each binary16 value, and the 13 bits below them at

@@ -136,12 +136,13 @@ public struct _RowFunctions {
     var partialsAreDouble: Bool
     /// Rows `start ..< end` of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16)
     /// into `y` (`y` may be `x`), converted in registers, with the bits of `forward` on
-    /// the widened rows narrowed once; `scratch` holds at least two rows of floats (for
-    /// rows the norm's own fallback takes in float). Nil for a norm without such a
-    /// kernel: the engine then widens into scratch, calls `forward` and narrows.
+    /// the widened rows narrowed once; `scratch` (at least two rows of floats) and
+    /// `conversions` serve the rows the norm's own fallback takes in float. Nil for a norm
+    /// without such a kernel: the engine then widens into scratch, calls `forward` and
+    /// narrows.
     var halfForward: ((_ context: UnsafeRawPointer, _ format: Int32, _ x: UnsafePointer<UInt16>,
                        _ y: UnsafeMutablePointer<UInt16>, _ start: Int, _ end: Int,
-                       _ scratch: UnsafeMutablePointer<Float>, _ widen: nk_half_format_kernels) -> Void)? = nil
+                       _ scratch: UnsafeMutablePointer<Float>, _ conversions: nk_half_format_kernels) -> Void)? = nil
     /// The formats `halfForward` takes (bit NK_ELEM_* set): those the level's row kernels
     /// convert cheaply; the engine's float chunks take the others.
     var halfFormats: Int32 = 0
