@@ -6,6 +6,16 @@
 
 #pragma clang assume_nonnull begin
 
+/// The certificate of `row_sumsq_f`'s sum `s` of a row of `n` elements
+/// (docs/numerics.md, "The float sum of squares"): finite (no square or partial
+/// overflowed; not NaN) and at least n·2^-120, so that the squares and sums that fell
+/// below float's normal range (each off by at most 2^-150) move it by at most 2^-30 of
+/// itself. A zero row is refused (its Double sum is 0 as well). The one definition, for
+/// the Swift row step (RMSKernel) and the half row kernel alike.
+static inline int32_t nk_rms_sum_certified(double s, size_t n) {
+    return s < __builtin_inf() && s >= (double)n * 0x1p-120;
+}
+
 /// The RMSNorm kernels of one level. Every output may be the very same memory as an
 /// input (each element is read before it is written, at its own index); no other
 /// overlap is allowed.

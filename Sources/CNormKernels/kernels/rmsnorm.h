@@ -161,8 +161,8 @@ static void NK_NAME(nk_rms_scale)(const float *x, float *y, size_t n, float r, c
 static inline __attribute__((always_inline)) int32_t NK_NAME(nk_rms_forward_row_half_body)(
     const uint16_t *x, uint16_t *y, size_t n, double eps, const float *w, float offset, const int fmt) {
     const double s = NK_NAME(nk_rms_row_sumsq_f_body)(x, n, fmt);
-    // RMSKernel.certified; a certified sum is below n·2^128, so ms <= 2^240 and no scaling.
-    if (!(s < __builtin_inf() && s >= (double)n * 0x1p-120)) return 1;
+    // A certified sum is below n·2^128, so ms <= 2^240 and RMSKernel's scaling is not needed.
+    if (!nk_rms_sum_certified(s, n)) return 1;
     const double r = 1 / __builtin_sqrt(s / (double)n + eps);
     NK_NAME(nk_rms_scale_body)(x, y, n, (float)r, w, offset, fmt);
     return 0;

@@ -108,13 +108,11 @@ enum RMSKernel {
         }
     }
 
-    /// Whether the float pass's sum of squares is certified: finite (no square or
-    /// partial overflowed; not NaN) and at least n·2^-120, so that the squares and sums
-    /// that fell below float's normal range (each off by at most 2^-150) move it by at
-    /// most 2^-30 of itself. A zero row is refused (its Double sum is 0 as well).
+    /// Whether the float pass's sum of squares is certified (`nk_rms_sum_certified`:
+    /// finite, and at least n·2^-120; the half row kernel checks the same definition).
     @inline(__always)
     static func certified(_ squares: Double, _ n: Int) -> Bool {
-        squares < .infinity && squares >= Double(n) * 0x1p-120
+        nk_rms_sum_certified(squares, n) != 0
     }
 
     /// Counts a row refused by `certified` (bench reports the share) and passes its
