@@ -104,8 +104,7 @@ enum ForwardKernel {
                                                      out) != 0 {
                     let wide = scratch, result = scratch + n
                     conversions.widen(xr, wide, n)
-                    let shift = Float(BLAS.dotRepeating(n, wide, p.ones) / Double(n))
-                    p.kernels.forward_row(wide, result, n, shift, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out)
+                    refusedRow(wide, result, p, out)
                     conversions.narrow(result, yr, n)
                 }
             }
@@ -127,10 +126,20 @@ enum ForwardKernel {
         withUnsafeMutableBytes(of: &stats) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
             if p.kernels.forward_row_sampled(x, y, p.dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out) != 0 {
-                let shift = Float(BLAS.dotRepeating(p.dim, x, p.ones) / Double(p.dim))
-                p.kernels.forward_row(x, y, p.dim, shift, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out)
+                refusedRow(x, y, p, out)
             }
         }
         return RowStatistics(mean: stats.0, rstd: stats.1)
+    }
+
+    /// A row the sampled fast path refused: the shift from `cblas_sdot` (step 1 of the
+    /// file comment) and the kernel layer's `forward_row` (the paths), statistics to `out`.
+    @inline(__always)
+    static func refusedRow(
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters,
+        _ out: UnsafeMutablePointer<Double>
+    ) {
+        let shift = Float(BLAS.dotRepeating(p.dim, x, p.ones) / Double(p.dim))
+        p.kernels.forward_row(x, y, p.dim, shift, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out)
     }
 }
