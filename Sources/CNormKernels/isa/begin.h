@@ -96,6 +96,18 @@ static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (n
         nk_sum_s_;                                    \
     })
 
+#if NK_LEVEL == 2
+#include <immintrin.h>
+/// The first `k` (< NK_W) floats of `p` in a vector, the other lanes `fill`: a masked
+/// load, which reads (and can fault on) none of the masked-off lanes.
+static inline __attribute__((always_inline)) nk_vf nk_load_partial(const float *p, size_t k, float fill) {
+    return (nk_vf)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << k) - 1), p);
+}
+/// Stores the first `k` (< NK_W) lanes of `v` at `p` (a masked store: nothing else is written).
+static inline __attribute__((always_inline)) void nk_store_partial(float *p, size_t k, nk_vf v) {
+    _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
+}
+#else
 /// The first `k` (< NK_W) floats of `p` in a vector, the other lanes `fill`.
 static inline __attribute__((always_inline)) nk_vf nk_load_partial(const float *p, size_t k, float fill) {
     float tmp[NK_W];
@@ -109,6 +121,7 @@ static inline __attribute__((always_inline)) void nk_store_partial(float *p, siz
     nk_store(tmp, v);
     memcpy(p, tmp, k * sizeof(float));
 }
+#endif
 
 /// a > m ? a : m per lane (m where a is NaN): one maxps/vmaxps, not the NaN-ordering
 /// maxNum sequence, so a running maximum is no long dependency chain.
