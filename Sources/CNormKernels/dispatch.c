@@ -41,3 +41,9 @@ int32_t nk_isa_detected(void) {
 #else
 int32_t nk_isa_detected(void) { return NK_ISA_BASELINE; }
 #endif
+
+void nk_stream_fence(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_sfence();
+#endif
+}

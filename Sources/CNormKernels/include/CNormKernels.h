@@ -21,6 +21,10 @@
 /// the register state the OS saves (YMM for AVX2, opmask/ZMM for AVX-512). Computed
 /// once; `NK_ISA_BASELINE` off x86-64.
 int32_t nk_isa_detected(void);
+/// Orders this thread's earlier non-temporal stores (the kernels' `_stream` forms) before
+/// its later stores, so a thread that sees a later store (a pool's "rows done") also sees
+/// them: an sfence on x86-64, nothing elsewhere (the forms use plain stores there).
+void nk_stream_fence(void);
 
 /// 1 when the CPU has AVX512_BF16 (cpuid, read once; 0 off x86-64). The avx512 level's
 /// tables then come in a variant that narrows bfloat16 with it, with the same bits.
@@ -93,6 +97,12 @@ typedef struct nk_layernorm_kernels {
     /// and the caller runs forward_row. A row's outcome depends on the row alone.
     int32_t (*forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w, const float *b,
                                    float w_max, float b_max, double *stats);
+    /// forward_row_sampled with y written by non-temporal stores where the level has them
+    /// (x86), for outputs too big to stay in cache: the same outcome, y and stats. The
+    /// caller makes the stores visible to other threads with nk_stream_fence() before it
+    /// reports the rows done. y must not be x.
+    int32_t (*forward_row_sampled_stream)(const float *x, float *y, size_t n, double eps, const float *w,
+                                          const float *b, float w_max, float b_max, double *stats);
     /// forward_row_sampled on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
     /// NK_ELEM_F16), widened and narrowed in registers: the same outcome and stats as
     /// forward_row_sampled on the row widened to float, and y that call's y rounded to

@@ -82,6 +82,16 @@ static inline __attribute__((always_inline)) nk_vf nk_load(const float *p) {
     return v;
 }
 static inline __attribute__((always_inline)) void nk_store(float *p, nk_vf v) { memcpy(p, &v, sizeof v); }
+/// A non-temporal store of v at p, which must be aligned to the vector's size: the
+/// line goes to memory without being read first or kept in cache (a plain store off
+/// x86). Ordered with other threads' reads only after nk_stream_fence().
+static inline __attribute__((always_inline)) void nk_store_stream(float *p, nk_vf v) {
+#if defined(__x86_64__)
+    __builtin_nontemporal_store(v, (nk_vf *)(void *)p);
+#else
+    nk_store(p, v);
+#endif
+}
 static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (nk_vf){} + s; }
 // Macros, not functions, for double vectors: at the AVX2 level they are 512 bits wide,
 // which no AVX2 calling convention passes in registers.

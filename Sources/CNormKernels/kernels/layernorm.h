@@ -140,11 +140,15 @@ NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, fl
 /// t = ((x·p - hi) - lo)·r (p = 1 skips the multiply), or, `centred`, t = fma(x, r, hi)
 /// with hi = Float(-mean·r) (FMA levels, |mean| <= 2σ: docs/numerics.md, "The centred
 /// form"); returns max |y| (NaN skipped), and with `want_m` stores
-/// max |w|·(|t| + kappa) at *m_out (NaN skipped). Writes y only when `store`. `scaled`,
-/// `centred`, `store` and `want_m` are constants at every call.
+/// max |w|·(|t| + kappa) at *m_out (NaN skipped). Writes y only when `store`; with
+/// `stream` (float rows only), through non-temporal stores from y's first vector-aligned
+/// element on (the elements before it take one partial vector: each y_i is the same
+/// function of x_i, w_i, b_i wherever it sits, and a maximum does not depend on order).
+/// `scaled`, `centred`, `store`, `want_m` and `stream` are constants at every call.
 static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_body)(
     const void *x, void *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
-    const float *b, float kappa, float *m_out, int scaled, int centred, int store, int want_m, const int fmt) {
+    const float *b, float kappa, float *m_out, int scaled, int centred, int store, int want_m, int stream,
+    const int fmt) {
     const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
     const nk_vf kv = nk_splat(kappa);
     nk_vf ym = {}, ym1 = {}, mm = {}, mm1 = {};  // two chains of each maximum
@@ -159,6 +163,20 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_bod
         if (want_m) mm = nk_max_skip_nan(mm, nk_abs(wv) * (nk_abs(t_) + kv)); \
     } while (0)
     size_t i = 0;
+    const int nt = stream && store && fmt == NK_ELEM_F32;
+    if (nt) {
+        // Elements before y's first vector-aligned address, in one partial vector (padding
+        // lanes as the tail's); the aligned loop then streams.
+        size_t head = (((size_t)0 - (size_t)(uintptr_t)y) % (NK_W * sizeof(float))) / sizeof(float);
+        head = head < n ? head : n;
+        if (head > 0) {
+            const nk_vf wv = nk_load_partial(w, head, 0), bv = nk_load_partial(b, head, 0);
+#define NK_LN_STORE_HEAD(v) nk_store_partial((float *)y, head, (v))
+            NK_LN_CERT_STEP(nk_load_partial((const float *)x, head, 0), wv, bv, NK_LN_STORE_HEAD);
+#undef NK_LN_STORE_HEAD
+            i = head;
+        }
+    }
     for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
         const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
         const nk_vf wv1 = nk_load(w + i + NK_W), bv1 = nk_load(b + i + NK_W);
@@ -171,13 +189,18 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_bod
         NK_LN_CERT_STEP(nk_elem_load(x, i + NK_W, fmt), wv1, bv1, NK_LN_KEEP1);
         ym1 = ym, mm1 = mm;
         ym = swap_y, mm = swap_m;
-        if (store) nk_elem_store2(y, i, y0, y1, fmt);
+        if (nt) {
+            nk_store_stream((float *)y + i, y0);
+            nk_store_stream((float *)y + i + NK_W, y1);
+        } else if (store) {
+            nk_elem_store2(y, i, y0, y1, fmt);
+        }
 #undef NK_LN_KEEP0
 #undef NK_LN_KEEP1
     }
     for (; i + NK_W <= n; i += NK_W) {
         const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
-#define NK_LN_STORE_FULL(v) if (store) nk_elem_store(y, i, (v), fmt)
+#define NK_LN_STORE_FULL(v) if (nt) nk_store_stream((float *)y + i, (v)); else if (store) nk_elem_store(y, i, (v), fmt)
         NK_LN_CERT_STEP(nk_elem_load(x, i, fmt), wv, bv, NK_LN_STORE_FULL);
 #undef NK_LN_STORE_FULL
     }
@@ -312,7 +335,7 @@ static inline int NK_NAME(nk_ln_certified)(double a, double m, float y_max) {
 
 static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
     const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b, float w_max,
-    float b_max, const int fmt) {
+    float b_max, int stream, const int fmt) {
     const double mean = st->mean, rstd = st->rstd;
     const double variance = st->variance;
     // Per element (docs): |y_i - y*_i| <= u·|w_i|·(A·|x̂_i| + C) + u·|y_i|, with A the float
@@ -338,20 +361,20 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
         float m_ = 0;                                                                                           \
         const float big_ =                                                                                      \
             in_place ? NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,  \
-                                                       CENTRED, 0, 0, fmt)                                      \
+                                                       CENTRED, 0, 0, 0, fmt)                                   \
                      : NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,  \
-                                                       CENTRED, 1, 0, fmt);                                     \
+                                                       CENTRED, 1, 0, stream, fmt);                             \
         const double bound_ = (1 + 4 * NK_LN_U) * ((double)big_ + (double)b_max) + 0x1p-140 + kappa * (double)w_max; \
         int ok_ = NK_NAME(nk_ln_certified)(a, bound_, big_);                                                    \
         if (!ok_) {                                                                                             \
             (void)NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,      \
-                                                  CENTRED, 0, 1, fmt);                                          \
+                                                  CENTRED, 0, 1, 0, fmt);                                       \
             ok_ = NK_NAME(nk_ln_certified)(a, (double)m_, big_);                                                \
         }                                                                                                       \
         if (!ok_) return 1;                                                                                     \
         if (in_place)                                                                                           \
             (void)NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,      \
-                                                  CENTRED, 1, 0, fmt);                                          \
+                                                  CENTRED, 1, 0, 0, fmt);                                       \
         return 0;                                                                                               \
     } while (0)
     if (scaled) {
@@ -381,8 +404,8 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
 }
 NK_LN_BY_FORMAT(int, nk_ln_output,
                 (const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b,
-                 float w_max, float b_max),
-                (x, y, n, st, w, b, w_max, b_max))
+                 float w_max, float b_max, int stream),
+                (x, y, n, st, w, b, w_max, b_max, stream))
 
 static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t n, float shift, double eps,
                                                const float *w, const float *b, float w_max, float b_max,
@@ -399,9 +422,9 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
             return NK_LN_PATH_NONFINITE;
         }
     }
-    if (NK_NAME(nk_ln_output)(x, y, n, &st, w, b, w_max, b_max) != 0) {
+    if (NK_NAME(nk_ln_output)(x, y, n, &st, w, b, w_max, b_max, 0) != 0) {
         if (path == NK_LN_PATH_FAST && NK_NAME(nk_ln_double_stats)(x, n, shift, eps, &st) == 0 &&
-            NK_NAME(nk_ln_output)(x, y, n, &st, w, b, w_max, b_max) == 0) {
+            NK_NAME(nk_ln_output)(x, y, n, &st, w, b, w_max, b_max, 0) == 0) {
             path = NK_LN_PATH_DOUBLE_MOMENTS;
         } else {
             NK_NAME(nk_ln_affine_double)(x, y, n, st.mean, st.rstd, w, b);
@@ -435,7 +458,7 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
 
 static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_sampled_body)(
     const void *x, void *y, size_t n, double eps, const float *w, const float *b, float w_max, float b_max,
-    double *stats, const int fmt) {
+    double *stats, int stream, const int fmt) {
     if (n == 0) return 1;
     const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
     const size_t stride = n / k;
@@ -459,7 +482,7 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_s
     // NaN or ±inf sampled, or the mean overflowed float: refused (the !(s - s == 0) test).
     // In place (y == x), the output pass writes y only once certified: a refusal leaves x.
     int refused = !(shift - shift == 0) || NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, shift, eps, &st) != 0;
-    if (!refused && NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max) != 0) {
+    if (!refused && NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max, stream) != 0) {
         // Only the output's certificate refused (the statistics were certified). Its
         // margin shrinks with the shift's distance k·σ from the mean (ρ grows as 1 + k²):
         // re-centre once on the mean just found, when that is more than σ/32 away, and
@@ -469,7 +492,7 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_s
         if (off * off * 1024 > st.variance) {
             const float again = (float)st.mean;
             refused = NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, again, eps, &st) != 0 ||
-                      NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max) != 0;
+                      NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max, stream) != 0;
         }
     }
     if (refused) {
@@ -483,7 +506,15 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_s
 
 static int32_t NK_NAME(nk_ln_forward_row_sampled)(const float *x, float *y, size_t n, double eps, const float *w,
                                                   const float *b, float w_max, float b_max, double *stats) {
-    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, NK_ELEM_F32);
+    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, 0, NK_ELEM_F32);
+}
+
+/// forward_row_sampled writing y through non-temporal stores (docs/performance.md,
+/// "Streaming stores"): the same outcome, bits and stats.
+static int32_t NK_NAME(nk_ln_forward_row_sampled_stream)(const float *x, float *y, size_t n, double eps,
+                                                         const float *w, const float *b, float w_max, float b_max,
+                                                         double *stats) {
+    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, 1, NK_ELEM_F32);
 }
 
 /// The sampled fast path on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
@@ -493,8 +524,8 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16
                                                        double eps, const float *w, const float *b, float w_max,
                                                        float b_max, double *stats) {
     if (format == NK_ELEM_BF16)
-        return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, NK_ELEM_BF16);
-    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, NK_ELEM_F16);
+        return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, 0, NK_ELEM_BF16);
+    return NK_NAME(nk_ln_forward_row_sampled_body)(x, y, n, eps, w, b, w_max, b_max, stats, 0, NK_ELEM_F16);
 }
 
 static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
@@ -723,6 +754,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .forward_row = NK_NAME(nk_ln_forward_row),
     .forward_row_path = NK_NAME(nk_ln_forward_row_path),
     .forward_row_sampled = NK_NAME(nk_ln_forward_row_sampled),
+    .forward_row_sampled_stream = NK_NAME(nk_ln_forward_row_sampled_stream),
     .forward_row_sampled_half = NK_NAME(nk_ln_forward_row_sampled_half),
     .half_in_registers = NK_HALF_IN_REGISTERS,
     .backward_centre = NK_NAME(nk_ln_backward_centre),

@@ -183,6 +183,8 @@ extension Normalization {
         means: UnsafeMutablePointer<Double>? = nil, scales: UnsafeMutablePointer<Double>? = nil
     ) {
         guard layout.rows > 0, layout.length > 0, let x, let y else { return }
+        var layout = layout
+        layout.streamsOutput = StreamingStores.pays(rows: layout.rows, length: layout.length)
         _withRowFunctions(layout) { functions in
             RowEngine.forward(functions, layout, x: x, residual: residual, sum: sum, y: y, means: means, scales: scales)
         }

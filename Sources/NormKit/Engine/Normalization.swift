@@ -90,6 +90,11 @@ public struct _RowLayout: Sendable {
     /// For a norm whose parameters repeat inside a row (GroupNorm: a channel's
     /// `spatial` values share one weight), the run length of one parameter; else 1.
     var inner: Int
+    /// Whether the forward writes its float output through non-temporal stores
+    /// (``StreamingStores``): set by the engine's float forward for calls too big for the
+    /// cache, false everywhere else (scratch rows, half forms, backward). Values do not
+    /// depend on it.
+    var streamsOutput: Bool = false
 
     init(rows: Int, length: Int, inner: Int = 1) {
         self.rows = rows

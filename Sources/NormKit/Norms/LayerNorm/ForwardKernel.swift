@@ -45,6 +45,9 @@ struct ForwardParameters {
     /// max |weight[i]| and max |bias[i]| (NaN when one is NaN), for the output certificate.
     var weightMax: Float
     var biasMax: Float
+    /// Whether `run` writes y through non-temporal stores when y is not x
+    /// (``StreamingStores``; the same values either way).
+    var streamsOutput = false
 
     /// The largest |v[i]| of `count` values; NaN when one is NaN (the certificate then
     /// refuses every row, which the Double affine handles).
@@ -66,21 +69,25 @@ struct ForwardParameters {
 }
 
 enum ForwardKernel {
-    /// Normalises rows `rows` of `x` into `y` (which may not alias `x`), and writes
-    /// each row's statistics into `mean`/`rstd` when they are given. A row's bits
-    /// depend on that row (and the parameters) alone.
+    /// Normalises rows `rows` of `x` into `y` (which is `x` or does not overlap it), and
+    /// writes each row's statistics into `mean`/`rstd` when they are given. A row's bits
+    /// depend on that row (and the parameters) alone. With `p.streamsOutput` and y not x,
+    /// y is written by non-temporal stores, fenced before returning.
     static func run(
         x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>,
         parameters p: ForwardParameters,
         mean: UnsafeMutablePointer<Double>? = nil, rstd: UnsafeMutablePointer<Double>? = nil
     ) {
         let n = p.dim
+        let stream = p.streamsOutput && UnsafeRawPointer(x) != UnsafeRawPointer(y)
+        let sampled = stream ? p.kernels.forward_row_sampled_stream : p.kernels.forward_row_sampled
         for row in rows {
             let offset = row &* n
-            let s = normalizeRow(x + offset, y + offset, p)
+            let s = normalizeRow(x + offset, y + offset, p, sampled: sampled)
             mean?[row] = s.mean
             rstd?[row] = s.rstd
         }
+        if stream { nk_stream_fence() }
     }
 
     /// Normalises rows `rows` of 16-bit elements (`format`: NK_ELEM_BF16 or
@@ -111,12 +118,19 @@ enum ForwardKernel {
         }
     }
 
-    /// One row: first the fast path about a sampled shift (`forward_row_sampled`, step 0
-    /// of the file comment); when that cannot certify the row, the shift from
-    /// `cblas_sdot` (step 1) and the kernel layer's `forward_row` (the paths).
+    /// The sampled fast path's signature (`forward_row_sampled` or its `_stream` form).
+    typealias SampledRow = @convention(c) (
+        UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int, Double, UnsafePointer<Float>,
+        UnsafePointer<Float>, Float, Float, UnsafeMutablePointer<Double>
+    ) -> Int32
+
+    /// One row: first the fast path about a sampled shift (`sampled`: the table's
+    /// `forward_row_sampled` or its streaming form; step 0 of the file comment); when that
+    /// cannot certify the row, the shift from `cblas_sdot` (step 1) and the kernel layer's
+    /// `forward_row` (the paths).
     @inline(__always)
     static func normalizeRow(
-        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters
+        _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ p: ForwardParameters, sampled: SampledRow
     ) -> RowStatistics {
         // The sampled path calls no BLAS, so the exit check is here, once per row, as
         // well as inside the BLAS wrapper (Support/ProcessExit.swift).
@@ -125,7 +139,7 @@ enum ForwardKernel {
         var stats = (Double.nan, Double.nan)
         withUnsafeMutableBytes(of: &stats) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
-            if p.kernels.forward_row_sampled(x, y, p.dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out) != 0 {
+            if sampled(x, y, p.dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, out) != 0 {
                 refusedRow(x, y, p, out)
             }
         }

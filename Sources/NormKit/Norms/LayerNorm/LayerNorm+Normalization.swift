@@ -25,6 +25,7 @@ extension LayerNorm {
         let level = InstructionSet.current
         return withParameters(level) { parameters in
             var context = LayerNormContext(parameters: parameters, add: Kernels.rmsNorm(at: level).add)
+            context.parameters.streamsOutput = layout.streamsOutput
             return withUnsafePointer(to: &context) { context in
                 body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, means, scales in
                     let c = context.assumingMemoryBound(to: LayerNormContext.self)

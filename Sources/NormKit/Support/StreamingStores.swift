@@ -1,0 +1,32 @@
+// When a forward writes its output with non-temporal ("streaming") stores: lines go to
+// memory without first being read into cache (a plain store reads each line of y before
+// writing it, so a call from DRAM moves three streams, not two) and without displacing
+// what is in cache. It pays only when the output could not have stayed in cache anyway,
+// and only for LayerNorm: RMSNorm's lighter rows already keep up with memory with plain
+// stores (measurements: docs/performance.md, "Streaming stores").
+//
+// Streaming never changes a value: the `_stream` kernels compute each element exactly as
+// the plain ones do. Only the float forms stream (the half forms' outputs are half the
+// bytes), never in place (the lines were just read), and never into scratch memory.
+
+enum StreamingStores {
+    /// The input and output bytes of a call from which its output is streamed: about the
+    /// last-level cache of the machines measured, below which streaming lost. A fixed
+    /// number, not the size the OS reports: virtual machines report the host's.
+    static let thresholdBytes = 32 << 20
+
+    /// The shortest row that streams. Each row starts with the elements before y's first
+    /// vector-aligned address and ends with a partial vector, both plain stores, so one
+    /// line a row is read for ownership out of stream order; short rows lost by it.
+    static let minimumRowLength = 512
+
+    /// A test's override of the size rule for calls made in its scope (this task).
+    @TaskLocal static var forced: Bool?
+
+    /// Whether a float forward over `rows` rows of `length` elements streams its output.
+    static func pays(rows: Int, length: Int) -> Bool {
+        if let forced { return forced }
+        let (elements, overflow) = rows.multipliedReportingOverflow(by: length)
+        return length >= minimumRowLength && (overflow || elements >= thresholdBytes / (2 * MemoryLayout<Float>.stride))
+    }
+}
