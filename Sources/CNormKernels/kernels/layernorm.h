@@ -133,7 +133,6 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
     }
     return (nk_moments){nk_sumd(sa), nk_sumd(sq)};
 }
-#undef NK_LN_FAST_STEP
 NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, float shift), (x, n, shift))
 
 /// The output pass with its certificate's maximum: y = fma(t, w, b) with
@@ -253,12 +252,12 @@ typedef struct {
     double mean, rstd, variance, rho, mu;
 } NK_NAME(nk_ln_stats);
 
-/// The float fast moments and their certificate (docs/numerics.md, "The fast path").
-/// Returns 0 when the row is certified (and fills *st), else 1.
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_fast_stats_body)(
-    const void *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st, const int fmt) {
+/// The certificate of the float fast moments `m` of a row of n elements about `shift`
+/// (docs/numerics.md, "The fast path"). Returns 0 when the row is certified (and fills
+/// *st), else 1.
+static inline int NK_NAME(nk_ln_moments_certified)(nk_moments m, size_t n, float shift, double eps,
+                                                   NK_NAME(nk_ln_stats) *st) {
     if (n > ((size_t)1 << 24)) return 1;
-    const nk_moments m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(x, n, shift);
     if (!(m.sum - m.sum == 0 && m.sum_squares - m.sum_squares == 0)) return 1;  // non-finite, or overflowed
     const double nd = (double)n, inv_n = 1.0 / nd;
     const double tiny = nd * 0x1p-149;  // the squares' underflow: at most 2^-150 each
@@ -288,6 +287,14 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_fast_stats_body)(
     // Past these the affine certificate would fail anyway: go to the Double moments now.
     if (st->rho > 64 * NK_LN_U || st->mu > 64 * NK_LN_U) return 1;
     return 0;
+}
+
+/// The float fast moments and their certificate. Returns 0 when the row is certified
+/// (and fills *st), else 1.
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_fast_stats_body)(
+    const void *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st, const int fmt) {
+    if (n > ((size_t)1 << 24)) return 1;
+    return NK_NAME(nk_ln_moments_certified)(NK_LN_FMT(nk_ln_row_moments_fast, fmt)(x, n, shift), n, shift, eps, st);
 }
 NK_LN_BY_FORMAT(int, nk_ln_fast_stats, (const void *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st),
                 (x, n, shift, eps, st))
@@ -333,51 +340,28 @@ static inline int NK_NAME(nk_ln_certified)(double a, double m, float y_max) {
     return bound <= 1e-6 * scale;
 }
 
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
-    const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b, float w_max,
-    float b_max, int stream, const int fmt) {
-    const double mean = st->mean, rstd = st->rstd;
-    const double variance = st->variance;
-    // Per element (docs): |y_i - y*_i| <= u·|w_i|·(A·|x̂_i| + C) + u·|y_i|, with A the float
-    // affine's own constant plus rho/u and C = 2 + mu/u; |x̂_i| <= 1.0001·|t_i| + 2e-5.
-    // The centred form t = fma(x, r, Float(-mean·r)) where the level fuses and the mean is
-    // within 2σ (docs/numerics.md, "The centred form"): A0 = 3 (2 and 1 of margin) and
-    // C0 = 2.01 there; A0 = 5 or 6 and C0 = 2 for ((x - hi) - lo)·r.
-    const int scaled = variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100);
-    const int centred = NK_HAS_FMA && !scaled && variance > 0 && mean * mean <= 4 * variance;
-    const double a = (centred ? 3.0 : NK_HAS_FMA ? 5.0 : 6.0) + st->rho / NK_LN_U;
-    const double c = (centred ? 2.01 : 2.0) + st->mu / NK_LN_U;
-    const double kappa = (c + 2e-5 * a) / (1.0001 * a);
-    // y may be x (in place): then y is written only once the row is certified, so a
-    // fallback still reads the input. `store` and `want_m` are constants in each call
-    // (no branch per vector).
-    const int in_place = x == (const void *)y;
-    // One form: the pass (storing y unless in place) gives Y, and M is bounded from Y and
-    // the call's max|w|, max|b|; when that bound refuses, a pass that stores nothing
-    // computes M = max|w|·(|t| + κ) element by element, which certifies what it did
-    // before this bound existed. In place, y is then written by a last pass.
-#define NK_LN_OUTPUT_FORM(PP, HI, LO, R, SCALED, CENTRED)                                                        \
-    do {                                                                                                        \
-        float m_ = 0;                                                                                           \
-        const float big_ =                                                                                      \
-            in_place ? NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,  \
-                                                       CENTRED, 0, 0, 0, fmt)                                   \
-                     : NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,  \
-                                                       CENTRED, 1, 0, stream, fmt);                             \
-        const double bound_ = (1 + 4 * NK_LN_U) * ((double)big_ + (double)b_max) + 0x1p-140 + kappa * (double)w_max; \
-        int ok_ = NK_NAME(nk_ln_certified)(a, bound_, big_);                                                    \
-        if (!ok_) {                                                                                             \
-            (void)NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,      \
-                                                  CENTRED, 0, 1, 0, fmt);                                       \
-            ok_ = NK_NAME(nk_ln_certified)(a, (double)m_, big_);                                                \
-        }                                                                                                       \
-        if (!ok_) return 1;                                                                                     \
-        if (in_place)                                                                                           \
-            (void)NK_NAME(nk_ln_affine_cert_body)(x, y, n, PP, HI, LO, R, w, b, (float)kappa, &m_, SCALED,      \
-                                                  CENTRED, 1, 0, 0, fmt);                                       \
-        return 0;                                                                                               \
-    } while (0)
-    if (scaled) {
+/// How a row's output pass computes t (docs/numerics.md, "The affine certificate"), with
+/// the certificate's constants. Per element (docs): |y_i - y*_i| <= u·|w_i|·(A·|x̂_i| + C)
+/// + u·|y_i|, with A the float affine's own constant plus rho/u and C = 2 + mu/u;
+/// |x̂_i| <= 1.0001·|t_i| + 2e-5. The centred form t = fma(x, r, Float(-mean·r)) where
+/// the level fuses and the mean is within 2σ ("The centred form"): A0 = 3 (2 and 1 of
+/// margin) and C0 = 2.01 there; A0 = 5 or 6 and C0 = 2 for ((x·p - hi) - lo)·r.
+typedef struct {
+    int scaled, centred;
+    float p, hi, lo, r;  // centred: hi = Float(-mean·r), lo = 0
+    double a, kappa;
+} NK_NAME(nk_ln_form);
+
+static inline void NK_NAME(nk_ln_form_of)(const NK_NAME(nk_ln_stats) *st, NK_NAME(nk_ln_form) *f) {
+    const double mean = st->mean, rstd = st->rstd, variance = st->variance;
+    f->scaled = variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100);
+    f->centred = NK_HAS_FMA && !f->scaled && variance > 0 && mean * mean <= 4 * variance;
+    f->a = (f->centred ? 3.0 : NK_HAS_FMA ? 5.0 : 6.0) + st->rho / NK_LN_U;
+    const double c = (f->centred ? 2.01 : 2.0) + st->mu / NK_LN_U;
+    f->kappa = (c + 2e-5 * f->a) / (1.0001 * f->a);
+    f->p = 1;
+    f->lo = 0;
+    if (f->scaled) {
         // Scale by p = 2^-e with e the exponent of the standard deviation: the
         // spread becomes about 1. p stays a normal float, and so does rstd/p.
         const int e_sd = NK_NAME(nk_exponent)(__builtin_sqrt(variance));
@@ -385,22 +369,65 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
         int k = -e_sd;
         k = k < -126 ? -126 : k > 126 ? 126 : k;
         if (k > e_rstd + 126) k = e_rstd + 126;  // rstd·2^-k >= 2^-126
-        const float p = NK_NAME(nk_pow2f)(k);
-        const double ms = mean * (double)p;
-        const float hi = (float)ms;
-        const float lo = (float)(ms - (double)hi);
-        const float r = (float)(rstd / (double)p);
-        NK_LN_OUTPUT_FORM(p, hi, lo, r, 1, 0);
-    } else if (centred) {
-        const float r = (float)rstd;
-        const float shift = (float)(-(mean * (double)r));  // -mean·r, within 2u of it
-        NK_LN_OUTPUT_FORM(1, shift, 0, r, 0, 1);
+        f->p = NK_NAME(nk_pow2f)(k);
+        const double ms = mean * (double)f->p;
+        f->hi = (float)ms;
+        f->lo = (float)(ms - (double)f->hi);
+        f->r = (float)(rstd / (double)f->p);
+    } else if (f->centred) {
+        f->r = (float)rstd;
+        f->hi = (float)(-(mean * (double)f->r));  // -mean·r, within 2u of it
     } else {
-        const float hi = (float)mean;
-        const float lo = (float)(mean - (double)hi);
-        NK_LN_OUTPUT_FORM(1, hi, lo, (float)rstd, 0, 0);
+        f->hi = (float)mean;
+        f->lo = (float)(mean - (double)f->hi);
+        f->r = (float)rstd;
     }
-#undef NK_LN_OUTPUT_FORM
+}
+
+/// nk_ln_affine_cert_body in form *f (the branch picks a specialised pass).
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_form_pass)(
+    const NK_NAME(nk_ln_form) *f, const void *x, void *y, size_t n, const float *w, const float *b, float *m_out,
+    int store, int want_m, int stream, const int fmt) {
+    const float kappa = (float)f->kappa;
+    if (f->scaled)
+        return NK_NAME(nk_ln_affine_cert_body)(x, y, n, f->p, f->hi, f->lo, f->r, w, b, kappa, m_out, 1, 0, store,
+                                               want_m, stream, fmt);
+    if (f->centred)
+        return NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, f->hi, 0, f->r, w, b, kappa, m_out, 0, 1, store, want_m,
+                                               stream, fmt);
+    return NK_NAME(nk_ln_affine_cert_body)(x, y, n, 1, f->hi, f->lo, f->r, w, b, kappa, m_out, 0, 0, store, want_m,
+                                           stream, fmt);
+}
+
+/// Whether a row's output in form *f, whose pass gave max|y| = `big`, is certified: first
+/// M bounded from `big` and the call's max|w|, max|b|; when that bound refuses, a pass
+/// that stores nothing computes M = max|w_i|·(|t_i| + κ) element by element, which
+/// certifies what it did before the cheaper bound existed.
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_form_certified)(
+    const NK_NAME(nk_ln_form) *f, const void *x, size_t n, const float *w, const float *b, float w_max, float b_max,
+    float big, const int fmt) {
+    const double bound = (1 + 4 * NK_LN_U) * ((double)big + (double)b_max) + 0x1p-140 + f->kappa * (double)w_max;
+    if (NK_NAME(nk_ln_certified)(f->a, bound, big)) return 1;
+    float m = 0;
+    (void)NK_NAME(nk_ln_form_pass)(f, x, (void *)0, n, w, b, &m, 0, 1, 0, fmt);
+    return NK_NAME(nk_ln_certified)(f->a, (double)m, big);
+}
+
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
+    const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b, float w_max,
+    float b_max, int stream, const int fmt) {
+    NK_NAME(nk_ln_form) f;
+    NK_NAME(nk_ln_form_of)(st, &f);
+    // y may be x (in place): then y is written only once the row is certified, so a
+    // fallback still reads the input. `store` and `want_m` are constants in each call
+    // (no branch per vector).
+    const int in_place = x == (const void *)y;
+    float m = 0;
+    const float big = in_place ? NK_NAME(nk_ln_form_pass)(&f, x, y, n, w, b, &m, 0, 0, 0, fmt)
+                               : NK_NAME(nk_ln_form_pass)(&f, x, y, n, w, b, &m, 1, 0, stream, fmt);
+    if (!NK_NAME(nk_ln_form_certified)(&f, x, n, w, b, w_max, b_max, big, fmt)) return 1;
+    if (in_place) (void)NK_NAME(nk_ln_form_pass)(&f, x, y, n, w, b, &m, 1, 0, 0, fmt);
+    return 0;
 }
 NK_LN_BY_FORMAT(int, nk_ln_output,
                 (const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b,
@@ -456,45 +483,54 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
         ((part_[0] + part_[1]) + (part_[2] + part_[3])) / (double)(k);                   \
     })
 
+/// The sampled shift of a row of n >= 1 elements of format `fmt`: NaN or ±inf when one
+/// was sampled, or when the mean overflowed float.
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_body)(const void *x, size_t n,
+                                                                                    const int fmt) {
+    const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
+    const size_t stride = n / k;
+    if (fmt == NK_ELEM_F32) {
+#define NK_LN_GET_F32(j) (((const float *)x)[(j) * stride])
+        return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_F32);
+#undef NK_LN_GET_F32
+    }
+    // Gather the 16-bit samples, widen them a vector at a time (NK_LN_SAMPLE is a
+    // multiple of NK_W), then the same sum as a float row's.
+    uint16_t h[NK_LN_SAMPLE] = {0};
+    float v[NK_LN_SAMPLE];
+    for (size_t j = 0; j < k; j++) h[j] = ((const uint16_t *)x)[j * stride];
+    for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
+#define NK_LN_GET_V(j) (v[(j)])
+    return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_V);
+#undef NK_LN_GET_V
+}
+
+/// After the output certificate refused a row whose statistics *st (about `shift`) were
+/// certified: its margin shrinks with the shift's distance k·σ from the mean (ρ grows as
+/// 1 + k²), so re-centre once on the mean just found, when that is more than σ/32 away,
+/// and try again (docs/numerics.md, "The shift"). Returns 0 when the row is now
+/// certified (y and *st written), else 1.
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_recentre_body)(
+    const void *x, void *y, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st, const float *w,
+    const float *b, float w_max, float b_max, int stream, const int fmt) {
+    const double off = st->mean - (double)shift;
+    if (!(off * off * 1024 > st->variance)) return 1;
+    const float again = (float)st->mean;
+    return NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, again, eps, st) != 0 ||
+           NK_LN_FMT(nk_ln_output, fmt)(x, y, n, st, w, b, w_max, b_max, stream) != 0;
+}
+
 static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_sampled_body)(
     const void *x, void *y, size_t n, double eps, const float *w, const float *b, float w_max, float b_max,
     double *stats, int stream, const int fmt) {
     if (n == 0) return 1;
-    const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
-    const size_t stride = n / k;
-    float shift;
-    if (fmt == NK_ELEM_F32) {
-#define NK_LN_GET_F32(j) (((const float *)x)[(j) * stride])
-        shift = (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_F32);
-#undef NK_LN_GET_F32
-    } else {
-        // Gather the 16-bit samples, widen them a vector at a time (NK_LN_SAMPLE is a
-        // multiple of NK_W), then the same sum as a float row's.
-        uint16_t h[NK_LN_SAMPLE] = {0};
-        float v[NK_LN_SAMPLE];
-        for (size_t j = 0; j < k; j++) h[j] = ((const uint16_t *)x)[j * stride];
-        for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
-#define NK_LN_GET_V(j) (v[(j)])
-        shift = (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_V);
-#undef NK_LN_GET_V
-    }
+    const float shift = NK_NAME(nk_ln_sampled_shift_body)(x, n, fmt);
     NK_NAME(nk_ln_stats) st;
     // NaN or ±inf sampled, or the mean overflowed float: refused (the !(s - s == 0) test).
     // In place (y == x), the output pass writes y only once certified: a refusal leaves x.
     int refused = !(shift - shift == 0) || NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, shift, eps, &st) != 0;
-    if (!refused && NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max, stream) != 0) {
-        // Only the output's certificate refused (the statistics were certified). Its
-        // margin shrinks with the shift's distance k·σ from the mean (ρ grows as 1 + k²):
-        // re-centre once on the mean just found, when that is more than σ/32 away, and
-        // try again (docs/numerics.md, "The shift").
-        const double off = st.mean - (double)shift;
-        refused = 1;
-        if (off * off * 1024 > st.variance) {
-            const float again = (float)st.mean;
-            refused = NK_LN_FMT(nk_ln_fast_stats, fmt)(x, n, again, eps, &st) != 0 ||
-                      NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max, stream) != 0;
-        }
-    }
+    if (!refused && NK_LN_FMT(nk_ln_output, fmt)(x, y, n, &st, w, b, w_max, b_max, stream) != 0)
+        refused = NK_NAME(nk_ln_recentre_body)(x, y, n, shift, eps, &st, w, b, w_max, b_max, stream, fmt);
     if (refused) {
         nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
         return 1;
@@ -532,6 +568,8 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
                                        const float *w, const float *b, float w_max, float b_max, double *stats) {
     (void)NK_NAME(nk_ln_forward_row_path)(x, y, n, shift, eps, w, b, w_max, b_max, stats);
 }
+
+#undef NK_LN_FAST_STEP
 
 // ---- Backward ----
 
