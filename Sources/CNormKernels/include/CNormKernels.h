@@ -103,6 +103,15 @@ typedef struct nk_layernorm_kernels {
     /// reports the rows done. y must not be x.
     int32_t (*forward_row_sampled_stream)(const float *x, float *y, size_t n, double eps, const float *w,
                                           const float *b, float w_max, float b_max, double *stats);
+    /// forward_row_sampled over `rows` contiguous rows of n floats of x into y, which must
+    /// not overlap x: each row's outcome, y and statistics are forward_row_sampled's, but
+    /// the output pass of one row runs interleaved with the moments of the next. Writes
+    /// mean[r] and rstd[r] (either may be NULL) for each row it certifies and the index of
+    /// each row it refuses, in increasing order, to refused[] (room for `rows`); returns
+    /// the number refused. A refused row's y holds no result.
+    size_t (*forward_rows_sampled)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w,
+                                   const float *b, float w_max, float b_max, double *_Nullable mean,
+                                   double *_Nullable rstd, size_t *refused);
     /// forward_row_sampled on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
     /// NK_ELEM_F16), widened and narrowed in registers: the same outcome and stats as
     /// forward_row_sampled on the row widened to float, and y that call's y rounded to

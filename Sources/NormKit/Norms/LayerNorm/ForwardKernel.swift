@@ -79,7 +79,12 @@ enum ForwardKernel {
         mean: UnsafeMutablePointer<Double>? = nil, rstd: UnsafeMutablePointer<Double>? = nil
     ) {
         let n = p.dim
-        let stream = p.streamsOutput && UnsafeRawPointer(x) != UnsafeRawPointer(y)
+        let inPlace = x == UnsafePointer(y)
+        if !inPlace && !p.streamsOutput && rows.count > 1 {
+            runPipelined(x: x, y: y, rows: rows, parameters: p, mean: mean, rstd: rstd)
+            return
+        }
+        let stream = p.streamsOutput && !inPlace
         let sampled = stream ? p.kernels.forward_row_sampled_stream : p.kernels.forward_row_sampled
         for row in rows {
             let offset = row &* n
@@ -88,6 +93,41 @@ enum ForwardKernel {
             rstd?[row] = s.rstd
         }
         if stream { nk_stream_fence() }
+    }
+
+    /// Rows per call of `forward_rows_sampled`: the refused rows' indices fit on the stack.
+    static let pipelinedRows = 128
+
+    /// `run` for y not x and not streamed: `forward_rows_sampled` (each row's output pass
+    /// interleaved with the next row's moments; the same bits as `forward_row_sampled` row
+    /// by row) over chunks of rows, then the rows it refused as ``normalizeRow`` takes them.
+    static func runPipelined(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>, parameters p: ForwardParameters,
+        mean: UnsafeMutablePointer<Double>?, rstd: UnsafeMutablePointer<Double>?
+    ) {
+        let n = p.dim
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
+            var stats = (Double.nan, Double.nan)
+            withUnsafeMutableBytes(of: &stats) { raw in
+                let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+                var start = rows.lowerBound
+                while start < rows.upperBound {
+                    ProcessExit.checkpoint()
+                    let count = min(pipelinedRows, rows.upperBound &- start)
+                    let o = start &* n
+                    let refusedCount = p.kernels.forward_rows_sampled(
+                        x + o, y + o, count, n, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                        mean.map { $0 + start }, rstd.map { $0 + start }, refused.baseAddress!)
+                    for k in 0 ..< refusedCount {
+                        let row = start &+ refused[k]
+                        refusedRow(x + row &* n, y + row &* n, p, out)
+                        mean?[row] = out[0]
+                        rstd?[row] = out[1]
+                    }
+                    start &+= count
+                }
+            }
+        }
     }
 
     /// Normalises rows `rows` of 16-bit elements (`format`: NK_ELEM_BF16 or
