@@ -11,6 +11,8 @@
 // A third argument `bf16` times the bfloat16 row kernel (forward_row_sampled_half) on the
 // same values rounded to bfloat16; build with -DNK_AVX512BF16 for the AVX512_BF16 variant
 // (VCVTNE2PS2BF16 narrowing; the CPU must have it), without it for the integer narrowing.
+// A third argument `pipelined` times forward_rows_sampled over the ROWS rows at once (each
+// row's output pass interleaved with the next row's moments), per row.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -45,6 +47,8 @@ int main(int argc, char **argv) {
     const size_t n = 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
     const int reps = argc > 2 ? atoi(argv[2]) : 30000;
     const int half = argc > 3 && strcmp(argv[3], "bf16") == 0;
+    const int pipelined = argc > 3 && strcmp(argv[3], "pipelined") == 0;
+    size_t *refused_rows = malloc(rows * sizeof *refused_rows);
     float *x = malloc(n * rows * sizeof *x), *y = malloc(n * rows * sizeof *y), *w = malloc(n * sizeof *w),
           *b = malloc(n * sizeof *b);
     for (size_t i = 0; i < n; i++) w[i] = (float)(1 + 0.2 * normal()), b[i] = (float)(0.1 * normal());
@@ -66,13 +70,19 @@ int main(int argc, char **argv) {
     for (size_t row = 0; row < rows; row++) refused += ROW(row) != 0;
     for (int t = 0; t < 15; t++) {
         const double start = now();
-        for (int r = 0; r < reps; r++)
+        for (int r = 0; r < reps; r++) {
+            if (pipelined) {
+                (void)NK_NAME(nk_ln_forward_rows_sampled)(x, y, rows, n, 1e-5, w, b, w_max, b_max, NULL, NULL,
+                                                          refused_rows);
+                continue;
+            }
             for (size_t row = 0; row < rows; row++)
                 (void)ROW(row);
+        }
         times[t] = (now() - start) / ((double)reps * (double)rows) * 1e9;
     }
     qsort(times, 15, sizeof times[0], ascending);
     printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu%s, %zu refused)\n", times[7], times[0], rows, n,
-           half ? " bf16" : "", refused);
+           half ? " bf16" : pipelined ? ", pipelined" : "", refused);
     return 0;
 }

@@ -255,7 +255,7 @@ typedef struct {
 /// The certificate of the float fast moments `m` of a row of n elements about `shift`
 /// (docs/numerics.md, "The fast path"). Returns 0 when the row is certified (and fills
 /// *st), else 1.
-static inline int NK_NAME(nk_ln_moments_certified)(nk_moments m, size_t n, float shift, double eps,
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_moments_certified)(nk_moments m, size_t n, float shift, double eps,
                                                    NK_NAME(nk_ln_stats) *st) {
     if (n > ((size_t)1 << 24)) return 1;
     if (!(m.sum - m.sum == 0 && m.sum_squares - m.sum_squares == 0)) return 1;  // non-finite, or overflowed
@@ -352,7 +352,7 @@ typedef struct {
     double a, kappa;
 } NK_NAME(nk_ln_form);
 
-static inline void NK_NAME(nk_ln_form_of)(const NK_NAME(nk_ln_stats) *st, NK_NAME(nk_ln_form) *f) {
+static inline __attribute__((always_inline)) void NK_NAME(nk_ln_form_of)(const NK_NAME(nk_ln_stats) *st, NK_NAME(nk_ln_form) *f) {
     const double mean = st->mean, rstd = st->rstd, variance = st->variance;
     f->scaled = variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100);
     f->centred = NK_HAS_FMA && !f->scaled && variance > 0 && mean * mean <= 4 * variance;
@@ -510,7 +510,7 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_b
 /// 1 + k²), so re-centre once on the mean just found, when that is more than σ/32 away,
 /// and try again (docs/numerics.md, "The shift"). Returns 0 when the row is now
 /// certified (y and *st written), else 1.
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_recentre_body)(
+static __attribute__((noinline)) int NK_NAME(nk_ln_recentre_body)(
     const void *x, void *y, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st, const float *w,
     const float *b, float w_max, float b_max, int stream, const int fmt) {
     const double off = st->mean - (double)shift;
