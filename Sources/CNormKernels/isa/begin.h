@@ -106,6 +106,18 @@ static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (n
         nk_sum_s_;                                    \
     })
 
+/// Σ of the lanes of a double vector as a tree: lanes i and i + NK_W/2 first, and so on
+/// halving; log2(NK_W) dependent additions where nk_sumd makes NK_W. Its rounding differs
+/// from nk_sumd's; a bound that holds for any order of the additions holds for both.
+#define nk_sumd_tree(v)                                                                               \
+    ({                                                                                                \
+        nk_vd nk_tree_v_ = (v);                                                                       \
+        for (int nk_tree_h_ = NK_W / 2; nk_tree_h_ >= 1; nk_tree_h_ /= 2)                             \
+            for (int nk_tree_i_ = 0; nk_tree_i_ < nk_tree_h_; nk_tree_i_++)                           \
+                nk_tree_v_[nk_tree_i_] += nk_tree_v_[nk_tree_i_ + nk_tree_h_];                        \
+        nk_tree_v_[0];                                                                                \
+    })
+
 #if NK_LEVEL == 2
 #include <immintrin.h>
 /// The first `k` (< NK_W) floats of `p` in a vector, the other lanes `fill`: a masked
@@ -143,6 +155,14 @@ static inline __attribute__((always_inline)) nk_vf nk_max_skip_nan(nk_vf m, nk_v
 static inline __attribute__((always_inline)) nk_vf nk_min_skip_nan(nk_vf m, nk_vf a) {
     const nk_vi lt = a < m;
     return (nk_vf)((lt & (nk_vi)a) | (~lt & (nk_vi)m));
+}
+/// The largest lane of a vector of values >= +0 (no NaN, no -0: a running maximum of
+/// magnitudes), as a tree: log2(NK_W) dependent steps. Exact, so the same value as any
+/// other order.
+static inline __attribute__((always_inline)) float nk_hmax_magnitudes(nk_vf v) {
+    for (int h = NK_W / 2; h >= 1; h /= 2)
+        for (int i = 0; i < h; i++) v[i] = v[i + h] > v[i] ? v[i + h] : v[i];
+    return v[0];
 }
 /// |v| (clears the sign bits).
 static inline __attribute__((always_inline)) nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }

@@ -131,7 +131,7 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
             sq += nk_widen(fq[c]);
         }
     }
-    return (nk_moments){nk_sumd(sa), nk_sumd(sq)};
+    return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, float shift), (x, n, shift))
 
@@ -212,16 +212,8 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_bod
 #undef NK_LN_STORE_PART
     }
 #undef NK_LN_CERT_STEP
-    ym = nk_max_skip_nan(ym, ym1);
-    float c = ym[0];
-    for (int j = 1; j < NK_W; j++) c = ym[j] > c ? ym[j] : c;
-    if (want_m) {
-        mm = nk_max_skip_nan(mm, mm1);
-        float a = mm[0];
-        for (int j = 1; j < NK_W; j++) a = mm[j] > a ? mm[j] : a;
-        *m_out = a;
-    }
-    return c;
+    if (want_m) *m_out = nk_hmax_magnitudes(nk_max_skip_nan(mm, mm1));
+    return nk_hmax_magnitudes(nk_max_skip_nan(ym, ym1));
 }
 
 /// y in Double, rounded once to float: the affine step for rows whose float affine the
@@ -629,11 +621,8 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
     }
 #undef NK_LN_OUT_STEP
 #undef NK_LN_OUT_Y
-    ym0 = nk_max_skip_nan(ym0, ym1);
-    float c = ym0[0];
-    for (int j = 1; j < NK_W; j++) c = ym0[j] > c ? ym0[j] : c;
-    *big = c;
-    return (nk_moments){nk_sumd(sa), nk_sumd(sq)};
+    *big = nk_hmax_magnitudes(nk_max_skip_nan(ym0, ym1));
+    return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 
 static nk_moments NK_NAME(nk_ln_moments_and_output)(const float *xm, size_t n, float shift, const float *xo, float *yo,
