@@ -85,6 +85,60 @@ struct PipelinedForwardTests {
         }
     }
 
+    /// The same for rows of bfloat16 and float16 against `forward_row_sampled_half`.
+    @Test(arguments: [NK_ELEM_BF16, NK_ELEM_F16])
+    func halfRowsEqualTheOneRowKernel(format: Int32) throws {
+        for level in InstructionSet.supported {
+            let k = Kernels.layerNorm(at: level)
+            for dim in [1, 17, 256, 768, 4099] {
+                let layer = try HalfRowKernelTests.layer(dim: dim)
+                let rows = Self.batch(dim: dim)
+                let wide = rows.flatMap { $0 }
+                let x: [UInt16] = format == NK_ELEM_BF16 ? wide.map { BFloat16($0).bitPattern }
+                                                         : wide.map { HalfRowKernelTests.float16Bits($0) }
+                layer.withParameters(level) { p in
+                    var expected = [UInt16](repeating: 0, count: x.count)
+                    var expectedStats = [[Double]](repeating: [.nan, .nan], count: rows.count)
+                    var expectedRefused: [Int] = []
+                    x.withUnsafeBufferPointer { xp in
+                        expected.withUnsafeMutableBufferPointer { yp in
+                            for r in 0 ..< rows.count {
+                                if k.forward_row_sampled_half(xp.baseAddress! + r * dim, yp.baseAddress! + r * dim, dim,
+                                                              format, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                                                              &expectedStats[r]) != 0 {
+                                    expectedRefused.append(r)
+                                }
+                            }
+                        }
+                    }
+                    var y = [UInt16](repeating: 0xffff, count: x.count + 16)
+                    var mean = [Double](repeating: .nan, count: rows.count), rstd = mean
+                    var refused = [Int](repeating: -1, count: rows.count)
+                    let count = x.withUnsafeBufferPointer { xp in
+                        y.withUnsafeMutableBufferPointer { yp in
+                            mean.withUnsafeMutableBufferPointer { m in
+                                rstd.withUnsafeMutableBufferPointer { s in
+                                    k.forward_rows_sampled_half(xp.baseAddress!, yp.baseAddress!, rows.count, dim, format,
+                                                                p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                                                                m.baseAddress, s.baseAddress, &refused)
+                                }
+                            }
+                        }
+                    }
+                    let label = "\(level) format \(format) dim \(dim)"
+                    #expect(Array(refused[..<count]) == expectedRefused, "\(label): refused rows differ")
+                    #expect(y[x.count...].allSatisfy { $0 == 0xffff }, "\(label): wrote past y")
+                    for r in 0 ..< rows.count where !expectedRefused.contains(r) {
+                        let span = r * dim ..< (r + 1) * dim
+                        #expect(Array(y[span]) == Array(expected[span]), "\(label) row \(r): y differs")
+                        #expect([mean[r], rstd[r]].map(\.bitPattern) == expectedStats[r].map(\.bitPattern),
+                                "\(label) row \(r): statistics differ")
+                    }
+                }
+            }
+        }
+    }
+
     /// Through the public API: a tensor's forward (pipelined: y is not x) equals the same
     /// rows normalised in place (one row at a time), bitwise.
     @Test func engineMatchesInPlace() throws {

@@ -112,6 +112,12 @@ typedef struct nk_layernorm_kernels {
     size_t (*forward_rows_sampled)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w,
                                    const float *b, float w_max, float b_max, double *_Nullable mean,
                                    double *_Nullable rstd, size_t *refused);
+    /// forward_rows_sampled on rows of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16),
+    /// converted in registers: each row's outcome, y and statistics are
+    /// forward_row_sampled_half's. y must not overlap x.
+    size_t (*forward_rows_sampled_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n, int32_t format,
+                                        double eps, const float *w, const float *b, float w_max, float b_max,
+                                        double *_Nullable mean, double *_Nullable rstd, size_t *refused);
     /// forward_row_sampled on a row of 16-bit elements (`format`: NK_ELEM_BF16 or
     /// NK_ELEM_F16), widened and narrowed in registers: the same outcome and stats as
     /// forward_row_sampled on the row widened to float, and y that call's y rounded to

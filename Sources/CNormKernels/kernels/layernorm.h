@@ -561,34 +561,36 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16
 /// The fast moments of row xm about `shift`, bit for bit nk_ln_row_moments_fast's (the
 /// same blocks, chains and order of additions), with the output pass of an earlier row xo
 /// in form *f (not scaled; `centred` is f->centred, a constant) interleaved vector by
-/// vector: yo is stored (plain stores; yo must not overlap xm) and max|y| goes to *big,
-/// each y_i computed as nk_ln_affine_cert_body computes it. The two are independent: the
-/// moments' additions and the output's multiplies share the vector units better than
-/// either alone, and the moments need not wait for the earlier row's statistics.
+/// vector: yo is stored (yo must not overlap xm) and max|y| goes to *big, each y_i
+/// computed (and, for a half format, narrowed) as nk_ln_affine_cert_body does it. The two
+/// are independent: the moments' additions and the output's multiplies share the vector
+/// units better than either alone, and the moments need not wait for the earlier row's
+/// statistics. Rows are of element format `fmt` (a constant).
 static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_and_output_body)(
-    const float *xm, size_t n, float shift, const float *xo, float *yo, const NK_NAME(nk_ln_form) *f, const float *w,
-    const float *b, float *big, const int centred) {
+    const void *xm, size_t n, float shift, const void *xo, void *yo, const NK_NAME(nk_ln_form) *f, const float *w,
+    const float *b, float *big, const int centred, const int fmt) {
     const nk_vf sv = nk_splat(shift);
     const nk_vf hv = nk_splat(f->hi), lv = nk_splat(f->lo), rv = nk_splat(f->r);
     nk_vd sa = {}, sq = {};
     nk_vf ym0 = {}, ym1 = {};
 #define NK_LN_OUT_Y(xv) NK_FMA(centred ? NK_FMA((xv), rv, hv) : (((xv) - hv) - lv) * rv, wv_, bv_)
-#define NK_LN_OUT_STEP(at, ym)                                       \
-    do {                                                             \
-        const nk_vf wv_ = nk_load(w + (at)), bv_ = nk_load(b + (at)); \
-        const nk_vf y_ = NK_LN_OUT_Y(nk_load(xo + (at)));             \
-        nk_store(yo + (at), y_);                                     \
-        ym = nk_max_skip_nan(ym, nk_abs(y_));                        \
+#define NK_LN_OUT_STEP(at, ym)                                             \
+    do {                                                                   \
+        const nk_vf wv_ = nk_load(w + (at)), bv_ = nk_load(b + (at));       \
+        const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load(xo, (at), fmt));          \
+        nk_elem_store(yo, (at), y_, fmt);                                  \
+        ym = nk_max_skip_nan(ym, nk_abs(y_));                              \
     } while (0)
     const size_t block = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;
+    const size_t ahead = NK_LN_PREFETCH_ROWS * n * NK_ELEM_SIZE(fmt);
     size_t i = 0;
     for (; i + block <= n; i += block) {
         nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
         for (int t = 0; t < NK_LN_FAST_TERMS; t++)
             for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
                 const size_t at = i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W;
-                __builtin_prefetch(xm + at + NK_LN_PREFETCH_ROWS * n, 0, 3);
-                NK_LN_FAST_STEP(c, nk_load(xm + at));
+                __builtin_prefetch((const char *)xm + at * NK_ELEM_SIZE(fmt) + ahead, 0, 3);
+                NK_LN_FAST_STEP(c, nk_elem_load(xm, at, fmt));
                 if (c & 1) NK_LN_OUT_STEP(at, ym1); else NK_LN_OUT_STEP(at, ym0);
             }
         for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
@@ -601,16 +603,16 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
         for (int v = 0; i < n; i += NK_W, v++) {
             const int c = v % NK_LN_FAST_CHAINS;
             if (n - i >= NK_W) {
-                NK_LN_FAST_STEP(c, nk_load(xm + i));
+                NK_LN_FAST_STEP(c, nk_elem_load(xm, i, fmt));
                 NK_LN_OUT_STEP(i, ym0);
             } else {
                 // Padding: the moments' lanes hold `shift` (difference 0), the output's
                 // x = w = b = 0 (y = 0), as in the one-row passes.
                 const size_t k = n - i;
-                NK_LN_FAST_STEP(c, nk_load_partial(xm + i, k, shift));
+                NK_LN_FAST_STEP(c, nk_elem_load_partial(xm, i, k, shift, fmt));
                 const nk_vf wv_ = nk_load_partial(w + i, k, 0), bv_ = nk_load_partial(b + i, k, 0);
-                const nk_vf y_ = NK_LN_OUT_Y(nk_load_partial(xo + i, k, 0));
-                nk_store_partial(yo + i, k, y_);
+                const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load_partial(xo, i, k, 0, fmt));
+                nk_elem_store_partial(yo, i, k, y_, fmt);
                 ym0 = nk_max_skip_nan(ym0, nk_abs(y_));
             }
         }
@@ -625,21 +627,16 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 
-static nk_moments NK_NAME(nk_ln_moments_and_output)(const float *xm, size_t n, float shift, const float *xo, float *yo,
-                                                    const NK_NAME(nk_ln_form) *f, const float *w, const float *b,
-                                                    float *big) {
-    if (f->centred) return NK_NAME(nk_ln_moments_and_output_body)(xm, n, shift, xo, yo, f, w, b, big, 1);
-    return NK_NAME(nk_ln_moments_and_output_body)(xm, n, shift, xo, yo, f, w, b, big, 0);
-}
-
-static size_t NK_NAME(nk_ln_forward_rows_sampled)(const float *x, float *y, size_t rows, size_t n, double eps,
-                                                  const float *w, const float *b, float w_max, float b_max,
-                                                  double *mean, double *rstd, size_t *refused) {
+/// forward_rows_sampled over rows of element format `fmt` (a constant).
+static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
+    const void *x, void *y, size_t rows, size_t n, double eps, const float *w, const float *b, float w_max,
+    float b_max, double *mean, double *rstd, size_t *refused, const int fmt) {
     size_t count = 0;
     if (n == 0) {
         for (size_t r = 0; r < rows; r++) nk_ln_count_path(NK_LN_SAMPLED_REFUSED), refused[count++] = r;
         return count;
     }
+    const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
     // Row o: statistics certified, output pending (it runs beside row r's moments).
     int pending = 0;
     size_t o = 0;
@@ -647,24 +644,24 @@ static size_t NK_NAME(nk_ln_forward_rows_sampled)(const float *x, float *y, size
     NK_NAME(nk_ln_stats) st;
     NK_NAME(nk_ln_form) f;
     for (size_t r = 0;; r++) {
-        const float *xr = x + r * n;
-        const float shift = r < rows ? NK_NAME(nk_ln_sampled_shift_body)(xr, n, NK_ELEM_F32) : 0;
+        const void *xr = (const char *)x + r * stride;
+        const float shift = r < rows ? NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt) : 0;
         const int sampled = r < rows && shift - shift == 0;
         nk_moments m = {0, 0};
         int have_m = 0;
         if (pending) {
-            const float *xo = x + o * n;
-            float *yo = y + o * n;
+            const void *xo = (const char *)x + o * stride;
+            void *yo = (char *)y + o * stride;
             float big, unused = 0;
             if (sampled && !f.scaled) {
-                m = NK_NAME(nk_ln_moments_and_output)(xr, n, shift, xo, yo, &f, w, b, &big);
+                m = f.centred ? NK_NAME(nk_ln_moments_and_output_body)(xr, n, shift, xo, yo, &f, w, b, &big, 1, fmt)
+                              : NK_NAME(nk_ln_moments_and_output_body)(xr, n, shift, xo, yo, &f, w, b, &big, 0, fmt);
                 have_m = 1;
             } else {
-                big = NK_NAME(nk_ln_form_pass)(&f, xo, yo, n, w, b, &unused, 1, 0, 0, NK_ELEM_F32);
+                big = NK_NAME(nk_ln_form_pass)(&f, xo, yo, n, w, b, &unused, 1, 0, 0, fmt);
             }
-            const int done = NK_NAME(nk_ln_form_certified)(&f, xo, n, w, b, w_max, b_max, big, NK_ELEM_F32) ||
-                             NK_NAME(nk_ln_recentre_body)(xo, yo, n, shift_o, eps, &st, w, b, w_max, b_max, 0,
-                                                          NK_ELEM_F32) == 0;
+            const int done = NK_NAME(nk_ln_form_certified)(&f, xo, n, w, b, w_max, b_max, big, fmt) ||
+                             NK_NAME(nk_ln_recentre_body)(xo, yo, n, shift_o, eps, &st, w, b, w_max, b_max, 0, fmt) == 0;
             if (done) {
                 if (mean) mean[o] = st.mean;
                 if (rstd) rstd[o] = st.rstd;
@@ -675,7 +672,7 @@ static size_t NK_NAME(nk_ln_forward_rows_sampled)(const float *x, float *y, size
             pending = 0;
         }
         if (r == rows) return count;
-        if (sampled && !have_m) m = NK_NAME(nk_ln_row_moments_fast)(xr, n, shift);
+        if (sampled && !have_m) m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift);
         if (!sampled || NK_NAME(nk_ln_moments_certified)(m, n, shift, eps, &st) != 0) {
             nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
             refused[count++] = r;
@@ -686,6 +683,24 @@ static size_t NK_NAME(nk_ln_forward_rows_sampled)(const float *x, float *y, size
         shift_o = shift;
         pending = 1;
     }
+}
+
+static size_t NK_NAME(nk_ln_forward_rows_sampled)(const float *x, float *y, size_t rows, size_t n, double eps,
+                                                  const float *w, const float *b, float w_max, float b_max,
+                                                  double *mean, double *rstd, size_t *refused) {
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, y, rows, n, eps, w, b, w_max, b_max, mean, rstd, refused,
+                                                    NK_ELEM_F32);
+}
+
+static size_t NK_NAME(nk_ln_forward_rows_sampled_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n,
+                                                       int32_t format, double eps, const float *w, const float *b,
+                                                       float w_max, float b_max, double *mean, double *rstd,
+                                                       size_t *refused) {
+    if (format == NK_ELEM_BF16)
+        return NK_NAME(nk_ln_forward_rows_sampled_body)(x, y, rows, n, eps, w, b, w_max, b_max, mean, rstd, refused,
+                                                        NK_ELEM_BF16);
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, y, rows, n, eps, w, b, w_max, b_max, mean, rstd, refused,
+                                                    NK_ELEM_F16);
 }
 
 static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
@@ -918,6 +933,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .forward_row_sampled = NK_NAME(nk_ln_forward_row_sampled),
     .forward_row_sampled_stream = NK_NAME(nk_ln_forward_row_sampled_stream),
     .forward_rows_sampled = NK_NAME(nk_ln_forward_rows_sampled),
+    .forward_rows_sampled_half = NK_NAME(nk_ln_forward_rows_sampled_half),
     .forward_row_sampled_half = NK_NAME(nk_ln_forward_row_sampled_half),
     .half_in_registers = NK_HALF_IN_REGISTERS,
     .backward_centre = NK_NAME(nk_ln_backward_centre),

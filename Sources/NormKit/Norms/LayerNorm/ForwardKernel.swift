@@ -132,7 +132,8 @@ enum ForwardKernel {
 
     /// Normalises rows `rows` of 16-bit elements (`format`: NK_ELEM_BF16 or
     /// NK_ELEM_F16) of `x` into `y` (which may be `x`): each row first through the
-    /// sampled fast path converting in registers (`forward_row_sampled_half`); a row it
+    /// sampled fast path converting in registers (`forward_row_sampled_half`, or for two
+    /// or more rows out of place `forward_rows_sampled_half`, pipelined); a row it
     /// refuses is widened into `scratch` (two rows of floats), normalised from the sdot
     /// shift by `forward_row` as the float form would, and narrowed. Either way the bits
     /// are those of ``normalizeRow`` on the widened row, rounded once to the format.
@@ -144,15 +145,35 @@ enum ForwardKernel {
         var stats = (Double.nan, Double.nan)
         withUnsafeMutableBytes(of: &stats) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+            func fallback(_ row: Int) {
+                let xr = x + row &* n, yr = y + row &* n
+                let wide = scratch, result = scratch + n
+                conversions.widen(xr, wide, n)
+                refusedRow(wide, result, p, out)
+                conversions.narrow(result, yr, n)
+            }
+            if x != UnsafePointer(y) && rows.count > 1 {
+                // Pipelined (forward_rows_sampled_half), in chunks whose refused rows fit on the stack.
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
+                    var start = rows.lowerBound
+                    while start < rows.upperBound {
+                        ProcessExit.checkpoint()
+                        let count = min(pipelinedRows, rows.upperBound &- start)
+                        let refusedCount = p.kernels.forward_rows_sampled_half(
+                            x + start &* n, y + start &* n, count, n, format, p.eps, p.weight, p.bias, p.weightMax,
+                            p.biasMax, nil, nil, refused.baseAddress!)
+                        for k in 0 ..< refusedCount { fallback(start &+ refused[k]) }
+                        start &+= count
+                    }
+                }
+                return
+            }
             for row in rows {
                 ProcessExit.checkpoint()
                 let xr = x + row &* n, yr = y + row &* n
                 if p.kernels.forward_row_sampled_half(xr, yr, n, format, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
                                                      out) != 0 {
-                    let wide = scratch, result = scratch + n
-                    conversions.widen(xr, wide, n)
-                    refusedRow(wide, result, p, out)
-                    conversions.narrow(result, yr, n)
+                    fallback(row)
                 }
             }
         }
