@@ -120,12 +120,14 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
     }
     if (i < n) {
         // The last, partial block: the same chains, each still at most NK_LN_FAST_TERMS
-        // terms; padding lanes hold `shift`, whose difference is 0.
+        // terms (its v-th vector to chain v mod NK_LN_FAST_CHAINS, walked a group of chains
+        // at a time so that every chain index is a constant and the chains stay in
+        // registers); padding lanes hold `shift`, whose difference is 0.
         nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
-        for (int v = 0; i < n; i += NK_W, v++) {
-            const int c = v % NK_LN_FAST_CHAINS;
+        for (; i + NK_LN_FAST_CHAINS * NK_W <= n; i += NK_LN_FAST_CHAINS * NK_W)
+            for (int c = 0; c < NK_LN_FAST_CHAINS; c++) NK_LN_FAST_STEP(c, nk_elem_load(x, i + (size_t)c * NK_W, fmt));
+        for (int c = 0; c < NK_LN_FAST_CHAINS && i < n; c++, i += NK_W)
             NK_LN_FAST_STEP(c, n - i >= NK_W ? nk_elem_load(x, i, fmt) : nk_elem_load_partial(x, i, n - i, shift, fmt));
-        }
         for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
             sa += nk_widen(fa[c]);
             sq += nk_widen(fq[c]);
@@ -599,9 +601,14 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
         }
     }
     if (i < n) {
+        // The partial block as the moments pass walks it (chain v mod NK_LN_FAST_CHAINS).
         nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
-        for (int v = 0; i < n; i += NK_W, v++) {
-            const int c = v % NK_LN_FAST_CHAINS;
+        for (; i + NK_LN_FAST_CHAINS * NK_W <= n; i += NK_LN_FAST_CHAINS * NK_W)
+            for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
+                NK_LN_FAST_STEP(c, nk_elem_load(xm, i + (size_t)c * NK_W, fmt));
+                if (c & 1) NK_LN_OUT_STEP(i + (size_t)c * NK_W, ym1); else NK_LN_OUT_STEP(i + (size_t)c * NK_W, ym0);
+            }
+        for (int c = 0; c < NK_LN_FAST_CHAINS && i < n; c++, i += NK_W) {
             if (n - i >= NK_W) {
                 NK_LN_FAST_STEP(c, nk_elem_load(xm, i, fmt));
                 NK_LN_OUT_STEP(i, ym0);
