@@ -96,6 +96,59 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// slower (docs/performance.md, "Half forms in registers, and a cheaper output certificate").
 #define NK_LN_PREFETCH_ROWS 2
 
+/// The fast moments' walk over the row at `xp` (n elements of format fmt, about `shift`;
+/// sv, fa, fq, sa, sq as NK_LN_FAST_STEP and the bodies below name them): blocks of
+/// NK_LN_FAST_TERMS·NK_LN_FAST_CHAINS vectors, a block's v-th vector into chain
+/// v mod NK_LN_FAST_CHAINS, each chain's partial widened and added into sa, sq after its
+/// block. The last, partial block keeps that assignment, walked a group of chains at a
+/// time so that every chain index is a constant (the chains stay in registers); its last
+/// vector may be partial, its padding lanes `shift` (difference 0). AFTER(at, c) runs
+/// after each whole vector (element `at`, chain c), AFTER_PART(at, k) after the partial
+/// one (k elements): the pipelined body's output steps. One walk for every form, so the
+/// moments' bits are the same in each.
+#define NK_LN_MOMENTS_WALK(xp, AFTER, AFTER_PART)                                                          \
+    do {                                                                                                   \
+        const size_t block_ = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;                        \
+        size_t i_ = 0;                                                                                     \
+        for (; i_ + block_ <= n; i_ += block_) {                                                           \
+            nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};                                  \
+            for (int t_ = 0; t_ < NK_LN_FAST_TERMS; t_++)                                                  \
+                for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                           \
+                    const size_t at_ = i_ + (size_t)(t_ * NK_LN_FAST_CHAINS + c_) * NK_W;                  \
+                    __builtin_prefetch((const char *)(xp) + (at_ + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3); \
+                    NK_LN_FAST_STEP(c_, nk_elem_load((xp), at_, fmt));                                     \
+                    AFTER(at_, c_);                                                                        \
+                }                                                                                          \
+            for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                               \
+                sa += nk_widen(fa[c_]);                                                                    \
+                sq += nk_widen(fq[c_]);                                                                    \
+            }                                                                                              \
+        }                                                                                                  \
+        if (i_ < n) {                                                                                      \
+            nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};                                  \
+            for (; i_ + NK_LN_FAST_CHAINS * NK_W <= n; i_ += NK_LN_FAST_CHAINS * NK_W)                     \
+                for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                           \
+                    NK_LN_FAST_STEP(c_, nk_elem_load((xp), i_ + (size_t)c_ * NK_W, fmt));                  \
+                    AFTER(i_ + (size_t)c_ * NK_W, c_);                                                     \
+                }                                                                                          \
+            for (int c_ = 0; c_ < NK_LN_FAST_CHAINS && i_ < n; c_++, i_ += NK_W) {                         \
+                if (n - i_ >= NK_W) {                                                                      \
+                    NK_LN_FAST_STEP(c_, nk_elem_load((xp), i_, fmt));                                      \
+                    AFTER(i_, c_);                                                                         \
+                } else {                                                                                   \
+                    NK_LN_FAST_STEP(c_, nk_elem_load_partial((xp), i_, n - i_, shift, fmt));               \
+                    AFTER_PART(i_, n - i_);                                                                \
+                }                                                                                          \
+            }                                                                                              \
+            for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                               \
+                sa += nk_widen(fa[c_]);                                                                    \
+                sq += nk_widen(fq[c_]);                                                                    \
+            }                                                                                              \
+        }                                                                                                  \
+    } while (0)
+#define NK_LN_NO_STEP(at, c) ((void)0)
+#define NK_LN_NO_PART(at, k) ((void)0)
+
 /// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_FAST_TERMS terms per lane, the
 /// block partials added in double. A non-finite result means an infinity or NaN in the
 /// row, or an overflow of a difference, a square or a partial: the caller falls back.
@@ -103,36 +156,7 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
     const void *x, size_t n, float shift, const int fmt) {
     const nk_vf sv = nk_splat(shift);
     nk_vd sa = {}, sq = {};
-    const size_t block = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;
-    size_t i = 0;
-    for (; i + block <= n; i += block) {
-        nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
-        for (int t = 0; t < NK_LN_FAST_TERMS; t++)
-            for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
-                const size_t at = i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W;
-                __builtin_prefetch((const char *)x + (at + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3);
-                NK_LN_FAST_STEP(c, nk_elem_load(x, at, fmt));
-            }
-        for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
-            sa += nk_widen(fa[c]);
-            sq += nk_widen(fq[c]);
-        }
-    }
-    if (i < n) {
-        // The last, partial block: the same chains, each still at most NK_LN_FAST_TERMS
-        // terms (its v-th vector to chain v mod NK_LN_FAST_CHAINS, walked a group of chains
-        // at a time so that every chain index is a constant and the chains stay in
-        // registers); padding lanes hold `shift`, whose difference is 0.
-        nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
-        for (; i + NK_LN_FAST_CHAINS * NK_W <= n; i += NK_LN_FAST_CHAINS * NK_W)
-            for (int c = 0; c < NK_LN_FAST_CHAINS; c++) NK_LN_FAST_STEP(c, nk_elem_load(x, i + (size_t)c * NK_W, fmt));
-        for (int c = 0; c < NK_LN_FAST_CHAINS && i < n; c++, i += NK_W)
-            NK_LN_FAST_STEP(c, n - i >= NK_W ? nk_elem_load(x, i, fmt) : nk_elem_load_partial(x, i, n - i, shift, fmt));
-        for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
-            sa += nk_widen(fa[c]);
-            sq += nk_widen(fq[c]);
-        }
-    }
+    NK_LN_MOMENTS_WALK(x, NK_LN_NO_STEP, NK_LN_NO_PART);
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, float shift), (x, n, shift))
@@ -583,51 +607,24 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
         nk_elem_store(yo, (at), y_, fmt);                                  \
         ym = nk_max_skip_nan(ym, nk_abs(y_));                              \
     } while (0)
-    const size_t block = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;
-    const size_t ahead = NK_LN_PREFETCH_ROWS * n * NK_ELEM_SIZE(fmt);
-    size_t i = 0;
-    for (; i + block <= n; i += block) {
-        nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
-        for (int t = 0; t < NK_LN_FAST_TERMS; t++)
-            for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
-                const size_t at = i + (size_t)(t * NK_LN_FAST_CHAINS + c) * NK_W;
-                __builtin_prefetch((const char *)xm + at * NK_ELEM_SIZE(fmt) + ahead, 0, 3);
-                NK_LN_FAST_STEP(c, nk_elem_load(xm, at, fmt));
-                if (c & 1) NK_LN_OUT_STEP(at, ym1); else NK_LN_OUT_STEP(at, ym0);
-            }
-        for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
-            sa += nk_widen(fa[c]);
-            sq += nk_widen(fq[c]);
-        }
-    }
-    if (i < n) {
-        // The partial block as the moments pass walks it (chain v mod NK_LN_FAST_CHAINS).
-        nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};
-        for (; i + NK_LN_FAST_CHAINS * NK_W <= n; i += NK_LN_FAST_CHAINS * NK_W)
-            for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
-                NK_LN_FAST_STEP(c, nk_elem_load(xm, i + (size_t)c * NK_W, fmt));
-                if (c & 1) NK_LN_OUT_STEP(i + (size_t)c * NK_W, ym1); else NK_LN_OUT_STEP(i + (size_t)c * NK_W, ym0);
-            }
-        for (int c = 0; c < NK_LN_FAST_CHAINS && i < n; c++, i += NK_W) {
-            if (n - i >= NK_W) {
-                NK_LN_FAST_STEP(c, nk_elem_load(xm, i, fmt));
-                NK_LN_OUT_STEP(i, ym0);
-            } else {
-                // Padding: the moments' lanes hold `shift` (difference 0), the output's
-                // x = w = b = 0 (y = 0), as in the one-row passes.
-                const size_t k = n - i;
-                NK_LN_FAST_STEP(c, nk_elem_load_partial(xm, i, k, shift, fmt));
-                const nk_vf wv_ = nk_load_partial(w + i, k, 0), bv_ = nk_load_partial(b + i, k, 0);
-                const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load_partial(xo, i, k, 0, fmt));
-                nk_elem_store_partial(yo, i, k, y_, fmt);
-                ym0 = nk_max_skip_nan(ym0, nk_abs(y_));
-            }
-        }
-        for (int c = 0; c < NK_LN_FAST_CHAINS; c++) {
-            sa += nk_widen(fa[c]);
-            sq += nk_widen(fq[c]);
-        }
-    }
+#define NK_LN_OUT_AFTER(at, c) \
+    do {                       \
+        if ((c) & 1)           \
+            NK_LN_OUT_STEP(at, ym1); \
+        else                   \
+            NK_LN_OUT_STEP(at, ym0); \
+    } while (0)
+    // Padding of the partial vector: x = w = b = 0 (y = 0), as in the one-row pass.
+#define NK_LN_OUT_PART(at, k)                                                                          \
+    do {                                                                                               \
+        const nk_vf wv_ = nk_load_partial(w + (at), (k), 0), bv_ = nk_load_partial(b + (at), (k), 0); \
+        const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load_partial(xo, (at), (k), 0, fmt));                    \
+        nk_elem_store_partial(yo, (at), (k), y_, fmt);                                                 \
+        ym0 = nk_max_skip_nan(ym0, nk_abs(y_));                                                        \
+    } while (0)
+    NK_LN_MOMENTS_WALK(xm, NK_LN_OUT_AFTER, NK_LN_OUT_PART);
+#undef NK_LN_OUT_PART
+#undef NK_LN_OUT_AFTER
 #undef NK_LN_OUT_STEP
 #undef NK_LN_OUT_Y
     *big = nk_hmax_magnitudes(nk_max_skip_nan(ym0, ym1));
@@ -716,6 +713,9 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
 }
 
 #undef NK_LN_FAST_STEP
+#undef NK_LN_MOMENTS_WALK
+#undef NK_LN_NO_STEP
+#undef NK_LN_NO_PART
 
 // ---- Backward ----
 
