@@ -112,6 +112,16 @@ typedef struct nk_layernorm_kernels {
     size_t (*forward_rows_sampled)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w,
                                    const float *b, float w_max, float b_max, double *_Nullable mean,
                                    double *_Nullable rstd, size_t *refused);
+    /// The fused residual add over `rows` contiguous rows of n floats: sum = x + res (one
+    /// float addition per element, every element of every row written, refused or not),
+    /// then forward_rows_sampled of the sum into y, the add made as the moments read each
+    /// vector. Each row's outcome, y and statistics are forward_row_sampled's on the sum.
+    /// sum may be res or x (or both); y must overlap none of x, res and sum, except that y
+    /// may be x when sum is not x.
+    size_t (*add_forward_rows_sampled)(const float *x, const float *res, float *sum, float *y, size_t rows,
+                                       size_t n, double eps, const float *w, const float *b, float w_max,
+                                       float b_max, double *_Nullable mean, double *_Nullable rstd,
+                                       size_t *refused);
     /// forward_rows_sampled on rows of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16),
     /// converted in registers: each row's outcome, y and statistics are
     /// forward_row_sampled_half's. y must not overlap x.

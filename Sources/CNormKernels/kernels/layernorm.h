@@ -96,17 +96,19 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// slower (docs/performance.md, "Half forms in registers, and a cheaper output certificate").
 #define NK_LN_PREFETCH_ROWS 2
 
-/// The fast moments' walk over the row at `xp` (n elements of format fmt, about `shift`;
-/// sv, fa, fq, sa, sq as NK_LN_FAST_STEP and the bodies below name them): blocks of
+/// The fast moments' walk over a row of n elements about `shift` (sv, fa, fq, sa, sq as
+/// NK_LN_FAST_STEP and the bodies below name them): blocks of
 /// NK_LN_FAST_TERMS·NK_LN_FAST_CHAINS vectors, a block's v-th vector into chain
 /// v mod NK_LN_FAST_CHAINS, each chain's partial widened and added into sa, sq after its
 /// block. The last, partial block keeps that assignment, walked a group of chains at a
 /// time so that every chain index is a constant (the chains stay in registers); its last
-/// vector may be partial, its padding lanes `shift` (difference 0). AFTER(at, c) runs
-/// after each whole vector (element `at`, chain c), AFTER_PART(at, k) after the partial
-/// one (k elements): the pipelined body's output steps. One walk for every form, so the
-/// moments' bits are the same in each.
-#define NK_LN_MOMENTS_WALK(xp, AFTER, AFTER_PART)                                                          \
+/// vector may be partial, its padding lanes `shift` (difference 0). LOAD(at) gives the
+/// float vector of elements at ..< at + NK_W, LOAD_PART(at, k) the last k < NK_W with
+/// padding `shift`; PREFETCH(at) runs before each vector of a whole block. AFTER(at, c)
+/// runs after each whole vector (element `at`, chain c), AFTER_PART(at, k) after the
+/// partial one (k elements): the pipelined body's output steps. One walk for every form,
+/// so the moments' bits are the same in each.
+#define NK_LN_MOMENTS_WALK(LOAD, LOAD_PART, PREFETCH, AFTER, AFTER_PART)                                  \
     do {                                                                                                   \
         const size_t block_ = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;                        \
         size_t i_ = 0;                                                                                     \
@@ -115,36 +117,61 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
             for (int t_ = 0; t_ < NK_LN_FAST_TERMS; t_++)                                                  \
                 for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                           \
                     const size_t at_ = i_ + (size_t)(t_ * NK_LN_FAST_CHAINS + c_) * NK_W;                  \
-                    __builtin_prefetch((const char *)(xp) + (at_ + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3); \
-                    NK_LN_FAST_STEP(c_, nk_elem_load((xp), at_, fmt));                                     \
+                    PREFETCH(at_);                                                                         \
+                    NK_LN_FAST_STEP(c_, LOAD(at_));                                                        \
                     AFTER(at_, c_);                                                                        \
                 }                                                                                          \
-            for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                               \
-                sa += nk_widen(fa[c_]);                                                                    \
-                sq += nk_widen(fq[c_]);                                                                    \
-            }                                                                                              \
+            NK_LN_WIDEN_CHAINS();                                                                          \
         }                                                                                                  \
         if (i_ < n) {                                                                                      \
             nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};                                  \
             for (; i_ + NK_LN_FAST_CHAINS * NK_W <= n; i_ += NK_LN_FAST_CHAINS * NK_W)                     \
                 for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                           \
-                    NK_LN_FAST_STEP(c_, nk_elem_load((xp), i_ + (size_t)c_ * NK_W, fmt));                  \
+                    NK_LN_FAST_STEP(c_, LOAD(i_ + (size_t)c_ * NK_W));                                     \
                     AFTER(i_ + (size_t)c_ * NK_W, c_);                                                     \
                 }                                                                                          \
             for (int c_ = 0; c_ < NK_LN_FAST_CHAINS && i_ < n; c_++, i_ += NK_W) {                         \
                 if (n - i_ >= NK_W) {                                                                      \
-                    NK_LN_FAST_STEP(c_, nk_elem_load((xp), i_, fmt));                                      \
+                    NK_LN_FAST_STEP(c_, LOAD(i_));                                                         \
                     AFTER(i_, c_);                                                                         \
                 } else {                                                                                   \
-                    NK_LN_FAST_STEP(c_, nk_elem_load_partial((xp), i_, n - i_, shift, fmt));               \
+                    NK_LN_FAST_STEP(c_, LOAD_PART(i_, n - i_));                                            \
                     AFTER_PART(i_, n - i_);                                                                \
                 }                                                                                          \
             }                                                                                              \
-            for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                               \
-                sa += nk_widen(fa[c_]);                                                                    \
-                sq += nk_widen(fq[c_]);                                                                    \
-            }                                                                                              \
+            NK_LN_WIDEN_CHAINS();                                                                          \
         }                                                                                                  \
+    } while (0)
+/// A block's end: each chain's float partials widened and added into sa, sq.
+#define NK_LN_WIDEN_CHAINS()                                \
+    for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {        \
+        sa += nk_widen(fa[c_]);                             \
+        sq += nk_widen(fq[c_]);                             \
+    }
+/// The walk's loads of a row `xp` of format fmt, and its prefetch: one line per vector
+/// read, NK_LN_PREFETCH_ROWS rows ahead.
+#define NK_LN_ROW_LOAD(at) nk_elem_load(xp_, (at), fmt)
+#define NK_LN_ROW_LOAD_PART(at, k) nk_elem_load_partial(xp_, (at), (k), shift, fmt)
+#define NK_LN_ROW_PREFETCH(at) \
+    __builtin_prefetch((const char *)xp_ + ((at) + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3)
+/// The fused add's loads (float rows): s = x + res in float, stored to sum, is the
+/// vector the moments take; padding lanes shift + 0 = shift. Both inputs prefetched.
+#define NK_LN_ADD_LOAD(at)                                                        \
+    ({                                                                            \
+        const nk_vf s_ = nk_load(xa_ + (at)) + nk_load(ra_ + (at));               \
+        nk_store(sa_out_ + (at), s_);                                             \
+        s_;                                                                       \
+    })
+#define NK_LN_ADD_LOAD_PART(at, k)                                                             \
+    ({                                                                                         \
+        const nk_vf s_ = nk_load_partial(xa_ + (at), (k), shift) + nk_load_partial(ra_ + (at), (k), 0); \
+        nk_store_partial(sa_out_ + (at), (k), s_);                                             \
+        s_;                                                                                    \
+    })
+#define NK_LN_ADD_PREFETCH(at)                                                  \
+    do {                                                                        \
+        __builtin_prefetch(xa_ + (at) + NK_LN_PREFETCH_ROWS * n, 0, 3);         \
+        __builtin_prefetch(ra_ + (at) + NK_LN_PREFETCH_ROWS * n, 0, 3);         \
     } while (0)
 #define NK_LN_NO_STEP(at, c) ((void)0)
 #define NK_LN_NO_PART(at, k) ((void)0)
@@ -156,7 +183,8 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
     const void *x, size_t n, float shift, const int fmt) {
     const nk_vf sv = nk_splat(shift);
     nk_vd sa = {}, sq = {};
-    NK_LN_MOMENTS_WALK(x, NK_LN_NO_STEP, NK_LN_NO_PART);
+    const void *const xp_ = x;
+    NK_LN_MOMENTS_WALK(NK_LN_ROW_LOAD, NK_LN_ROW_LOAD_PART, NK_LN_ROW_PREFETCH, NK_LN_NO_STEP, NK_LN_NO_PART);
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, float shift), (x, n, shift))
@@ -584,6 +612,38 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16
 
 // ---- Forward over many rows, software-pipelined ----
 
+/// The fused add's fast moments (float rows): sum = x + res stored as it is read, and the
+/// moments of the sum about `shift`, bit for bit nk_ln_row_moments_fast's on that sum.
+static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moments_fast_add)(
+    const float *x, const float *res, float *sum, size_t n, float shift) {
+    const nk_vf sv = nk_splat(shift);
+    nk_vd sa = {}, sq = {};
+    const float *const xa_ = x, *const ra_ = res;
+    float *const sa_out_ = sum;
+    NK_LN_MOMENTS_WALK(NK_LN_ADD_LOAD, NK_LN_ADD_LOAD_PART, NK_LN_ADD_PREFETCH, NK_LN_NO_STEP, NK_LN_NO_PART);
+    return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
+}
+
+/// sum = x + res over n floats, one float addition each (the fused add's rows the
+/// sampled shift refuses before any moments ran).
+static void NK_NAME(nk_ln_add_row)(const float *x, const float *res, float *sum, size_t n) {
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) nk_store(sum + i, nk_load(x + i) + nk_load(res + i));
+    if (i < n) nk_store_partial(sum + i, n - i, nk_load_partial(x + i, n - i, 0) + nk_load_partial(res + i, n - i, 0));
+}
+
+/// The sampled shift of the sum x + res (float rows): nk_ln_sampled_shift_body's, each
+/// sample the float sum the add stores.
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_add)(const float *x, const float *res,
+                                                                                   size_t n) {
+    const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
+    const size_t stride = n / k;
+#define NK_LN_GET_SUM(j) (x[(j) * stride] + res[(j) * stride])
+    return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_SUM);
+#undef NK_LN_GET_SUM
+}
+
+
 /// The fast moments of row xm about `shift`, bit for bit nk_ln_row_moments_fast's (the
 /// same blocks, chains and order of additions), with the output pass of an earlier row xo
 /// in form *f (not scaled; `centred` is f->centred, a constant) interleaved vector by
@@ -592,9 +652,12 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16
 /// are independent: the moments' additions and the output's multiplies share the vector
 /// units better than either alone, and the moments need not wait for the earlier row's
 /// statistics. Rows are of element format `fmt` (a constant).
+/// With `add` (float rows), the moments' row is the sum x + res of rows xm and res, stored
+/// to `sum` as it is read (NK_LN_ADD_LOAD).
 static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_and_output_body)(
-    const void *xm, size_t n, float shift, const void *xo, void *yo, const NK_NAME(nk_ln_form) *f, const float *w,
-    const float *b, float *big, const int centred, const int fmt) {
+    const void *xm, const float *res, float *sum, size_t n, float shift, const void *xo, void *yo,
+    const NK_NAME(nk_ln_form) *f, const float *w, const float *b, float *big, const int centred, const int add,
+    const int fmt) {
     const nk_vf sv = nk_splat(shift);
     const nk_vf hv = nk_splat(f->hi), lv = nk_splat(f->lo), rv = nk_splat(f->r);
     nk_vd sa = {}, sq = {};
@@ -622,7 +685,14 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
         nk_elem_store_partial(yo, (at), (k), y_, fmt);                                                 \
         ym0 = nk_max_skip_nan(ym0, nk_abs(y_));                                                        \
     } while (0)
-    NK_LN_MOMENTS_WALK(xm, NK_LN_OUT_AFTER, NK_LN_OUT_PART);
+    if (add) {
+        const float *const xa_ = (const float *)xm, *const ra_ = res;
+        float *const sa_out_ = sum;
+        NK_LN_MOMENTS_WALK(NK_LN_ADD_LOAD, NK_LN_ADD_LOAD_PART, NK_LN_ADD_PREFETCH, NK_LN_OUT_AFTER, NK_LN_OUT_PART);
+    } else {
+        const void *const xp_ = xm;
+        NK_LN_MOMENTS_WALK(NK_LN_ROW_LOAD, NK_LN_ROW_LOAD_PART, NK_LN_ROW_PREFETCH, NK_LN_OUT_AFTER, NK_LN_OUT_PART);
+    }
 #undef NK_LN_OUT_PART
 #undef NK_LN_OUT_AFTER
 #undef NK_LN_OUT_STEP
@@ -631,16 +701,22 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 
-/// forward_rows_sampled over rows of element format `fmt` (a constant).
+/// forward_rows_sampled over rows of element format `fmt` (a constant); with `add` (float
+/// rows), add_forward_rows_sampled: row r's input is sum_r = x_r + res_r, written as its
+/// moments read it (or by nk_ln_add_row when the sampled shift refuses the row), and the
+/// output passes, certificates and re-centring read the sum.
 static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
-    const void *x, void *y, size_t rows, size_t n, double eps, const float *w, const float *b, float w_max,
-    float b_max, double *mean, double *rstd, size_t *refused, const int fmt) {
+    const void *x, const float *res, float *sum, void *y, size_t rows, size_t n, double eps, const float *w,
+    const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
+    const int fmt) {
     size_t count = 0;
     if (n == 0) {
         for (size_t r = 0; r < rows; r++) nk_ln_count_path(NK_LN_SAMPLED_REFUSED), refused[count++] = r;
         return count;
     }
     const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
+    // The rows the output passes read: the sums when adding.
+    const void *const input = add ? (const void *)sum : x;
     // Row o: statistics certified, output pending (it runs beside row r's moments).
     int pending = 0;
     size_t o = 0;
@@ -649,17 +725,22 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
     NK_NAME(nk_ln_form) f;
     for (size_t r = 0;; r++) {
         const void *xr = (const char *)x + r * stride;
-        const float shift = r < rows ? NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt) : 0;
+        const float *rr = add ? res + r * n : 0;
+        float *sr = add ? sum + r * n : 0;
+        float shift = 0;
+        if (r < rows) shift = add ? NK_NAME(nk_ln_sampled_shift_add)((const float *)xr, rr, n)
+                                  : NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt);
         const int sampled = r < rows && shift - shift == 0;
         nk_moments m = {0, 0};
         int have_m = 0;
         if (pending) {
-            const void *xo = (const char *)x + o * stride;
+            const void *xo = (const char *)input + o * stride;
             void *yo = (char *)y + o * stride;
             float big, unused = 0;
             if (sampled && !f.scaled) {
-                m = f.centred ? NK_NAME(nk_ln_moments_and_output_body)(xr, n, shift, xo, yo, &f, w, b, &big, 1, fmt)
-                              : NK_NAME(nk_ln_moments_and_output_body)(xr, n, shift, xo, yo, &f, w, b, &big, 0, fmt);
+                m = f.centred
+                        ? NK_NAME(nk_ln_moments_and_output_body)(xr, rr, sr, n, shift, xo, yo, &f, w, b, &big, 1, add, fmt)
+                        : NK_NAME(nk_ln_moments_and_output_body)(xr, rr, sr, n, shift, xo, yo, &f, w, b, &big, 0, add, fmt);
                 have_m = 1;
             } else {
                 big = NK_NAME(nk_ln_form_pass)(&f, xo, yo, n, w, b, &unused, 1, 0, 0, fmt);
@@ -676,7 +757,10 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
             pending = 0;
         }
         if (r == rows) return count;
-        if (sampled && !have_m) m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift);
+        if (sampled && !have_m)
+            m = add ? NK_NAME(nk_ln_row_moments_fast_add)((const float *)xr, rr, sr, n, shift)
+                    : NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift);
+        if (add && !sampled) NK_NAME(nk_ln_add_row)((const float *)xr, rr, sr, n);
         if (!sampled || NK_NAME(nk_ln_moments_certified)(m, n, shift, eps, &st) != 0) {
             nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
             refused[count++] = r;
@@ -692,8 +776,16 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
 static size_t NK_NAME(nk_ln_forward_rows_sampled)(const float *x, float *y, size_t rows, size_t n, double eps,
                                                   const float *w, const float *b, float w_max, float b_max,
                                                   double *mean, double *rstd, size_t *refused) {
-    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, y, rows, n, eps, w, b, w_max, b_max, mean, rstd, refused,
-                                                    NK_ELEM_F32);
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                    refused, 0, NK_ELEM_F32);
+}
+
+static size_t NK_NAME(nk_ln_add_forward_rows_sampled)(const float *x, const float *res, float *sum, float *y,
+                                                      size_t rows, size_t n, double eps, const float *w,
+                                                      const float *b, float w_max, float b_max, double *mean,
+                                                      double *rstd, size_t *refused) {
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                    refused, 1, NK_ELEM_F32);
 }
 
 static size_t NK_NAME(nk_ln_forward_rows_sampled_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n,
@@ -701,10 +793,10 @@ static size_t NK_NAME(nk_ln_forward_rows_sampled_half)(const uint16_t *x, uint16
                                                        float w_max, float b_max, double *mean, double *rstd,
                                                        size_t *refused) {
     if (format == NK_ELEM_BF16)
-        return NK_NAME(nk_ln_forward_rows_sampled_body)(x, y, rows, n, eps, w, b, w_max, b_max, mean, rstd, refused,
-                                                        NK_ELEM_BF16);
-    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, y, rows, n, eps, w, b, w_max, b_max, mean, rstd, refused,
-                                                    NK_ELEM_F16);
+        return NK_NAME(nk_ln_forward_rows_sampled_body)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                        refused, 0, NK_ELEM_BF16);
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                    refused, 0, NK_ELEM_F16);
 }
 
 static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
@@ -714,6 +806,13 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
 
 #undef NK_LN_FAST_STEP
 #undef NK_LN_MOMENTS_WALK
+#undef NK_LN_WIDEN_CHAINS
+#undef NK_LN_ROW_LOAD
+#undef NK_LN_ROW_LOAD_PART
+#undef NK_LN_ROW_PREFETCH
+#undef NK_LN_ADD_LOAD
+#undef NK_LN_ADD_LOAD_PART
+#undef NK_LN_ADD_PREFETCH
 #undef NK_LN_NO_STEP
 #undef NK_LN_NO_PART
 
@@ -940,6 +1039,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .forward_row_sampled = NK_NAME(nk_ln_forward_row_sampled),
     .forward_row_sampled_stream = NK_NAME(nk_ln_forward_row_sampled_stream),
     .forward_rows_sampled = NK_NAME(nk_ln_forward_rows_sampled),
+    .add_forward_rows_sampled = NK_NAME(nk_ln_add_forward_rows_sampled),
     .forward_rows_sampled_half = NK_NAME(nk_ln_forward_rows_sampled_half),
     .forward_row_sampled_half = NK_NAME(nk_ln_forward_row_sampled_half),
     .half_in_registers = NK_HALF_IN_REGISTERS,

@@ -130,6 +130,42 @@ enum ForwardKernel {
         }
     }
 
+    /// The fused residual add over rows `rows`: `sum = x + residual` (one float addition
+    /// per element) and `y = norm(sum)`, by `add_forward_rows_sampled` (the add made as
+    /// the pipelined moments read each vector; every row's sum written, refused or not),
+    /// then the rows it refused as ``normalizeRow`` takes them, from the sum. Each row's
+    /// bits are ``run``'s on the sum. `y` is not `sum` and overlaps neither `residual`
+    /// nor `sum`; `sum` may be `residual` or `x`, and `y` may be `x` when `sum` is not.
+    static func runAddPipelined(
+        x: UnsafePointer<Float>, residual: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
+        y: UnsafeMutablePointer<Float>, rows: Range<Int>, parameters p: ForwardParameters,
+        mean: UnsafeMutablePointer<Double>?, rstd: UnsafeMutablePointer<Double>?
+    ) {
+        let n = p.dim
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
+            var stats = (Double.nan, Double.nan)
+            withUnsafeMutableBytes(of: &stats) { raw in
+                let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+                var start = rows.lowerBound
+                while start < rows.upperBound {
+                    ProcessExit.checkpoint()
+                    let count = min(pipelinedRows, rows.upperBound &- start)
+                    let o = start &* n
+                    let refusedCount = p.kernels.add_forward_rows_sampled(
+                        x + o, residual + o, sum + o, y + o, count, n, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                        mean.map { $0 + start }, rstd.map { $0 + start }, refused.baseAddress!)
+                    for k in 0 ..< refusedCount {
+                        let row = start &+ refused[k]
+                        refusedRow(sum + row &* n, y + row &* n, p, out)
+                        mean?[row] = out[0]
+                        rstd?[row] = out[1]
+                    }
+                    start &+= count
+                }
+            }
+        }
+    }
+
     /// Normalises rows `rows` of 16-bit elements (`format`: NK_ELEM_BF16 or
     /// NK_ELEM_F16) of `x` into `y` (which may be `x`): each row first through the
     /// sampled fast path converting in registers (`forward_row_sampled_half`, or for two

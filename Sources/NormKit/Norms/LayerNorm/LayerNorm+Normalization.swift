@@ -32,9 +32,16 @@ extension LayerNorm {
                     ForwardKernel.run(x: x, y: y, rows: start ..< end, parameters: c.pointee.parameters,
                                       mean: means, rstd: scales)
                 }, addForward: { context, x, residual, sum, y, start, end, means, scales in
-                    // Four rows at a time, so the sum is normalised while it is in cache.
                     let c = context.assumingMemoryBound(to: LayerNormContext.self)
                     let n = c.pointee.parameters.dim
+                    if !c.pointee.parameters.streamsOutput && UnsafePointer(sum) != UnsafePointer(y) {
+                        // The add inside the pipelined moments: one pass over x and the stream.
+                        ForwardKernel.runAddPipelined(x: x, residual: residual, sum: sum, y: y, rows: start ..< end,
+                                                      parameters: c.pointee.parameters, mean: means, rstd: scales)
+                        return
+                    }
+                    // y is the stream (or y streams): four rows at a time, so the sum is
+                    // normalised while it is in cache.
                     var row = start
                     while row < end {
                         let stop = min(row &+ 4, end)
