@@ -123,6 +123,125 @@ struct FusedPipelinedTests {
         }
     }
 
+    /// The 16-bit form (`add_forward_rows_sampled_half`): every row's sum is the half
+    /// table's `add` (the float sum rounded to the format), and each row's outcome, y and
+    /// statistics are `forward_row_sampled_half`'s on that sum; distinct buffers and the
+    /// stream updated in place, at every level.
+    @Test(arguments: [NK_ELEM_BF16, NK_ELEM_F16])
+    func halfRowsEqualTheOneRowKernelOnTheRoundedSum(format: Int32) throws {
+        for level in InstructionSet.supported {
+            let k = Kernels.layerNorm(at: level)
+            let tables = nk_half_kernels_for(level.code)!.pointee
+            let conversions = format == NK_ELEM_BF16 ? tables.bfloat16 : tables.float16
+            for dim in [1, 5, 17, 64, 257, 768, 1000, 4099] {
+                let layer = try HalfRowKernelTests.layer(dim: dim)
+                let (xf, rf, rowCount) = Self.operands(dim: dim)
+                let bits: (Float) -> UInt16 = format == NK_ELEM_BF16 ? { BFloat16($0).bitPattern }
+                                                                     : { HalfRowKernelTests.float16Bits($0) }
+                let x = xf.map(bits), res = rf.map(bits)
+                var expectedSum = [UInt16](repeating: 0, count: x.count)
+                conversions.add(x, res, &expectedSum, nil, x.count)
+                for inPlace in [false, true] {
+                    layer.withParameters(level) { p in
+                        var expected = [UInt16](repeating: 0, count: x.count)
+                        var expectedStats = [[Double]](repeating: [.nan, .nan], count: rowCount)
+                        var expectedRefused: [Int] = []
+                        expectedSum.withUnsafeBufferPointer { sp in
+                            expected.withUnsafeMutableBufferPointer { yp in
+                                for r in 0 ..< rowCount where k.forward_row_sampled_half(
+                                    sp.baseAddress! + r * dim, yp.baseAddress! + r * dim, dim, format, p.eps, p.weight,
+                                    p.bias, p.weightMax, p.biasMax, &expectedStats[r]) != 0 {
+                                    expectedRefused.append(r)
+                                }
+                            }
+                        }
+                        var rb = res + [UInt16](repeating: 0xfffe, count: 16)
+                        var sb = [UInt16](repeating: 0xfffe, count: x.count + 16), yb = sb
+                        var mean = [Double](repeating: .nan, count: rowCount), rstd = mean
+                        var refused = [Int](repeating: -1, count: rowCount)
+                        let count = x.withUnsafeBufferPointer { xp in
+                            rb.withUnsafeMutableBufferPointer { rp in
+                                sb.withUnsafeMutableBufferPointer { sp in
+                                    yb.withUnsafeMutableBufferPointer { yp in
+                                        mean.withUnsafeMutableBufferPointer { m in
+                                            rstd.withUnsafeMutableBufferPointer { s in
+                                                k.add_forward_rows_sampled_half(
+                                                    xp.baseAddress!, rp.baseAddress!,
+                                                    inPlace ? rp.baseAddress! : sp.baseAddress!, yp.baseAddress!,
+                                                    rowCount, dim, format, p.eps, p.weight, p.bias, p.weightMax,
+                                                    p.biasMax, m.baseAddress, s.baseAddress, &refused)
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        let sum = inPlace ? rb : sb
+                        let label = "\(level) format \(format) in place \(inPlace) dim \(dim)"
+                        #expect(Array(refused[..<count]) == expectedRefused, "\(label): refused rows differ")
+                        #expect(Array(sum[..<x.count]) == expectedSum, "\(label): the sum differs")
+                        #expect(sum[x.count...].allSatisfy { $0 == 0xfffe } && yb[x.count...].allSatisfy { $0 == 0xfffe },
+                                "\(label): wrote past the rows")
+                        for r in 0 ..< rowCount where !expectedRefused.contains(r) {
+                            let span = r * dim ..< (r + 1) * dim
+                            #expect(Array(yb[span]) == Array(expected[span]), "\(label) row \(r): y differs")
+                            #expect([mean[r], rstd[r]].map(\.bitPattern) == expectedStats[r].map(\.bitPattern),
+                                    "\(label) row \(r): statistics differ")
+                        }
+                        if dim > 1 {
+                            #expect(expectedRefused.contains(1) && expectedRefused.contains(4)
+                                    && expectedRefused.count < rowCount, "\(label): no mix")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The bfloat16 raw-buffer form on 1 and 2 threads: the stream is the rounded sum and
+    /// the output the plain half forward of it, bitwise, with the output apart and over the
+    /// input.
+    @Test func halfEngineMatchesThePlainForwardOfTheRoundedSum() throws {
+        for level in InstructionSet.supported {
+            for dim in [17, 768] {
+                let layer = try HalfRowKernelTests.layer(dim: dim)
+                let (xf, rf, _) = Self.operands(dim: dim)
+                let x = xf.map { BFloat16($0) }, res = rf.map { BFloat16($0) }
+                var rounded = [UInt16](repeating: 0, count: x.count)
+                let conversions = nk_half_kernels_for(NK_ISA_BASELINE)!.pointee.bfloat16
+                conversions.add(x.map(\.bitPattern), res.map(\.bitPattern), &rounded, nil, x.count)
+                let sum = rounded.map { BFloat16(bitPattern: $0) }
+                var plain = [BFloat16](repeating: BFloat16(bitPattern: 0), count: x.count)
+                try InstructionSet.with(level) {
+                    try sum.withUnsafeBufferPointer { s in
+                        try plain.withUnsafeMutableBufferPointer { try layer.forward(s, into: $0) }
+                    }
+                }
+                for threads in [1, 2] {
+                    try Parallelism.withThreadCount(threads) {
+                        try InstructionSet.with(level) {
+                            let label = "\(level) dim \(dim) \(threads) threads"
+                            for overInput in [false, true] {
+                                var input = x, stream = res
+                                var output = [BFloat16](repeating: BFloat16(bitPattern: 0), count: x.count)
+                                try input.withUnsafeMutableBufferPointer { i in
+                                    try stream.withUnsafeMutableBufferPointer { r in
+                                        try output.withUnsafeMutableBufferPointer { o in
+                                            try layer.forward(UnsafeBufferPointer(i), addingTo: r, into: overInput ? i : o)
+                                        }
+                                    }
+                                }
+                                let y = overInput ? input : output
+                                #expect(stream.map(\.bitPattern) == rounded, "\(label) over input \(overInput): stream")
+                                #expect(y.map(\.bitPattern) == plain.map(\.bitPattern), "\(label) over input \(overInput): output")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Through the public forms, on 1 and 2 threads: the fused forward's output and stream
     /// equal the plain forward of the float sum, bitwise, for tensors (the stream in place,
     /// a new sum, training statistics) and raw buffers with the output over the input.

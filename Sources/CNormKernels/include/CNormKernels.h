@@ -122,6 +122,14 @@ typedef struct nk_layernorm_kernels {
                                        size_t n, double eps, const float *w, const float *b, float w_max,
                                        float b_max, double *_Nullable mean, double *_Nullable rstd,
                                        size_t *refused);
+    /// add_forward_rows_sampled on rows of 16-bit elements (`format`: NK_ELEM_BF16 or
+    /// NK_ELEM_F16): each sum element is the float sum of the widened operands rounded to
+    /// the format (the half table's `add`), and each row's outcome, y and statistics are
+    /// forward_row_sampled_half's on the stored sum. The same aliasing rules.
+    size_t (*add_forward_rows_sampled_half)(const uint16_t *x, const uint16_t *res, uint16_t *sum, uint16_t *y,
+                                            size_t rows, size_t n, int32_t format, double eps, const float *w,
+                                            const float *b, float w_max, float b_max, double *_Nullable mean,
+                                            double *_Nullable rstd, size_t *refused);
     /// forward_rows_sampled on rows of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16),
     /// converted in registers: each row's outcome, y and statistics are
     /// forward_row_sampled_half's. y must not overlap x.

@@ -154,24 +154,28 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 #define NK_LN_ROW_LOAD_PART(at, k) nk_elem_load_partial(xp_, (at), (k), shift, fmt)
 #define NK_LN_ROW_PREFETCH(at) \
     __builtin_prefetch((const char *)xp_ + ((at) + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3)
-/// The fused add's loads (float rows): s = x + res in float, stored to sum, is the
-/// vector the moments take; padding lanes shift + 0 = shift. Both inputs prefetched.
-#define NK_LN_ADD_LOAD(at)                                                        \
-    ({                                                                            \
-        const nk_vf s_ = nk_load(xa_ + (at)) + nk_load(ra_ + (at));               \
-        nk_store(sa_out_ + (at), s_);                                             \
-        s_;                                                                       \
+/// The fused add's loads (rows of format fmt at xa_, ra_, sum at sa_out_): s = x + res in
+/// float, stored to sum (a half format rounds it there: the stream's value), is the vector
+/// the moments take (for a half format, the rounded sum read back); padding lanes
+/// shift + 0 = shift. Both inputs prefetched.
+#define NK_LN_ADD_LOAD(at)                                                          \
+    ({                                                                              \
+        nk_vf s_ = nk_elem_load(xa_, (at), fmt) + nk_elem_load(ra_, (at), fmt);     \
+        nk_elem_store(sa_out_, (at), s_, fmt);                                      \
+        if (fmt != NK_ELEM_F32) s_ = nk_elem_load(sa_out_, (at), fmt);              \
+        s_;                                                                         \
     })
-#define NK_LN_ADD_LOAD_PART(at, k)                                                             \
-    ({                                                                                         \
-        const nk_vf s_ = nk_load_partial(xa_ + (at), (k), shift) + nk_load_partial(ra_ + (at), (k), 0); \
-        nk_store_partial(sa_out_ + (at), (k), s_);                                             \
-        s_;                                                                                    \
+#define NK_LN_ADD_LOAD_PART(at, k)                                                                             \
+    ({                                                                                                         \
+        nk_vf s_ = nk_elem_load_partial(xa_, (at), (k), shift, fmt) + nk_elem_load_partial(ra_, (at), (k), 0, fmt); \
+        nk_elem_store_partial(sa_out_, (at), (k), s_, fmt);                                                    \
+        if (fmt != NK_ELEM_F32) s_ = nk_elem_load_partial(sa_out_, (at), (k), shift, fmt);                     \
+        s_;                                                                                                    \
     })
-#define NK_LN_ADD_PREFETCH(at)                                                  \
-    do {                                                                        \
-        __builtin_prefetch(xa_ + (at) + NK_LN_PREFETCH_ROWS * n, 0, 3);         \
-        __builtin_prefetch(ra_ + (at) + NK_LN_PREFETCH_ROWS * n, 0, 3);         \
+#define NK_LN_ADD_PREFETCH(at)                                                                              \
+    do {                                                                                                    \
+        __builtin_prefetch((const char *)xa_ + ((at) + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3); \
+        __builtin_prefetch((const char *)ra_ + ((at) + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3); \
     } while (0)
 #define NK_LN_NO_STEP(at, c) ((void)0)
 #define NK_LN_NO_PART(at, k) ((void)0)
@@ -612,35 +616,58 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16
 
 // ---- Forward over many rows, software-pipelined ----
 
-/// The fused add's fast moments (float rows): sum = x + res stored as it is read, and the
-/// moments of the sum about `shift`, bit for bit nk_ln_row_moments_fast's on that sum.
+/// The fused add's fast moments (rows of format fmt): sum = x + res stored as it is read
+/// (rounded to a half format), and the moments of the stored sum about `shift`, bit for
+/// bit nk_ln_row_moments_fast's on that sum.
 static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moments_fast_add)(
-    const float *x, const float *res, float *sum, size_t n, float shift) {
+    const void *x, const void *res, void *sum, size_t n, float shift, const int fmt) {
     const nk_vf sv = nk_splat(shift);
     nk_vd sa = {}, sq = {};
-    const float *const xa_ = x, *const ra_ = res;
-    float *const sa_out_ = sum;
+    const void *const xa_ = x, *const ra_ = res;
+    void *const sa_out_ = sum;
     NK_LN_MOMENTS_WALK(NK_LN_ADD_LOAD, NK_LN_ADD_LOAD_PART, NK_LN_ADD_PREFETCH, NK_LN_NO_STEP, NK_LN_NO_PART);
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 
-/// sum = x + res over n floats, one float addition each (the fused add's rows the
-/// sampled shift refuses before any moments ran).
-static void NK_NAME(nk_ln_add_row)(const float *x, const float *res, float *sum, size_t n) {
+/// sum = x + res over n elements of format fmt, one float addition each, rounded to a
+/// half format as NK_LN_ADD_LOAD rounds it (the fused add's rows the sampled shift refuses
+/// before any moments ran).
+static inline __attribute__((always_inline)) void NK_NAME(nk_ln_add_row)(const void *x, const void *res, void *sum,
+                                                                        size_t n, const int fmt) {
     size_t i = 0;
-    for (; i + NK_W <= n; i += NK_W) nk_store(sum + i, nk_load(x + i) + nk_load(res + i));
-    if (i < n) nk_store_partial(sum + i, n - i, nk_load_partial(x + i, n - i, 0) + nk_load_partial(res + i, n - i, 0));
+    for (; i + NK_W <= n; i += NK_W) nk_elem_store(sum, i, nk_elem_load(x, i, fmt) + nk_elem_load(res, i, fmt), fmt);
+    if (i < n)
+        nk_elem_store_partial(sum, i, n - i,
+                              nk_elem_load_partial(x, i, n - i, 0, fmt) + nk_elem_load_partial(res, i, n - i, 0, fmt),
+                              fmt);
 }
 
-/// The sampled shift of the sum x + res (float rows): nk_ln_sampled_shift_body's, each
-/// sample the float sum the add stores.
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_add)(const float *x, const float *res,
-                                                                                   size_t n) {
+/// The sampled shift of the sum x + res (rows of format fmt): nk_ln_sampled_shift_body's
+/// on the stored sum, each sample the value the add stores (for a half format, the float
+/// sum rounded to the format, made a vector at a time as the add makes it).
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_add)(const void *x, const void *res,
+                                                                                   size_t n, const int fmt) {
     const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
     const size_t stride = n / k;
-#define NK_LN_GET_SUM(j) (x[(j) * stride] + res[(j) * stride])
-    return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_SUM);
+    if (fmt == NK_ELEM_F32) {
+        const float *xf = (const float *)x, *rf = (const float *)res;
+#define NK_LN_GET_SUM(j) (xf[(j) * stride] + rf[(j) * stride])
+        return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_SUM);
 #undef NK_LN_GET_SUM
+    }
+    uint16_t hx[NK_LN_SAMPLE] = {0}, hr[NK_LN_SAMPLE] = {0}, hs[NK_LN_SAMPLE];
+    float v[NK_LN_SAMPLE];
+    for (size_t j = 0; j < k; j++) {
+        hx[j] = ((const uint16_t *)x)[j * stride];
+        hr[j] = ((const uint16_t *)res)[j * stride];
+    }
+    for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
+        nk_elem_store(hs, j, nk_elem_load(hx, j, fmt) + nk_elem_load(hr, j, fmt), fmt);
+        nk_store(v + j, nk_elem_load(hs, j, fmt));
+    }
+#define NK_LN_GET_V(j) (v[(j)])
+    return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_V);
+#undef NK_LN_GET_V
 }
 
 
@@ -652,10 +679,10 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_a
 /// are independent: the moments' additions and the output's multiplies share the vector
 /// units better than either alone, and the moments need not wait for the earlier row's
 /// statistics. Rows are of element format `fmt` (a constant).
-/// With `add` (float rows), the moments' row is the sum x + res of rows xm and res, stored
-/// to `sum` as it is read (NK_LN_ADD_LOAD).
+/// With `add`, the moments' row is the sum x + res of rows xm and res, stored to `sum` as
+/// it is read (NK_LN_ADD_LOAD).
 static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_and_output_body)(
-    const void *xm, const float *res, float *sum, size_t n, float shift, const void *xo, void *yo,
+    const void *xm, const void *res, void *sum, size_t n, float shift, const void *xo, void *yo,
     const NK_NAME(nk_ln_form) *f, const float *w, const float *b, float *big, const int centred, const int add,
     const int fmt) {
     const nk_vf sv = nk_splat(shift);
@@ -686,8 +713,8 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
         ym0 = nk_max_skip_nan(ym0, nk_abs(y_));                                                        \
     } while (0)
     if (add) {
-        const float *const xa_ = (const float *)xm, *const ra_ = res;
-        float *const sa_out_ = sum;
+        const void *const xa_ = xm, *const ra_ = res;
+        void *const sa_out_ = sum;
         NK_LN_MOMENTS_WALK(NK_LN_ADD_LOAD, NK_LN_ADD_LOAD_PART, NK_LN_ADD_PREFETCH, NK_LN_OUT_AFTER, NK_LN_OUT_PART);
     } else {
         const void *const xp_ = xm;
@@ -701,12 +728,12 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 
-/// forward_rows_sampled over rows of element format `fmt` (a constant); with `add` (float
-/// rows), add_forward_rows_sampled: row r's input is sum_r = x_r + res_r, written as its
+/// forward_rows_sampled over rows of element format `fmt` (a constant); with `add`,
+/// add_forward_rows_sampled(_half): row r's input is sum_r = x_r + res_r, written as its
 /// moments read it (or by nk_ln_add_row when the sampled shift refuses the row), and the
 /// output passes, certificates and re-centring read the sum.
 static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
-    const void *x, const float *res, float *sum, void *y, size_t rows, size_t n, double eps, const float *w,
+    const void *x, const void *res, void *sum, void *y, size_t rows, size_t n, double eps, const float *w,
     const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
     const int fmt) {
     size_t count = 0;
@@ -725,10 +752,10 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
     NK_NAME(nk_ln_form) f;
     for (size_t r = 0;; r++) {
         const void *xr = (const char *)x + r * stride;
-        const float *rr = add ? res + r * n : 0;
-        float *sr = add ? sum + r * n : 0;
+        const void *rr = add ? (const char *)res + r * stride : 0;
+        void *sr = add ? (char *)sum + r * stride : 0;
         float shift = 0;
-        if (r < rows) shift = add ? NK_NAME(nk_ln_sampled_shift_add)((const float *)xr, rr, n)
+        if (r < rows) shift = add ? NK_NAME(nk_ln_sampled_shift_add)(xr, rr, n, fmt)
                                   : NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt);
         const int sampled = r < rows && shift - shift == 0;
         nk_moments m = {0, 0};
@@ -758,9 +785,9 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
         }
         if (r == rows) return count;
         if (sampled && !have_m)
-            m = add ? NK_NAME(nk_ln_row_moments_fast_add)((const float *)xr, rr, sr, n, shift)
+            m = add ? NK_NAME(nk_ln_row_moments_fast_add)(xr, rr, sr, n, shift, fmt)
                     : NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift);
-        if (add && !sampled) NK_NAME(nk_ln_add_row)((const float *)xr, rr, sr, n);
+        if (add && !sampled) NK_NAME(nk_ln_add_row)(xr, rr, sr, n, fmt);
         if (!sampled || NK_NAME(nk_ln_moments_certified)(m, n, shift, eps, &st) != 0) {
             nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
             refused[count++] = r;
@@ -797,6 +824,17 @@ static size_t NK_NAME(nk_ln_forward_rows_sampled_half)(const uint16_t *x, uint16
                                                         refused, 0, NK_ELEM_BF16);
     return NK_NAME(nk_ln_forward_rows_sampled_body)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                     refused, 0, NK_ELEM_F16);
+}
+
+static size_t NK_NAME(nk_ln_add_forward_rows_sampled_half)(const uint16_t *x, const uint16_t *res, uint16_t *sum,
+                                                           uint16_t *y, size_t rows, size_t n, int32_t format,
+                                                           double eps, const float *w, const float *b, float w_max,
+                                                           float b_max, double *mean, double *rstd, size_t *refused) {
+    if (format == NK_ELEM_BF16)
+        return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                        refused, 1, NK_ELEM_BF16);
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                    refused, 1, NK_ELEM_F16);
 }
 
 static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float shift, double eps,
@@ -1040,6 +1078,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .forward_row_sampled_stream = NK_NAME(nk_ln_forward_row_sampled_stream),
     .forward_rows_sampled = NK_NAME(nk_ln_forward_rows_sampled),
     .add_forward_rows_sampled = NK_NAME(nk_ln_add_forward_rows_sampled),
+    .add_forward_rows_sampled_half = NK_NAME(nk_ln_add_forward_rows_sampled_half),
     .forward_rows_sampled_half = NK_NAME(nk_ln_forward_rows_sampled_half),
     .forward_row_sampled_half = NK_NAME(nk_ln_forward_row_sampled_half),
     .half_in_registers = NK_HALF_IN_REGISTERS,

@@ -168,6 +168,13 @@ private struct HalfJob {
         }
         if let halfForward = functions.halfForward, halfScale == nil,
            functions.halfFormats & (1 &<< format.elementCode) != 0 {
+            if let residual, let sum, let halfAddForward = functions.halfAddForward,
+               UnsafePointer(sum) != UnsafePointer(y) {
+                // The norm makes the rounded stream as it reads x and the residual.
+                halfAddForward(functions.context, format.elementCode, x, residual, sum, y, rows.lowerBound,
+                               rows.upperBound, scratch, conversions)
+                return
+            }
             // The norm converts in registers; with a residual, the rounded stream (in
             // `sum`, still in cache; no float copy of it is made) is its input, a chunk
             // at a time.

@@ -148,6 +148,16 @@ public struct _RowFunctions {
     var halfForward: ((_ context: UnsafeRawPointer, _ format: Int32, _ x: UnsafePointer<UInt16>,
                        _ y: UnsafeMutablePointer<UInt16>, _ start: Int, _ end: Int,
                        _ scratch: UnsafeMutablePointer<Float>, _ conversions: nk_half_format_kernels) -> Void)? = nil
+    /// The fused add on 16-bit rows `start ..< end`: `sum = T(x + residual)` (the float sum
+    /// of the widened operands rounded to the format, as `nk_half_format_kernels.add`
+    /// rounds it), then `y = norm(sum)` with the bits of `halfForward` on the sum. `y` is
+    /// not `sum` and overlaps neither `residual` nor `sum`; `sum` may be `residual` or `x`,
+    /// and `y` may be `x` when `sum` is not. Nil for a norm without it: the engine then adds
+    /// a chunk of rows and runs `halfForward` on it. Takes the formats `halfForward` takes.
+    var halfAddForward: ((_ context: UnsafeRawPointer, _ format: Int32, _ x: UnsafePointer<UInt16>,
+                          _ residual: UnsafePointer<UInt16>, _ sum: UnsafeMutablePointer<UInt16>,
+                          _ y: UnsafeMutablePointer<UInt16>, _ start: Int, _ end: Int,
+                          _ scratch: UnsafeMutablePointer<Float>, _ conversions: nk_half_format_kernels) -> Void)? = nil
     /// The formats `halfForward` takes (bit NK_ELEM_* set): those the level's row kernels
     /// convert cheaply; the engine's float chunks take the others.
     var halfFormats: Int32 = 0

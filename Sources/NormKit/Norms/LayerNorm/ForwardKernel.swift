@@ -182,11 +182,7 @@ enum ForwardKernel {
         withUnsafeMutableBytes(of: &stats) { raw in
             let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
             func fallback(_ row: Int) {
-                let xr = x + row &* n, yr = y + row &* n
-                let wide = scratch, result = scratch + n
-                conversions.widen(xr, wide, n)
-                refusedRow(wide, result, p, out)
-                conversions.narrow(result, yr, n)
+                refusedHalfRow(x + row &* n, y + row &* n, p, scratch: scratch, conversions: conversions, out)
             }
             if x != UnsafePointer(y) && rows.count > 1 {
                 // Pipelined (forward_rows_sampled_half), in chunks whose refused rows fit on the stack.
@@ -210,6 +206,52 @@ enum ForwardKernel {
                 if p.kernels.forward_row_sampled_half(xr, yr, n, format, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
                                                      out) != 0 {
                     fallback(row)
+                }
+            }
+        }
+    }
+
+    /// A 16-bit row the half kernels refused: widened into `scratch` (two rows of floats),
+    /// normalised as ``refusedRow`` does a float row, narrowed into `y`.
+    static func refusedHalfRow(
+        _ x: UnsafePointer<UInt16>, _ y: UnsafeMutablePointer<UInt16>, _ p: ForwardParameters,
+        scratch: UnsafeMutablePointer<Float>, conversions: nk_half_format_kernels, _ out: UnsafeMutablePointer<Double>
+    ) {
+        let n = p.dim
+        let wide = scratch, result = scratch + n
+        conversions.widen(x, wide, n)
+        refusedRow(wide, result, p, out)
+        conversions.narrow(result, y, n)
+    }
+
+    /// The fused add on 16-bit rows `rows` (`format`: NK_ELEM_BF16 or NK_ELEM_F16):
+    /// `add_forward_rows_sampled_half` (sum = T(x + residual) made as the pipelined moments
+    /// read each vector; every row's sum written), then the rows it refused as
+    /// ``runHalf`` takes them, from the sum. Each row's bits are ``runHalf``'s on the sum.
+    /// Aliasing as ``runAddPipelined``.
+    static func runAddHalf(
+        x: UnsafePointer<UInt16>, residual: UnsafePointer<UInt16>, sum: UnsafeMutablePointer<UInt16>,
+        y: UnsafeMutablePointer<UInt16>, rows: Range<Int>, format: Int32, parameters p: ForwardParameters,
+        scratch: UnsafeMutablePointer<Float>, conversions: nk_half_format_kernels
+    ) {
+        let n = p.dim
+        var stats = (Double.nan, Double.nan)
+        withUnsafeMutableBytes(of: &stats) { raw in
+            let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
+                var start = rows.lowerBound
+                while start < rows.upperBound {
+                    ProcessExit.checkpoint()
+                    let count = min(pipelinedRows, rows.upperBound &- start)
+                    let o = start &* n
+                    let refusedCount = p.kernels.add_forward_rows_sampled_half(
+                        x + o, residual + o, sum + o, y + o, count, n, format, p.eps, p.weight, p.bias, p.weightMax,
+                        p.biasMax, nil, nil, refused.baseAddress!)
+                    for k in 0 ..< refusedCount {
+                        let row = start &+ refused[k]
+                        refusedHalfRow(sum + row &* n, y + row &* n, p, scratch: scratch, conversions: conversions, out)
+                    }
+                    start &+= count
                 }
             }
         }

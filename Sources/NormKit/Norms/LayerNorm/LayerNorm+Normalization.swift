@@ -64,6 +64,11 @@ extension LayerNorm {
                     let c = context.assumingMemoryBound(to: LayerNormContext.self)
                     ForwardKernel.runHalf(x: x, y: y, rows: start ..< end, format: format, parameters: c.pointee.parameters,
                                           scratch: scratch, conversions: conversions)
+                }, halfAddForward: { context, format, x, residual, sum, y, start, end, scratch, conversions in
+                    let c = context.assumingMemoryBound(to: LayerNormContext.self)
+                    ForwardKernel.runAddHalf(x: x, residual: residual, sum: sum, y: y, rows: start ..< end,
+                                             format: format, parameters: c.pointee.parameters, scratch: scratch,
+                                             conversions: conversions)
                 }, halfFormats: parameters.kernels.half_in_registers))
             }
         }
