@@ -11,12 +11,6 @@ import NormKit
 import Synchronization
 import Testing
 
-/// Which sanitizer this test binary runs under (its runtime's entry point is linked in).
-enum Sanitizer {
-    static let thread = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
-    static let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
-}
-
 @Suite("Reliability: fork", .tags(.reliability))
 struct ForkSafetyTests {
     /// Up to 3000 forks in at most 12 s (`NORMKIT_FORK_SECONDS` overrides the budget),
@@ -25,7 +19,7 @@ struct ForkSafetyTests {
     /// pool. Each child calls both forwards and compares bits; a child that has not
     /// exited after 10 s dies of its alarm and counts as hung. One hung or wrong child
     /// fails; so do fewer than 100 forks.
-    @Test(.tags(.exitTest), .disabled(if: Sanitizer.thread || Sanitizer.address, """
+    @Test(.tags(.exitTest), .disabled(if: Sanitizer.any, """
         The sanitizers' runtimes are not fork-safe in a many-threaded process: under \
         ThreadSanitizer 2 of 4 children hung in 12 s, under AddressSanitizer the run \
         failed too (without a sanitizer: none of thousands). It runs in CI's plain swift test.

@@ -7,6 +7,28 @@ import Glibc
 import Darwin
 #endif
 
+/// Which sanitizer this test binary runs under (its runtime's entry point is linked in):
+/// CI's `swift test --sanitize=thread` and `--sanitize=address` steps, or a developer's.
+///
+/// Those steps look for races and memory errors, not for numbers: the plain runs check
+/// every bound. So under a sanitizer (and only there) a few tests run a smaller
+/// instance of what they check, one that still reaches the same code (the pool split
+/// over several blocks and a partial one, the same process-level paths):
+/// `gpt2Shape` (LayerNormForwardTests, BackwardReferenceTests: `Sanitizer.gpt2Shape`),
+/// `exitWhileForwardRunsOnOtherThreads` (12 of its 60 processes) and
+/// `environmentVariable(value:)` (one value per outcome). At 5-15x the plain time they
+/// cost CI minutes (gpt2Shape's backward alone took 64 s under ThreadSanitizer).
+enum Sanitizer {
+    static let thread = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+    static let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+    static var any: Bool { thread || address }
+
+    /// GPT-2's activations, [8, 1024, 768], in the plain runs; under a sanitizer
+    /// [2, 150, 768]: 300 rows, still split over the pool (8 forward blocks of 42 rows,
+    /// 5 backward blocks of 64, each with a partial last block).
+    static var gpt2Shape: [Int] { any ? [2, 150, 768] : [8, 1024, 768] }
+}
+
 /// The accuracy bound of the foundation issue: per row, |y - y64| / max(1, max |y64|).
 let forwardBound = 1e-6
 
