@@ -25,60 +25,84 @@ struct PipelinedForwardTests {
         return rows + all.reversed()
     }
 
+    /// The pipelined kernel against the one-row kernel on `x`, `rows` rows of `dim`
+    /// elements (float or 16-bit), with and without statistics: the same rows refused,
+    /// and on every other row the same y bits and statistics; nothing written past the
+    /// last row. `row(x, y, stats)` is the one-row kernel on one row;
+    /// `pipelined(x, y, mean, rstd, refused)` the pipelined one on all of them. Returns
+    /// the rows the one-row kernel refused.
+    static func expectPipelinedEqualsRowByRow<E>(
+        _ x: [E], rows: Int, dim: Int, guardValue: E, bits: (E) -> UInt32, _ label: String,
+        row: (UnsafePointer<E>, UnsafeMutablePointer<E>, UnsafeMutablePointer<Double>) -> Int32,
+        pipelined: (UnsafePointer<E>, UnsafeMutablePointer<E>, UnsafeMutablePointer<Double>?,
+                    UnsafeMutablePointer<Double>?, UnsafeMutablePointer<Int>) -> Int
+    ) -> [Int] {
+        // Row by row.
+        var expected = x
+        var expectedStats = [[Double]](repeating: [.nan, .nan], count: rows)
+        var expectedRefused: [Int] = []
+        x.withUnsafeBufferPointer { xp in
+            expected.withUnsafeMutableBufferPointer { yp in
+                for r in 0 ..< rows {
+                    let refused = expectedStats[r].withUnsafeMutableBufferPointer { stats in
+                        row(xp.baseAddress! + r * dim, yp.baseAddress! + r * dim, stats.baseAddress!)
+                    }
+                    if refused != 0 { expectedRefused.append(r) }
+                }
+            }
+        }
+        // Pipelined, with and without statistics, into y with guard elements after it.
+        for wantStats in [true, false] {
+            var y = [E](repeating: guardValue, count: x.count + 16)
+            var mean = [Double](repeating: .nan, count: rows), rstd = mean
+            var refused = [Int](repeating: -1, count: rows)
+            let count = x.withUnsafeBufferPointer { xp in
+                y.withUnsafeMutableBufferPointer { yp in
+                    mean.withUnsafeMutableBufferPointer { m in
+                        rstd.withUnsafeMutableBufferPointer { s in
+                            refused.withUnsafeMutableBufferPointer { f in
+                                pipelined(xp.baseAddress!, yp.baseAddress!, wantStats ? m.baseAddress : nil,
+                                          wantStats ? s.baseAddress : nil, f.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+            let what = "\(label) stats \(wantStats)"
+            #expect(Array(refused[..<count]) == expectedRefused, "\(what): refused rows differ")
+            #expect(y[x.count...].allSatisfy { bits($0) == bits(guardValue) }, "\(what): wrote past y")
+            for r in 0 ..< rows where !expectedRefused.contains(r) {
+                let span = r * dim ..< (r + 1) * dim
+                #expect(y[span].map(bits) == expected[span].map(bits), "\(what) row \(r): y differs")
+                if wantStats {
+                    #expect([mean[r], rstd[r]].map(\.bitPattern) == expectedStats[r].map(\.bitPattern),
+                            "\(what) row \(r): statistics differ")
+                }
+            }
+        }
+        return expectedRefused
+    }
+
     @Test func rowsEqualTheOneRowKernel() throws {
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
             for dim in [1, 5, 16, 17, 256, 257, 768, 1000, 4099] {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 let rows = Self.batch(dim: dim)
-                let x = rows.flatMap { $0 }
                 layer.withParameters(level) { p in
-                    // Row by row.
-                    var expected = [Float](repeating: 0, count: x.count)
-                    var expectedStats = [[Double]](repeating: [.nan, .nan], count: rows.count)
-                    var expectedRefused: [Int] = []
-                    x.withUnsafeBufferPointer { xp in
-                        expected.withUnsafeMutableBufferPointer { yp in
-                            for r in 0 ..< rows.count {
-                                if k.forward_row_sampled(xp.baseAddress! + r * dim, yp.baseAddress! + r * dim, dim, p.eps,
-                                                         p.weight, p.bias, p.weightMax, p.biasMax, &expectedStats[r]) != 0 {
-                                    expectedRefused.append(r)
-                                }
-                            }
-                        }
-                    }
-                    // Pipelined, with and without statistics.
-                    for wantStats in [true, false] {
-                        var y = [Float](repeating: 0, count: x.count)
-                        var mean = [Double](repeating: .nan, count: rows.count), rstd = mean
-                        var refused = [Int](repeating: -1, count: rows.count)
-                        let count = x.withUnsafeBufferPointer { xp in
-                            y.withUnsafeMutableBufferPointer { yp in
-                                mean.withUnsafeMutableBufferPointer { m in
-                                    rstd.withUnsafeMutableBufferPointer { s in
-                                        k.forward_rows_sampled(xp.baseAddress!, yp.baseAddress!, rows.count, dim, p.eps,
-                                                               p.weight, p.bias, p.weightMax, p.biasMax,
-                                                               wantStats ? m.baseAddress : nil,
-                                                               wantStats ? s.baseAddress : nil, &refused)
-                                    }
-                                }
-                            }
-                        }
-                        let label = "\(level) dim \(dim) stats \(wantStats)"
-                        #expect(Array(refused[..<count]) == expectedRefused, "\(label): refused rows differ")
-                        for r in 0 ..< rows.count where !expectedRefused.contains(r) {
-                            let span = r * dim ..< (r + 1) * dim
-                            #expect(y[span].map(\.bitPattern) == expected[span].map(\.bitPattern),
-                                    "\(label) row \(r): y differs")
-                            if wantStats {
-                                #expect([mean[r], rstd[r]].map(\.bitPattern) == expectedStats[r].map(\.bitPattern),
-                                        "\(label) row \(r): statistics differ")
-                            }
-                        }
-                    }
+                    let refused = Self.expectPipelinedEqualsRowByRow(
+                        rows.flatMap { $0 }, rows: rows.count, dim: dim, guardValue: Float(bitPattern: 0x7fc0_1234),
+                        bits: \.bitPattern, "\(level) dim \(dim)",
+                        row: { x, y, stats in
+                            k.forward_row_sampled(x, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
+                        },
+                        pipelined: { x, y, mean, rstd, refused in
+                            k.forward_rows_sampled(x, y, rows.count, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                                                   mean, rstd, refused)
+                        })
                     // Both outcomes sit side by side (at dim 1 every row is constant: all refused).
                     if dim > 1 {
-                        #expect(!expectedRefused.isEmpty && expectedRefused.count < rows.count, "dim \(dim): no mix")
+                        #expect(!refused.isEmpty && refused.count < rows.count, "dim \(dim): no mix")
                     }
                 }
             }
@@ -97,43 +121,17 @@ struct PipelinedForwardTests {
                 let x: [UInt16] = format == NK_ELEM_BF16 ? wide.map { BFloat16($0).bitPattern }
                                                          : wide.map { HalfRowKernelTests.float16Bits($0) }
                 layer.withParameters(level) { p in
-                    var expected = [UInt16](repeating: 0, count: x.count)
-                    var expectedStats = [[Double]](repeating: [.nan, .nan], count: rows.count)
-                    var expectedRefused: [Int] = []
-                    x.withUnsafeBufferPointer { xp in
-                        expected.withUnsafeMutableBufferPointer { yp in
-                            for r in 0 ..< rows.count {
-                                if k.forward_row_sampled_half(xp.baseAddress! + r * dim, yp.baseAddress! + r * dim, dim,
-                                                              format, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
-                                                              &expectedStats[r]) != 0 {
-                                    expectedRefused.append(r)
-                                }
-                            }
-                        }
-                    }
-                    var y = [UInt16](repeating: 0xffff, count: x.count + 16)
-                    var mean = [Double](repeating: .nan, count: rows.count), rstd = mean
-                    var refused = [Int](repeating: -1, count: rows.count)
-                    let count = x.withUnsafeBufferPointer { xp in
-                        y.withUnsafeMutableBufferPointer { yp in
-                            mean.withUnsafeMutableBufferPointer { m in
-                                rstd.withUnsafeMutableBufferPointer { s in
-                                    k.forward_rows_sampled_half(xp.baseAddress!, yp.baseAddress!, rows.count, dim, format,
-                                                                p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
-                                                                m.baseAddress, s.baseAddress, &refused)
-                                }
-                            }
-                        }
-                    }
-                    let label = "\(level) format \(format) dim \(dim)"
-                    #expect(Array(refused[..<count]) == expectedRefused, "\(label): refused rows differ")
-                    #expect(y[x.count...].allSatisfy { $0 == 0xffff }, "\(label): wrote past y")
-                    for r in 0 ..< rows.count where !expectedRefused.contains(r) {
-                        let span = r * dim ..< (r + 1) * dim
-                        #expect(Array(y[span]) == Array(expected[span]), "\(label) row \(r): y differs")
-                        #expect([mean[r], rstd[r]].map(\.bitPattern) == expectedStats[r].map(\.bitPattern),
-                                "\(label) row \(r): statistics differ")
-                    }
+                    _ = Self.expectPipelinedEqualsRowByRow(
+                        x, rows: rows.count, dim: dim, guardValue: 0xffff, bits: { UInt32($0) },
+                        "\(level) format \(format) dim \(dim)",
+                        row: { x, y, stats in
+                            k.forward_row_sampled_half(x, y, dim, format, p.eps, p.weight, p.bias, p.weightMax,
+                                                       p.biasMax, stats)
+                        },
+                        pipelined: { x, y, mean, rstd, refused in
+                            k.forward_rows_sampled_half(x, y, rows.count, dim, format, p.eps, p.weight, p.bias,
+                                                        p.weightMax, p.biasMax, mean, rstd, refused)
+                        })
                 }
             }
         }
