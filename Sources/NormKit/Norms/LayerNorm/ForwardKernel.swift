@@ -98,14 +98,16 @@ enum ForwardKernel {
     /// Rows per call of `forward_rows_sampled`: the refused rows' indices fit on the stack.
     static let pipelinedRows = 128
 
-    /// `run` for y not x and not streamed: `forward_rows_sampled` (each row's output pass
-    /// interleaved with the next row's moments; the same bits as `forward_row_sampled` row
-    /// by row) over chunks of rows, then the rows it refused as ``normalizeRow`` takes them.
-    static func runPipelined(
-        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>, parameters p: ForwardParameters,
-        mean: UnsafeMutablePointer<Double>?, rstd: UnsafeMutablePointer<Double>?
+    /// Runs a pipelined kernel over `rows` in chunks of ``pipelinedRows`` (their refused
+    /// rows' indices fit on the stack): `kernel(start, count, refused)` takes rows
+    /// `start ..< start + count` and returns how many it refused, their indices within the
+    /// chunk in `refused`, in increasing order; `fallback(row, out)` then takes each refused
+    /// row, with `out` two Doubles for its statistics.
+    @inline(__always)
+    static func inPipelinedChunks(
+        _ rows: Range<Int>, kernel: (_ start: Int, _ count: Int, _ refused: UnsafeMutablePointer<Int>) -> Int,
+        fallback: (_ row: Int, _ out: UnsafeMutablePointer<Double>) -> Void
     ) {
-        let n = p.dim
         withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
             var stats = (Double.nan, Double.nan)
             withUnsafeMutableBytes(of: &stats) { raw in
@@ -114,19 +116,31 @@ enum ForwardKernel {
                 while start < rows.upperBound {
                     ProcessExit.checkpoint()
                     let count = min(pipelinedRows, rows.upperBound &- start)
-                    let o = start &* n
-                    let refusedCount = p.kernels.forward_rows_sampled(
-                        x + o, y + o, count, n, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
-                        mean.map { $0 + start }, rstd.map { $0 + start }, refused.baseAddress!)
-                    for k in 0 ..< refusedCount {
-                        let row = start &+ refused[k]
-                        refusedRow(x + row &* n, y + row &* n, p, out)
-                        mean?[row] = out[0]
-                        rstd?[row] = out[1]
-                    }
+                    let refusedCount = kernel(start, count, refused.baseAddress!)
+                    for k in 0 ..< refusedCount { fallback(start &+ refused[k], out) }
                     start &+= count
                 }
             }
+        }
+    }
+
+    /// `run` for y not x and not streamed: `forward_rows_sampled` (each row's output pass
+    /// interleaved with the next row's moments; the same bits as `forward_row_sampled` row
+    /// by row) over chunks of rows, then the rows it refused as ``normalizeRow`` takes them.
+    static func runPipelined(
+        x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, rows: Range<Int>, parameters p: ForwardParameters,
+        mean: UnsafeMutablePointer<Double>?, rstd: UnsafeMutablePointer<Double>?
+    ) {
+        let n = p.dim
+        inPipelinedChunks(rows) { start, count, refused in
+            let o = start &* n
+            return p.kernels.forward_rows_sampled(
+                x + o, y + o, count, n, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                mean.map { $0 + start }, rstd.map { $0 + start }, refused)
+        } fallback: { row, out in
+            refusedRow(x + row &* n, y + row &* n, p, out)
+            mean?[row] = out[0]
+            rstd?[row] = out[1]
         }
     }
 
@@ -142,27 +156,15 @@ enum ForwardKernel {
         mean: UnsafeMutablePointer<Double>?, rstd: UnsafeMutablePointer<Double>?
     ) {
         let n = p.dim
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
-            var stats = (Double.nan, Double.nan)
-            withUnsafeMutableBytes(of: &stats) { raw in
-                let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
-                var start = rows.lowerBound
-                while start < rows.upperBound {
-                    ProcessExit.checkpoint()
-                    let count = min(pipelinedRows, rows.upperBound &- start)
-                    let o = start &* n
-                    let refusedCount = p.kernels.add_forward_rows_sampled(
-                        x + o, residual + o, sum + o, y + o, count, n, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
-                        mean.map { $0 + start }, rstd.map { $0 + start }, refused.baseAddress!)
-                    for k in 0 ..< refusedCount {
-                        let row = start &+ refused[k]
-                        refusedRow(sum + row &* n, y + row &* n, p, out)
-                        mean?[row] = out[0]
-                        rstd?[row] = out[1]
-                    }
-                    start &+= count
-                }
-            }
+        inPipelinedChunks(rows) { start, count, refused in
+            let o = start &* n
+            return p.kernels.add_forward_rows_sampled(
+                x + o, residual + o, sum + o, y + o, count, n, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                mean.map { $0 + start }, rstd.map { $0 + start }, refused)
+        } fallback: { row, out in
+            refusedRow(sum + row &* n, y + row &* n, p, out)
+            mean?[row] = out[0]
+            rstd?[row] = out[1]
         }
     }
 
@@ -185,18 +187,12 @@ enum ForwardKernel {
                 refusedHalfRow(x + row &* n, y + row &* n, p, scratch: scratch, conversions: conversions, out)
             }
             if x != UnsafePointer(y) && rows.count > 1 {
-                // Pipelined (forward_rows_sampled_half), in chunks whose refused rows fit on the stack.
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
-                    var start = rows.lowerBound
-                    while start < rows.upperBound {
-                        ProcessExit.checkpoint()
-                        let count = min(pipelinedRows, rows.upperBound &- start)
-                        let refusedCount = p.kernels.forward_rows_sampled_half(
-                            x + start &* n, y + start &* n, count, n, format, p.eps, p.weight, p.bias, p.weightMax,
-                            p.biasMax, nil, nil, refused.baseAddress!)
-                        for k in 0 ..< refusedCount { fallback(start &+ refused[k]) }
-                        start &+= count
-                    }
+                inPipelinedChunks(rows) { start, count, refused in
+                    p.kernels.forward_rows_sampled_half(
+                        x + start &* n, y + start &* n, count, n, format, p.eps, p.weight, p.bias, p.weightMax,
+                        p.biasMax, nil, nil, refused)
+                } fallback: { row, _ in
+                    fallback(row)
                 }
                 return
             }
@@ -235,25 +231,13 @@ enum ForwardKernel {
         scratch: UnsafeMutablePointer<Float>, conversions: nk_half_format_kernels
     ) {
         let n = p.dim
-        var stats = (Double.nan, Double.nan)
-        withUnsafeMutableBytes(of: &stats) { raw in
-            let out = raw.baseAddress!.assumingMemoryBound(to: Double.self)
-            withUnsafeTemporaryAllocation(of: Int.self, capacity: pipelinedRows) { refused in
-                var start = rows.lowerBound
-                while start < rows.upperBound {
-                    ProcessExit.checkpoint()
-                    let count = min(pipelinedRows, rows.upperBound &- start)
-                    let o = start &* n
-                    let refusedCount = p.kernels.add_forward_rows_sampled_half(
-                        x + o, residual + o, sum + o, y + o, count, n, format, p.eps, p.weight, p.bias, p.weightMax,
-                        p.biasMax, nil, nil, refused.baseAddress!)
-                    for k in 0 ..< refusedCount {
-                        let row = start &+ refused[k]
-                        refusedHalfRow(sum + row &* n, y + row &* n, p, scratch: scratch, conversions: conversions, out)
-                    }
-                    start &+= count
-                }
-            }
+        inPipelinedChunks(rows) { start, count, refused in
+            let o = start &* n
+            return p.kernels.add_forward_rows_sampled_half(
+                x + o, residual + o, sum + o, y + o, count, n, format, p.eps, p.weight, p.bias, p.weightMax,
+                p.biasMax, nil, nil, refused)
+        } fallback: { row, out in
+            refusedHalfRow(sum + row &* n, y + row &* n, p, scratch: scratch, conversions: conversions, out)
         }
     }
 
