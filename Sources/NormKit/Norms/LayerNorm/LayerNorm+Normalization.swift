@@ -40,11 +40,12 @@ extension LayerNorm {
                                                       parameters: c.pointee.parameters, mean: means, rstd: scales)
                         return
                     }
-                    // y is the stream (or y streams): four rows at a time, so the sum is
-                    // normalised while it is in cache.
+                    // y is the stream (or y streams): a chunk of rows at a time (about 256 KB
+                    // of sum, at most 32 rows), so the sum is normalised while it is in L2.
+                    let chunk = max(4, min(32, 65536 / max(n, 1)))
                     var row = start
                     while row < end {
-                        let stop = min(row &+ 4, end)
+                        let stop = min(row &+ chunk, end)
                         c.pointee.add(x + row &* n, residual + row &* n, sum + row &* n, (stop &- row) &* n)
                         ForwardKernel.run(x: UnsafePointer(sum), y: y, rows: row ..< stop, parameters: c.pointee.parameters,
                                           mean: means, rstd: scales)
