@@ -56,72 +56,52 @@ struct FusedPipelinedTests {
                     x = res
                 }
                 let expectedSum = zip(x, res).map { $0 + $1 }
+                let guardValue = Float(bitPattern: 0x7fc0_4321)
+                let label = "\(level) \(aliasing) dim \(dim)"
                 layer.withParameters(level) { p in
-                    var expected = [Float](repeating: 0, count: x.count)
-                    var expectedStats = [[Double]](repeating: [.nan, .nan], count: rowCount)
-                    var expectedRefused: [Int] = []
-                    expectedSum.withUnsafeBufferPointer { sp in
-                        expected.withUnsafeMutableBufferPointer { yp in
-                            for r in 0 ..< rowCount where k.forward_row_sampled(
-                                sp.baseAddress! + r * dim, yp.baseAddress! + r * dim, dim, p.eps, p.weight, p.bias,
-                                p.weightMax, p.biasMax, &expectedStats[r]) != 0 {
-                                expectedRefused.append(r)
-                            }
-                        }
-                    }
-                    // One buffer per role, with a guard past the end; aliases share one.
-                    let guardValue = Float(bitPattern: 0x7fc0_4321)
-                    var xb = x + [Float](repeating: guardValue, count: 16)
-                    var rb = res + [Float](repeating: guardValue, count: 16)
-                    var sb = [Float](repeating: guardValue, count: x.count + 16)
-                    var yb = sb
-                    var mean = [Double](repeating: .nan, count: rowCount), rstd = mean
-                    var refused = [Int](repeating: -1, count: rowCount)
-                    let count = xb.withUnsafeMutableBufferPointer { xp in
-                        rb.withUnsafeMutableBufferPointer { rp in
-                            sb.withUnsafeMutableBufferPointer { sp in
-                                yb.withUnsafeMutableBufferPointer { yp in
-                                    mean.withUnsafeMutableBufferPointer { m in
-                                        rstd.withUnsafeMutableBufferPointer { s in
-                                            let (xa, ra, sa, ya): (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                                                                   UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
-                                            switch aliasing {
-                                            case .distinct: (xa, ra, sa, ya) = (xp.baseAddress!, rp.baseAddress!, sp.baseAddress!, yp.baseAddress!)
-                                            case .sumIsResidual: (xa, ra, sa, ya) = (xp.baseAddress!, rp.baseAddress!, rp.baseAddress!, yp.baseAddress!)
-                                            case .sumIsResidualIsInput: (xa, ra, sa, ya) = (rp.baseAddress!, rp.baseAddress!, rp.baseAddress!, yp.baseAddress!)
-                                            case .outputIsInput: (xa, ra, sa, ya) = (xp.baseAddress!, rp.baseAddress!, rp.baseAddress!, xp.baseAddress!)
-                                            }
-                                            return k.add_forward_rows_sampled(
-                                                xa, ra, sa, ya, rowCount, dim, p.eps, p.weight, p.bias, p.weightMax,
-                                                p.biasMax, m.baseAddress, s.baseAddress, &refused)
+                    // The one-row kernel on the sum against the fused kernel, which runs on
+                    // fresh operands each call (the stream is updated in place) with the
+                    // aliasing asked for; its y is copied out when it lands in x.
+                    let refused = PipelinedForwardTests.expectPipelinedEqualsRowByRow(
+                        expectedSum, rows: rowCount, dim: dim, guardValue: guardValue, bits: \.bitPattern, label,
+                        row: { s, y, stats in
+                            k.forward_row_sampled(s, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
+                        },
+                        pipelined: { _, y, mean, rstd, refused in
+                            // One buffer per role, with a guard past the end; aliases share one.
+                            var xb = x + [Float](repeating: guardValue, count: 16)
+                            var rb = res + [Float](repeating: guardValue, count: 16)
+                            var sb = [Float](repeating: guardValue, count: x.count + 16)
+                            let count = xb.withUnsafeMutableBufferPointer { xp in
+                                rb.withUnsafeMutableBufferPointer { rp in
+                                    sb.withUnsafeMutableBufferPointer { sp in
+                                        let (xa, ra, sa, ya): (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                                               UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)
+                                        switch aliasing {
+                                        case .distinct: (xa, ra, sa, ya) = (xp.baseAddress!, rp.baseAddress!, sp.baseAddress!, y)
+                                        case .sumIsResidual: (xa, ra, sa, ya) = (xp.baseAddress!, rp.baseAddress!, rp.baseAddress!, y)
+                                        case .sumIsResidualIsInput: (xa, ra, sa, ya) = (rp.baseAddress!, rp.baseAddress!, rp.baseAddress!, y)
+                                        case .outputIsInput: (xa, ra, sa, ya) = (xp.baseAddress!, rp.baseAddress!, rp.baseAddress!, xp.baseAddress!)
                                         }
+                                        return k.add_forward_rows_sampled(
+                                            xa, ra, sa, ya, rowCount, dim, p.eps, p.weight, p.bias, p.weightMax,
+                                            p.biasMax, mean, rstd, refused)
                                     }
                                 }
                             }
-                        }
-                    }
-                    let sum: [Float], y: [Float]
-                    switch aliasing {
-                    case .distinct: (sum, y) = (sb, yb)
-                    case .sumIsResidual, .sumIsResidualIsInput: (sum, y) = (rb, yb)
-                    case .outputIsInput: (sum, y) = (rb, xb)
-                    }
-                    let label = "\(level) \(aliasing) dim \(dim)"
-                    #expect(Array(refused[..<count]) == expectedRefused, "\(label): refused rows differ")
-                    #expect(sum[..<x.count].map(\.bitPattern) == expectedSum.map(\.bitPattern),
-                            "\(label): the sum differs (every row's, refused or not)")
-                    #expect(sum[x.count...].allSatisfy { $0.bitPattern == guardValue.bitPattern }
-                            && y[x.count...].allSatisfy { $0.bitPattern == guardValue.bitPattern },
-                            "\(label): wrote past the rows")
-                    for r in 0 ..< rowCount where !expectedRefused.contains(r) {
-                        let span = r * dim ..< (r + 1) * dim
-                        #expect(y[span].map(\.bitPattern) == expected[span].map(\.bitPattern), "\(label) row \(r): y differs")
-                        #expect([mean[r], rstd[r]].map(\.bitPattern) == expectedStats[r].map(\.bitPattern),
-                                "\(label) row \(r): statistics differ")
-                    }
+                            if aliasing == .outputIsInput {
+                                for i in 0 ..< x.count { y[i] = xb[i] }
+                            }
+                            let sum = aliasing == .distinct ? sb : rb
+                            #expect(sum[..<x.count].map(\.bitPattern) == expectedSum.map(\.bitPattern),
+                                    "\(label): the sum differs (every row's, refused or not)")
+                            #expect([sum, xb].allSatisfy { $0[x.count...].allSatisfy { $0.bitPattern == guardValue.bitPattern } },
+                                    "\(label): wrote past the rows")
+                            return count
+                        })
                     if dim > 1 {
-                        #expect(!expectedRefused.isEmpty && expectedRefused.count < rowCount, "\(label): no mix")
-                        #expect(expectedRefused.contains(1) && expectedRefused.contains(4),
+                        #expect(!refused.isEmpty && refused.count < rowCount, "\(label): no mix")
+                        #expect(refused.contains(1) && refused.contains(4),
                                 "\(label): the rows with a sampled NaN or infinity were not refused")
                     }
                 }
@@ -148,55 +128,35 @@ struct FusedPipelinedTests {
                 var expectedSum = [UInt16](repeating: 0, count: x.count)
                 conversions.add(x, res, &expectedSum, nil, x.count)
                 for inPlace in [false, true] {
+                    let label = "\(level) format \(format) in place \(inPlace) dim \(dim)"
                     layer.withParameters(level) { p in
-                        var expected = [UInt16](repeating: 0, count: x.count)
-                        var expectedStats = [[Double]](repeating: [.nan, .nan], count: rowCount)
-                        var expectedRefused: [Int] = []
-                        expectedSum.withUnsafeBufferPointer { sp in
-                            expected.withUnsafeMutableBufferPointer { yp in
-                                for r in 0 ..< rowCount where k.forward_row_sampled_half(
-                                    sp.baseAddress! + r * dim, yp.baseAddress! + r * dim, dim, format, p.eps, p.weight,
-                                    p.bias, p.weightMax, p.biasMax, &expectedStats[r]) != 0 {
-                                    expectedRefused.append(r)
-                                }
-                            }
-                        }
-                        var rb = res + [UInt16](repeating: 0xfffe, count: 16)
-                        var sb = [UInt16](repeating: 0xfffe, count: x.count + 16), yb = sb
-                        var mean = [Double](repeating: .nan, count: rowCount), rstd = mean
-                        var refused = [Int](repeating: -1, count: rowCount)
-                        let count = x.withUnsafeBufferPointer { xp in
-                            rb.withUnsafeMutableBufferPointer { rp in
-                                sb.withUnsafeMutableBufferPointer { sp in
-                                    yb.withUnsafeMutableBufferPointer { yp in
-                                        mean.withUnsafeMutableBufferPointer { m in
-                                            rstd.withUnsafeMutableBufferPointer { s in
-                                                k.add_forward_rows_sampled_half(
-                                                    xp.baseAddress!, rp.baseAddress!,
-                                                    inPlace ? rp.baseAddress! : sp.baseAddress!, yp.baseAddress!,
-                                                    rowCount, dim, format, p.eps, p.weight, p.bias, p.weightMax,
-                                                    p.biasMax, m.baseAddress, s.baseAddress, &refused)
-                                            }
+                        let refused = PipelinedForwardTests.expectPipelinedEqualsRowByRow(
+                            expectedSum, rows: rowCount, dim: dim, guardValue: 0xfffe, bits: { UInt32($0) }, label,
+                            row: { s, y, stats in
+                                k.forward_row_sampled_half(s, y, dim, format, p.eps, p.weight, p.bias, p.weightMax,
+                                                           p.biasMax, stats)
+                            },
+                            pipelined: { _, y, mean, rstd, refused in
+                                var rb = res + [UInt16](repeating: 0xfffe, count: 16)
+                                var sb = [UInt16](repeating: 0xfffe, count: x.count + 16)
+                                let count = x.withUnsafeBufferPointer { xp in
+                                    rb.withUnsafeMutableBufferPointer { rp in
+                                        sb.withUnsafeMutableBufferPointer { sp in
+                                            k.add_forward_rows_sampled_half(
+                                                xp.baseAddress!, rp.baseAddress!, inPlace ? rp.baseAddress! : sp.baseAddress!,
+                                                y, rowCount, dim, format, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
+                                                mean, rstd, refused)
                                         }
                                     }
                                 }
-                            }
-                        }
-                        let sum = inPlace ? rb : sb
-                        let label = "\(level) format \(format) in place \(inPlace) dim \(dim)"
-                        #expect(Array(refused[..<count]) == expectedRefused, "\(label): refused rows differ")
-                        #expect(Array(sum[..<x.count]) == expectedSum, "\(label): the sum differs")
-                        #expect(sum[x.count...].allSatisfy { $0 == 0xfffe } && yb[x.count...].allSatisfy { $0 == 0xfffe },
-                                "\(label): wrote past the rows")
-                        for r in 0 ..< rowCount where !expectedRefused.contains(r) {
-                            let span = r * dim ..< (r + 1) * dim
-                            #expect(Array(yb[span]) == Array(expected[span]), "\(label) row \(r): y differs")
-                            #expect([mean[r], rstd[r]].map(\.bitPattern) == expectedStats[r].map(\.bitPattern),
-                                    "\(label) row \(r): statistics differ")
-                        }
+                                let sum = inPlace ? rb : sb
+                                #expect(Array(sum[..<x.count]) == expectedSum, "\(label): the sum differs")
+                                #expect(sum[x.count...].allSatisfy { $0 == 0xfffe }, "\(label): wrote past the sum")
+                                return count
+                            })
                         if dim > 1 {
-                            #expect(expectedRefused.contains(1) && expectedRefused.contains(4)
-                                    && expectedRefused.count < rowCount, "\(label): no mix")
+                            #expect(refused.contains(1) && refused.contains(4) && refused.count < rowCount,
+                                    "\(label): no mix")
                         }
                     }
                 }
