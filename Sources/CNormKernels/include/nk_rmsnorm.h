@@ -46,6 +46,22 @@ typedef struct nk_rmsnorm_kernels {
     /// certified. y may be x; otherwise they may not overlap.
     int32_t (*forward_row_half)(const uint16_t *x, uint16_t *y, size_t n, int32_t format, double eps, const float *w,
                                 float offset);
+    /// RMSKernel's forward over `rows` rows of n floats at once, pipelined (row r's sum of
+    /// squares beside row r-1's output pass): each row's bits are those of `row_sumsq_f`,
+    /// `nk_rms_sum_certified`, r = 1/sqrt(Σ/n + eps) in double and `scale` with Float(r).
+    /// A row whose sum is refused is not written and is listed in `refused` (at most
+    /// `rows` indices, increasing); returns how many. y may be x; else no overlap.
+    size_t (*forward_rows)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w, float offset,
+                           size_t *refused);
+    /// forward_rows on sum = x + res (the float sum, stored for every row as
+    /// `add_row_sumsq_f` stores it, refused rows too), y from the sums. sum may be x or
+    /// res, y any of the three; no other overlap.
+    size_t (*add_forward_rows)(const float *x, const float *res, float *sum, float *y, size_t rows, size_t n,
+                               double eps, const float *w, float offset, size_t *refused);
+    /// forward_rows on rows of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16),
+    /// converted in registers: each row's outcome and bits are `forward_row_half`'s.
+    size_t (*forward_rows_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n, int32_t format, double eps,
+                                const float *w, float offset, size_t *refused);
     /// As nk_layernorm_kernels.half_in_registers.
     int32_t half_in_registers;
     /// Σ dy[i]·(offset + w[i])·x[i] in double.

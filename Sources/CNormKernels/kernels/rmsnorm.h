@@ -67,41 +67,57 @@ static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, floa
 // (row_sumsq_f) or made on the way (add_row_sumsq_f): blocks of 2·NK_RMS_FAST_TERMS
 // vectors, even vectors into chain 0 and odd ones into chain 1, each chain's float
 // partial widened to double at the block's end; the last, partial block fills the same
-// two chains (each still at most NK_RMS_FAST_TERMS terms) and ends with the zero-padded tail.
-#define NK_RMS_SUMSQ_F_WALK(n, LOAD, LOAD_TAIL)                                     \
-    nk_vd q0 = {}, q1 = {};                                                         \
-    size_t i = 0;                                                                   \
-    for (; i + 2 * NK_RMS_FAST_TERMS * NK_W <= (n); i += 2 * NK_RMS_FAST_TERMS * NK_W) { \
-        nk_vf f0 = {}, f1 = {};                                                     \
-        for (int t = 0; t < NK_RMS_FAST_TERMS; t++) {                               \
-            const nk_vf a_ = LOAD(i + (size_t)(2 * t) * NK_W);                      \
-            const nk_vf b_ = LOAD(i + (size_t)(2 * t + 1) * NK_W);                  \
-            f0 = NK_FMA(a_, a_, f0);                                                \
-            f1 = NK_FMA(b_, b_, f1);                                                \
-        }                                                                           \
-        q0 += nk_widen(f0);                                                         \
-        q1 += nk_widen(f1);                                                         \
-    }                                                                               \
-    if (i < (n)) {                                                                  \
-        nk_vf f0 = {}, f1 = {};                                                     \
-        for (; i + 2 * NK_W <= (n); i += 2 * NK_W) {                                \
-            const nk_vf a_ = LOAD(i), b_ = LOAD(i + NK_W);                          \
-            f0 = NK_FMA(a_, a_, f0);                                                \
-            f1 = NK_FMA(b_, b_, f1);                                                \
-        }                                                                           \
-        if (i + NK_W <= (n)) {                                                      \
-            const nk_vf a_ = LOAD(i);                                               \
-            f0 = NK_FMA(a_, a_, f0);                                                \
-            i += NK_W;                                                              \
+// two chains (each still at most NK_RMS_FAST_TERMS terms) and ends with the zero-padded
+// tail. AFTER2(i) runs after each pair of whole vectors (elements i ..< i + 2·NK_W),
+// AFTER(i) after a single one, AFTER_TAIL(i, k) after the tail's k: the pipelined rows'
+// output steps (no-ops elsewhere). The sum goes to OUT.
+#define NK_RMS_SUMSQ_F_WALK_INTO(OUT, n, LOAD, LOAD_TAIL, AFTER2, AFTER, AFTER_TAIL) \
+    do {                                                                            \
+        nk_vd q0 = {}, q1 = {};                                                     \
+        size_t i = 0;                                                               \
+        for (; i + 2 * NK_RMS_FAST_TERMS * NK_W <= (n); i += 2 * NK_RMS_FAST_TERMS * NK_W) { \
+            nk_vf f0 = {}, f1 = {};                                                 \
+            for (int t = 0; t < NK_RMS_FAST_TERMS; t++) {                           \
+                const nk_vf a_ = LOAD(i + (size_t)(2 * t) * NK_W);                  \
+                const nk_vf b_ = LOAD(i + (size_t)(2 * t + 1) * NK_W);              \
+                f0 = NK_FMA(a_, a_, f0);                                            \
+                f1 = NK_FMA(b_, b_, f1);                                            \
+                AFTER2(i + (size_t)(2 * t) * NK_W);                                 \
+            }                                                                       \
+            q0 += nk_widen(f0);                                                     \
+            q1 += nk_widen(f1);                                                     \
         }                                                                           \
         if (i < (n)) {                                                              \
-            const nk_vf b_ = LOAD_TAIL(i, (n) - i);                                 \
-            f1 = NK_FMA(b_, b_, f1);                                                \
+            nk_vf f0 = {}, f1 = {};                                                 \
+            for (; i + 2 * NK_W <= (n); i += 2 * NK_W) {                            \
+                const nk_vf a_ = LOAD(i), b_ = LOAD(i + NK_W);                      \
+                f0 = NK_FMA(a_, a_, f0);                                            \
+                f1 = NK_FMA(b_, b_, f1);                                            \
+                AFTER2(i);                                                          \
+            }                                                                       \
+            if (i + NK_W <= (n)) {                                                  \
+                const nk_vf a_ = LOAD(i);                                           \
+                f0 = NK_FMA(a_, a_, f0);                                            \
+                AFTER(i);                                                           \
+                i += NK_W;                                                          \
+            }                                                                       \
+            if (i < (n)) {                                                          \
+                const nk_vf b_ = LOAD_TAIL(i, (n) - i);                             \
+                f1 = NK_FMA(b_, b_, f1);                                            \
+                AFTER_TAIL(i, (n) - i);                                             \
+            }                                                                       \
+            q0 += nk_widen(f0);                                                     \
+            q1 += nk_widen(f1);                                                     \
         }                                                                           \
-        q0 += nk_widen(f0);                                                         \
-        q1 += nk_widen(f1);                                                         \
-    }                                                                               \
-    return nk_sumd(q0 + q1);
+        (OUT) = nk_sumd(q0 + q1);                                                   \
+    } while (0)
+#define NK_RMS_NO_AFTER(i) ((void)0)
+#define NK_RMS_NO_AFTER_TAIL(i, k) ((void)0)
+#define NK_RMS_SUMSQ_F_WALK(n, LOAD, LOAD_TAIL)                                                  \
+    double nk_walk_sum_;                                                                         \
+    NK_RMS_SUMSQ_F_WALK_INTO(nk_walk_sum_, n, LOAD, LOAD_TAIL, NK_RMS_NO_AFTER, NK_RMS_NO_AFTER,            \
+                             NK_RMS_NO_AFTER_TAIL);                                                 \
+    return nk_walk_sum_;
 
 /// The float sum of squares of a row of format `fmt` (NK_ELEM_*), converted as loaded.
 static inline __attribute__((always_inline)) double NK_NAME(nk_rms_row_sumsq_f_body)(const void *x, size_t n,
@@ -172,6 +188,103 @@ static int32_t NK_NAME(nk_rms_forward_row_half)(const uint16_t *x, uint16_t *y, 
                                                 const float *w, float offset) {
     if (format == NK_ELEM_BF16) return NK_NAME(nk_rms_forward_row_half_body)(x, y, n, eps, w, offset, NK_ELEM_BF16);
     return NK_NAME(nk_rms_forward_row_half_body)(x, y, n, eps, w, offset, NK_ELEM_F16);
+}
+
+// ---- Forward over many rows, software-pipelined ----
+
+/// RMSKernel's rows (Sources/NormKit/Norms/RMSNorm/RMSKernel.swift) over `rows` rows of n
+/// elements of format `fmt` (a constant) at once: row r's float sum of squares walks beside
+/// the output pass of the last certified row before it, vector by vector (the sum's FMAs
+/// and the output's multiplies share the vector units better than either alone, and the
+/// row's scalar steps overlap the next row's loads). Each row's sum, certificate, r and
+/// y are bit for bit those of row_sumsq_f (add_row_sumsq_f with `add`), nk_rms_sum_certified,
+/// RMSKernel's r = 1/sqrt(Σ/n + eps) and `scale` with Float(r). A row whose sum the
+/// certificate refuses is not written (nor counted: its fallback counts it) and is listed
+/// in `refused` (indices, increasing); the function returns how many. With `add` (float
+/// rows only), row r's input is sum_r = x_r + res_r, stored as the walk makes it (every
+/// row's, refused or not), and the outputs read the sums. y may be x (or, with `add`, any
+/// of x, res, sum): a row's output is written one row after its elements were read.
+/// No prefetch: callers use it on rows in cache (RMSKernel.pipelines), where prefetching
+/// the rows ahead cost 7-12% (docs/performance.md, "RMSNorm rows pipelined").
+static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_body)(
+    const void *x, const float *res, float *sum, void *y, size_t rows, size_t n, double eps, const float *w,
+    float offset, size_t *refused, const int add, const int fmt) {
+    size_t count = 0;
+    const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
+    const void *const input = add ? (const void *)sum : x;
+    const nk_vf ov = nk_splat(offset);
+    int pending = 0;  // row o: certified, its output not yet written
+    size_t o = 0;
+    float r_o = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const void *const xr = (const char *)x + r * stride;
+        const void *const xo = (const char *)input + o * stride;
+        void *const yo = (char *)y + o * stride;
+        const nk_vf rv = nk_splat(r_o);
+        double s;
+#define NK_RMS_OUT_V(i) ((nk_elem_load(xo, (i), fmt) * rv) * (ov + nk_load(w + (i))))
+#define NK_RMS_OUT(i) nk_elem_store(yo, (i), NK_RMS_OUT_V(i), fmt)
+#define NK_RMS_OUT2(i) nk_elem_store2(yo, (i), NK_RMS_OUT_V(i), NK_RMS_OUT_V((i) + NK_W), fmt)
+#define NK_RMS_OUT_TAIL(i, k)                                                                                      \
+    nk_elem_store_partial(yo, (i), (k),                                                                            \
+                          (nk_elem_load_partial(xo, (i), (k), 0, fmt) * rv) * (ov + nk_load_partial(w + (i), (k), 0)), \
+                          fmt)
+#define NK_RMS_ROW_LOAD(i) nk_elem_load(xr, (i), fmt)
+#define NK_RMS_ROW_TAIL(i, k) nk_elem_load_partial(xr, (i), (k), 0, fmt)
+#define NK_RMS_ADD_LOAD(i) NK_NAME(nk_rms_add_v)(xa, ra, sa, (i))
+#define NK_RMS_ADD_TAIL(i, k) NK_NAME(nk_rms_add_tail)(xa, ra, sa, (i), (k))
+        if (add) {
+            const float *const xa = (const float *)xr, *const ra = (const float *)((const char *)res + r * stride);
+            float *const sa = (float *)((char *)sum + r * stride);
+            if (pending)
+                NK_RMS_SUMSQ_F_WALK_INTO(s, n, NK_RMS_ADD_LOAD, NK_RMS_ADD_TAIL, NK_RMS_OUT2, NK_RMS_OUT, NK_RMS_OUT_TAIL);
+            else
+                NK_RMS_SUMSQ_F_WALK_INTO(s, n, NK_RMS_ADD_LOAD, NK_RMS_ADD_TAIL, NK_RMS_NO_AFTER, NK_RMS_NO_AFTER,
+                                         NK_RMS_NO_AFTER_TAIL);
+        } else if (pending) {
+            NK_RMS_SUMSQ_F_WALK_INTO(s, n, NK_RMS_ROW_LOAD, NK_RMS_ROW_TAIL, NK_RMS_OUT2, NK_RMS_OUT, NK_RMS_OUT_TAIL);
+        } else {
+            NK_RMS_SUMSQ_F_WALK_INTO(s, n, NK_RMS_ROW_LOAD, NK_RMS_ROW_TAIL, NK_RMS_NO_AFTER, NK_RMS_NO_AFTER,
+                                     NK_RMS_NO_AFTER_TAIL);
+        }
+#undef NK_RMS_OUT
+#undef NK_RMS_OUT2
+#undef NK_RMS_OUT_V
+#undef NK_RMS_OUT_TAIL
+#undef NK_RMS_ROW_LOAD
+#undef NK_RMS_ROW_TAIL
+#undef NK_RMS_ADD_LOAD
+#undef NK_RMS_ADD_TAIL
+        pending = 0;
+        if (!nk_rms_sum_certified(s, n)) {
+            refused[count++] = r;
+            continue;
+        }
+        // A certified sum is below n·2^128, so ms <= 2^240: RMSKernel's scaled case never arises.
+        r_o = (float)(1 / __builtin_sqrt(s / (double)n + eps));
+        o = r;
+        pending = 1;
+    }
+    if (pending)
+        NK_NAME(nk_rms_scale_body)((const char *)input + o * stride, (char *)y + o * stride, n, r_o, w, offset, fmt);
+    return count;
+}
+
+static size_t NK_NAME(nk_rms_forward_rows)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w,
+                                           float offset, size_t *refused) {
+    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, refused, 0, NK_ELEM_F32);
+}
+
+static size_t NK_NAME(nk_rms_add_forward_rows)(const float *x, const float *res, float *sum, float *y, size_t rows,
+                                               size_t n, double eps, const float *w, float offset, size_t *refused) {
+    return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, refused, 1, NK_ELEM_F32);
+}
+
+static size_t NK_NAME(nk_rms_forward_rows_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n, int32_t format,
+                                                double eps, const float *w, float offset, size_t *refused) {
+    if (format == NK_ELEM_BF16)
+        return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, refused, 0, NK_ELEM_BF16);
+    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, refused, 0, NK_ELEM_F16);
 }
 
 static double NK_NAME(nk_rms_backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n) {
@@ -378,6 +491,9 @@ const nk_rmsnorm_kernels NK_NAME(nk_rmsnorm_kernels) = {
     .add = NK_NAME(nk_rms_add),
     .scale = NK_NAME(nk_rms_scale),
     .forward_row_half = NK_NAME(nk_rms_forward_row_half),
+    .forward_rows = NK_NAME(nk_rms_forward_rows),
+    .add_forward_rows = NK_NAME(nk_rms_add_forward_rows),
+    .forward_rows_half = NK_NAME(nk_rms_forward_rows_half),
     .half_in_registers = NK_HALF_IN_REGISTERS,
     .backward_dot = NK_NAME(nk_rms_backward_dot),
     .backward_row = NK_NAME(nk_rms_backward_row),

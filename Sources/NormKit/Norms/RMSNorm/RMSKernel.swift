@@ -36,9 +36,23 @@ struct RMSParameters {
     var offset: Float
     /// The kernels of the call's instruction set (read on the calling thread).
     var kernels: nk_rmsnorm_kernels
+    /// Whether blocks of rows go through the pipelined kernels (``RMSKernel/pipelines(rows:length:)``
+    /// of the whole call); the same bits either way.
+    var pipelines = false
 }
 
 enum RMSKernel {
+    /// Whether a call over `rows` rows of `length` elements uses the pipelined kernels
+    /// (`forward_rows`, `add_forward_rows`, `forward_rows_half`: each row's sum of squares
+    /// beside the row before's output pass): only when its input and output fit in about
+    /// the last-level cache (``StreamingStores/thresholdBytes`` of float input and output).
+    /// From memory, reads of one row interleaved with stores of the row before lost to the
+    /// two passes one after the other (docs/performance.md, "RMSNorm rows pipelined").
+    static func pipelines(rows: Int, length: Int) -> Bool {
+        let (elements, overflow) = rows.multipliedReportingOverflow(by: length)
+        return rows > 1 && !overflow && elements < StreamingStores.thresholdBytes / (2 * MemoryLayout<Float>.stride)
+    }
+
     /// Normalises rows `rows` of `x` into `y`, writing each row's `1/rms` into `rrms`
     /// when it is given.
     static func run(
@@ -46,6 +60,18 @@ enum RMSKernel {
         parameters p: RMSParameters, rrms: UnsafeMutablePointer<Double>?
     ) {
         let n = p.dim
+        if rrms == nil && p.pipelines && rows.count > 1 {
+            // The pipelined kernel (each row's sum beside the row before's output pass),
+            // then the rows it refused as below: the same bits as the loop.
+            ForwardKernel.inPipelinedChunks(rows) { start, count, refused in
+                let o = start &* n
+                return p.kernels.forward_rows(x + o, y + o, count, n, p.eps, p.weight, p.offset, refused)
+            } fallback: { row, _ in
+                let o = row &* n
+                normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: nil)
+            }
+            return
+        }
         for row in rows {
             let o = row &* n
             normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: rrms.map { $0 + row })
@@ -62,14 +88,25 @@ enum RMSKernel {
         parameters p: RMSParameters, scratch: UnsafeMutablePointer<Float>, conversions: nk_half_format_kernels
     ) {
         let n = p.dim
+        func fallback(_ row: Int) {
+            let xr = x + row &* n, yr = y + row &* n
+            conversions.widen(xr, scratch, n)
+            normalizeRow(UnsafePointer(scratch), scratch + n, floatSum: p.kernels.row_sumsq_f(scratch, n), p,
+                         keeping: nil)
+            conversions.narrow(scratch + n, yr, n)
+        }
+        if p.pipelines && rows.count > 1 {
+            ForwardKernel.inPipelinedChunks(rows) { start, count, refused in
+                p.kernels.forward_rows_half(
+                    x + start &* n, y + start &* n, count, n, format, p.eps, p.weight, p.offset, refused)
+            } fallback: { row, _ in
+                fallback(row)
+            }
+            return
+        }
         for row in rows {
             let xr = x + row &* n, yr = y + row &* n
-            if p.kernels.forward_row_half(xr, yr, n, format, p.eps, p.weight, p.offset) != 0 {
-                conversions.widen(xr, scratch, n)
-                normalizeRow(UnsafePointer(scratch), scratch + n, floatSum: p.kernels.row_sumsq_f(scratch, n), p,
-                             keeping: nil)
-                conversions.narrow(scratch + n, yr, n)
-            }
+            if p.kernels.forward_row_half(xr, yr, n, format, p.eps, p.weight, p.offset) != 0 { fallback(row) }
         }
     }
 
@@ -83,6 +120,20 @@ enum RMSKernel {
         parameters p: RMSParameters, rrms: UnsafeMutablePointer<Double>?
     ) {
         let n = p.dim
+        if rrms == nil && p.pipelines && rows.count > 1 {
+            // Pipelined as `run`; every row's sum is written, and a refused row is taken
+            // from it as below (row_sumsq_f of the stored sum is add_row_sumsq_f's value).
+            ForwardKernel.inPipelinedChunks(rows) { start, count, refused in
+                let o = start &* n
+                return p.kernels.add_forward_rows(
+                    input + o, residual + o, sum + o, y + o, count, n, p.eps, p.weight, p.offset, refused)
+            } fallback: { row, _ in
+                let o = row &* n
+                normalizeRow(UnsafePointer(sum + o), y + o, floatSum: p.kernels.row_sumsq_f(sum + o, n), p,
+                             keeping: nil)
+            }
+            return
+        }
         for row in rows {
             let o = row &* n
             let squares = p.kernels.add_row_sumsq_f(input + o, residual + o, sum + o, n)

@@ -19,7 +19,10 @@ extension RMSNorm {
     }
 
     public func _withRowFunctions<R>(_ layout: _RowLayout, _ body: (_RowFunctions) -> R) -> R {
-        weight.withUnsafeBufferPointer { w in _withRowFunctions(weight: w.baseAddress!, offset: weightOffset, body) }
+        let pipelines = RMSKernel.pipelines(rows: layout.rows, length: layout.length)
+        return weight.withUnsafeBufferPointer { w in
+            _withRowFunctions(weight: w.baseAddress!, offset: weightOffset, pipelines: pipelines, body)
+        }
     }
 
     /// The row functions with a scale of exactly 1 (x̂ alone), and the layer's weight and
@@ -28,16 +31,20 @@ extension RMSNorm {
     func _withUnitScale<R>(_ body: (_RowFunctions, UnsafePointer<Float>, Float) -> R) -> R {
         weight.withUnsafeBufferPointer { w in
             func unit(_ ones: UnsafePointer<Float>) -> R {
-                _withRowFunctions(weight: ones, offset: 0) { body($0, w.baseAddress!, weightOffset) }
+                // The call's size is not known here: pipelined, as for the activations of one
+                // prefill (the same bits either way).
+                _withRowFunctions(weight: ones, offset: 0, pipelines: true) { body($0, w.baseAddress!, weightOffset) }
             }
             if dim <= BLAS.maxChunk { return BLAS.ones.withUnsafeBufferPointer { unit($0.baseAddress!) } }
             return [Float](repeating: 1, count: dim).withUnsafeBufferPointer { unit($0.baseAddress!) }
         }
     }
 
-    private func _withRowFunctions<R>(weight: UnsafePointer<Float>, offset: Float, _ body: (_RowFunctions) -> R) -> R {
+    private func _withRowFunctions<R>(
+        weight: UnsafePointer<Float>, offset: Float, pipelines: Bool, _ body: (_RowFunctions) -> R
+    ) -> R {
         var parameters = RMSParameters(dim: dim, eps: Double(eps), weight: weight, offset: offset,
-                                       kernels: Kernels.rmsNorm)
+                                       kernels: Kernels.rmsNorm, pipelines: pipelines)
         let halfFormats = parameters.kernels.half_in_registers
         return withUnsafePointer(to: &parameters) { context in
             body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, _, scales in
