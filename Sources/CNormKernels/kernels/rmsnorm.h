@@ -205,7 +205,7 @@ static int32_t NK_NAME(nk_rms_forward_row_half)(const uint16_t *x, uint16_t *y, 
 /// row's, refused or not), and the outputs read the sums. y may be x (or, with `add`, any
 /// of x, res, sum): a row's output is written one row after its elements were read.
 /// No prefetch: callers use it on rows in cache (RMSKernel.pipelines), where prefetching
-/// the rows ahead cost 7-12% (docs/performance.md, "RMSNorm rows pipelined").
+/// the rows ahead cost 7-18% (docs/performance.md, "RMSNorm rows pipelined").
 static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_body)(
     const void *x, const float *res, float *sum, void *y, size_t rows, size_t n, double eps, const float *w,
     float offset, size_t *refused, const int add, const int fmt) {

@@ -102,7 +102,7 @@ enum ForwardKernel {
     /// rows' indices fit on the stack): `kernel(start, count, refused)` takes rows
     /// `start ..< start + count` and returns how many it refused, their indices within the
     /// chunk in `refused`, in increasing order; `fallback(row, out)` then takes each refused
-    /// row, with `out` two Doubles for its statistics.
+    /// row, with `out` two Doubles for its statistics. RMSKernel's pipelined forms use it too.
     @inline(__always)
     static func inPipelinedChunks(
         _ rows: Range<Int>, kernel: (_ start: Int, _ count: Int, _ refused: UnsafeMutablePointer<Int>) -> Int,
