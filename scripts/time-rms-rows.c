@@ -7,13 +7,12 @@
 // U[-2, 2), w = 1. Prints the median and fastest of 9 timings, in ns per row. Build and
 // run from the repository root:
 //
-//   S=Sources/CNormKernels; clang -O2 -march=znver4 -I$S -I$S/include scripts/time-rms-rows.c -lm -o /tmp/time-rms
+//   S=Sources/CNormKernels; clang -O2 -I$S -I$S/include scripts/time-rms-rows.c -lm -o /tmp/time-rms
 //   /tmp/time-rms 768 1024 50       # in cache ([1,1024,768])
 //   /tmp/time-rms 768 8192 5        # from memory ([8,1024,768])
 //   /tmp/time-rms 768 1024 30 add
 //
-// (-march only lets main inline the AVX-512 kernels; the library itself uses target
-// attributes.) docs/performance.md, "RMSNorm rows pipelined", has the results.
+// docs/performance.md, "RMSNorm rows pipelined", has the results.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,15 +24,7 @@
 #include "kernels/rmsnorm.h"
 #include "isa/end.h"
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int ascending(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "timing.h"
 
 int main(int argc, char **argv) {
     if (!__builtin_cpu_supports("avx512f")) { fprintf(stderr, "this CPU has no AVX-512\n"); return 1; }

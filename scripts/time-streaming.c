@@ -19,15 +19,7 @@
 
 void nk_ln_count_path(int32_t path) { (void)path; }
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-static int ascending(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "timing.h"
 
 typedef int32_t (*row_fn)(const float *, float *, size_t, double, const float *, const float *, float, float,
                           double *);
