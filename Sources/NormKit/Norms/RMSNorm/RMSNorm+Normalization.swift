@@ -31,8 +31,9 @@ extension RMSNorm {
     func _withUnitScale<R>(_ body: (_RowFunctions, UnsafePointer<Float>, Float) -> R) -> R {
         weight.withUnsafeBufferPointer { w in
             func unit(_ ones: UnsafePointer<Float>) -> R {
-                // The call's size is not known here: pipelined, as for the activations of one
-                // prefill (the same bits either way).
+                // Its one caller (HalfEngine, Hugging Face's order) runs chunks of rows widened
+                // into scratch (HalfEngine.chunkFloats floats), which are in cache: pipelined
+                // (the same bits either way).
                 _withRowFunctions(weight: ones, offset: 0, pipelines: true) { body($0, w.baseAddress!, weightOffset) }
             }
             if dim <= BLAS.maxChunk { return BLAS.ones.withUnsafeBufferPointer { unit($0.baseAddress!) } }
