@@ -47,6 +47,24 @@ struct RMSPipelinedTests {
     }
 
     static let guardValue = Float(bitPattern: 0x7fc0_1234)
+    static let guardStatistic = Double(bitPattern: 0x7ff8_0000_0000_1234)
+
+    /// The 1/rms RMSKernel keeps for a certified row (`savedReciprocal`: from the Double sum).
+    static func keptReciprocal(_ k: nk_rmsnorm_kernels, _ x: ArraySlice<Float>, eps: Double) -> Double {
+        let x = Array(x)
+        return 1 / (k.row_sumsq(x, x.count) / Double(x.count) + eps).squareRoot()
+    }
+
+    /// `rrms` from a pipelined call over the rows of `input`: each certified row's kept
+    /// 1/rms bitwise, each refused row's left as it was.
+    static func checkKept(_ k: nk_rmsnorm_kernels, input: [Float], rrms: [Double], refused: [Int], rows: Int, dim: Int,
+                          eps: Double, _ what: String) {
+        for r in 0 ..< rows {
+            let want = refused.contains(r) ? guardStatistic
+                                           : keptReciprocal(k, input[r * dim ..< (r + 1) * dim], eps: eps)
+            #expect(rrms[r].bitPattern == want.bitPattern, "\(what) row \(r): kept 1/rms differs")
+        }
+    }
 
     /// `y` (the pipelined output over `rows`, written over `original`) against the row
     /// step on `input`: the same refused rows; certified rows bitwise, refused rows left
@@ -80,15 +98,19 @@ struct RMSPipelinedTests {
             for offset: Float in [0, 1] {
                 let what = "\(level) dim \(dim) offset \(offset)"
                 // Apart, into y with guard elements after it.
+                // Apart, into y with guard elements after it, keeping 1/rms.
                 var y = [Float](repeating: Self.guardValue, count: x.count + 16)
                 var refused = [Int](repeating: -1, count: rows)
-                let count = k.forward_rows(x, &y, rows, dim, 1e-6, weight, offset, &refused)
+                var rrms = [Double](repeating: Self.guardStatistic, count: rows)
+                let count = k.forward_rows(x, &y, rows, dim, 1e-6, weight, offset, &rrms, &refused)
                 Self.check(k, input: x, y: y, original: y, refused: Array(refused[..<count]), rows: rows, dim: dim,
                            eps: 1e-6, weight: weight, offset: offset, what)
+                Self.checkKept(k, input: x, rrms: rrms, refused: Array(refused[..<count]), rows: rows, dim: dim,
+                               eps: 1e-6, what)
                 // In place: refused rows keep their input.
                 var inPlace = x + [Float](repeating: Self.guardValue, count: 16)
                 let countInPlace = inPlace.withUnsafeMutableBufferPointer { p in
-                    k.forward_rows(p.baseAddress!, p.baseAddress!, rows, dim, 1e-6, weight, offset, &refused)
+                    k.forward_rows(p.baseAddress!, p.baseAddress!, rows, dim, 1e-6, weight, offset, nil, &refused)
                 }
                 Self.check(k, input: x, y: inPlace, original: x + [Float](repeating: Self.guardValue, count: 16),
                            refused: Array(refused[..<countInPlace]), rows: rows, dim: dim, eps: 1e-6, weight: weight,
@@ -113,6 +135,7 @@ struct RMSPipelinedTests {
                 var a = x + pad, b = residual + pad, s = [Float](repeating: .nan, count: x.count) + pad
                 var y = [Float](repeating: Self.guardValue, count: x.count + 16)
                 var refused = [Int](repeating: -1, count: rows)
+                var rrms = [Double](repeating: Self.guardStatistic, count: rows)
                 let originalY: [Float]
                 let count = a.withUnsafeMutableBufferPointer { ap in
                     b.withUnsafeMutableBufferPointer { bp in
@@ -122,15 +145,15 @@ struct RMSPipelinedTests {
                                 switch aliasing {
                                 case "apart":
                                     return k.add_forward_rows(xP, rP, sp.baseAddress!, yp.baseAddress!, rows, dim, 1e-6,
-                                                              weight, 0, &refused)
+                                                              weight, 0, &rrms, &refused)
                                 case "sum = residual":
                                     return k.add_forward_rows(xP, rP, rP, yp.baseAddress!, rows, dim, 1e-6, weight, 0,
-                                                              &refused)
+                                                              &rrms, &refused)
                                 case "sum = residual, y = x":
-                                    return k.add_forward_rows(xP, rP, rP, xP, rows, dim, 1e-6, weight, 0, &refused)
+                                    return k.add_forward_rows(xP, rP, rP, xP, rows, dim, 1e-6, weight, 0, nil, &refused)
                                 default:
                                     return k.add_forward_rows(xP, rP, sp.baseAddress!, sp.baseAddress!, rows, dim,
-                                                              1e-6, weight, 0, &refused)
+                                                              1e-6, weight, 0, nil, &refused)
                                 }
                             }
                         }
@@ -149,6 +172,11 @@ struct RMSPipelinedTests {
                 }
                 Self.check(k, input: sum, y: out, original: originalY, refused: Array(refused[..<count]), rows: rows,
                            dim: dim, eps: 1e-6, weight: weight, offset: 0, what)
+                if aliasing == "apart" || aliasing == "sum = residual" {
+                    // Kept from the sum (y is written a row later, and here is not the sum).
+                    Self.checkKept(k, input: sum, rrms: rrms, refused: Array(refused[..<count]), rows: rows, dim: dim,
+                                   eps: 1e-6, what)
+                }
             }
         }
     }
@@ -214,10 +242,15 @@ struct RMSPipelinedTests {
                     var h = residual
                     var fused = Tensor.zeros([batch.count, dim])
                     try norm.forward(x, addingTo: &h, into: &fused)
+                    let (trained, statistics) = try norm.forwardForTraining(x)
+                    #expect(trained.scalars.map(\.bitPattern) == y.scalars.map(\.bitPattern), "\(level) dim \(dim): training y")
                     for (r, row) in batch.enumerated() {
                         let span = r * dim ..< (r + 1) * dim
                         let one = try norm.forward(Tensor(shape: [1, dim], scalars: row))
                         #expect(y.scalars[span].map(\.bitPattern) == one.scalars.map(\.bitPattern), "\(level) dim \(dim) row \(r)")
+                        let oneKept = try norm.forwardForTraining(Tensor(shape: [1, dim], scalars: row)).statistics
+                        #expect(statistics.reciprocalRootMeanSquares[r].bitPattern
+                                    == oneKept.reciprocalRootMeanSquares[0].bitPattern, "\(level) dim \(dim) row \(r): kept 1/rms")
                         var hr = try Tensor(shape: [1, dim], scalars: Array(residual.scalars[span]))
                         var out = Tensor.zeros([1, dim])
                         try norm.forward(Tensor(shape: [1, dim], scalars: row), addingTo: &hr, into: &out)

@@ -50,14 +50,16 @@ typedef struct nk_rmsnorm_kernels {
     /// squares beside row r-1's output pass): each row's bits are those of `row_sumsq_f`,
     /// `nk_rms_sum_certified`, r = 1/sqrt(Σ/n + eps) in double and `scale` with Float(r).
     /// A row whose sum is refused is not written and is listed in `refused` (at most
-    /// `rows` indices, increasing); returns how many. y may be x; else no overlap.
+    /// `rows` indices, increasing); returns how many. y may be x; else no overlap. With
+    /// `rrms`, each certified row's 1/rms from its Double sum (`row_sumsq`), as RMSKernel
+    /// keeps it for backward, goes to rrms[row]; refused rows' are not written.
     size_t (*forward_rows)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w, float offset,
-                           size_t *refused);
+                           double *_Nullable rrms, size_t *refused);
     /// forward_rows on sum = x + res (the float sum, stored for every row as
     /// `add_row_sumsq_f` stores it, refused rows too), y from the sums. sum may be x or
     /// res, y any of the three; no other overlap.
     size_t (*add_forward_rows)(const float *x, const float *res, float *sum, float *y, size_t rows, size_t n,
-                               double eps, const float *w, float offset, size_t *refused);
+                               double eps, const float *w, float offset, double *_Nullable rrms, size_t *refused);
     /// forward_rows on rows of 16-bit elements (`format`: NK_ELEM_BF16 or NK_ELEM_F16),
     /// converted in registers: each row's outcome and bits are `forward_row_half`'s.
     size_t (*forward_rows_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n, int32_t format, double eps,

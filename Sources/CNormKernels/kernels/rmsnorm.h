@@ -202,13 +202,16 @@ static int32_t NK_NAME(nk_rms_forward_row_half)(const uint16_t *x, uint16_t *y, 
 /// certificate refuses is not written (nor counted: its fallback counts it) and is listed
 /// in `refused` (indices, increasing); the function returns how many. With `add` (float
 /// rows only), row r's input is sum_r = x_r + res_r, stored as the walk makes it (every
-/// row's, refused or not), and the outputs read the sums. y may be x (or, with `add`, any
+/// row's, refused or not), and the outputs read the sums. With `rrms` (float rows only),
+/// a certified row's 1/rms as RMSKernel.savedReciprocal keeps it (from the Double sum,
+/// row_sumsq, taken before the row's output is written) goes to rrms[r]; a refused row's
+/// is left to the fallback. y may be x (or, with `add`, any
 /// of x, res, sum): a row's output is written one row after its elements were read.
 /// No prefetch: callers use it on rows in cache (RMSKernel.pipelines), where prefetching
 /// the rows ahead cost 7-18% (docs/performance.md, "RMSNorm rows pipelined").
 static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_body)(
     const void *x, const float *res, float *sum, void *y, size_t rows, size_t n, double eps, const float *w,
-    float offset, size_t *refused, const int add, const int fmt) {
+    float offset, double *rrms, size_t *refused, const int add, const int fmt) {
     size_t count = 0;
     const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
     const void *const input = add ? (const void *)sum : x;
@@ -262,6 +265,11 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_
         }
         // A certified sum is below n·2^128, so ms <= 2^240: RMSKernel's scaled case never arises.
         r_o = (float)(1 / __builtin_sqrt(s / (double)n + eps));
+        if (fmt == NK_ELEM_F32 && rrms) {
+            const float *const in = (const float *)((const char *)input + r * stride);
+            const double ms = NK_NAME(nk_rms_row_sumsq)(in, n) / (double)n;
+            rrms[r] = 1 / __builtin_sqrt(ms + eps);
+        }
         o = r;
         pending = 1;
     }
@@ -271,20 +279,21 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_
 }
 
 static size_t NK_NAME(nk_rms_forward_rows)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w,
-                                           float offset, size_t *refused) {
-    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, refused, 0, NK_ELEM_F32);
+                                           float offset, double *rrms, size_t *refused) {
+    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, rrms, refused, 0, NK_ELEM_F32);
 }
 
 static size_t NK_NAME(nk_rms_add_forward_rows)(const float *x, const float *res, float *sum, float *y, size_t rows,
-                                               size_t n, double eps, const float *w, float offset, size_t *refused) {
-    return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, refused, 1, NK_ELEM_F32);
+                                               size_t n, double eps, const float *w, float offset, double *rrms,
+                                               size_t *refused) {
+    return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, 1, NK_ELEM_F32);
 }
 
 static size_t NK_NAME(nk_rms_forward_rows_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n, int32_t format,
                                                 double eps, const float *w, float offset, size_t *refused) {
     if (format == NK_ELEM_BF16)
-        return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, refused, 0, NK_ELEM_BF16);
-    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, refused, 0, NK_ELEM_F16);
+        return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, NK_ELEM_BF16);
+    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, NK_ELEM_F16);
 }
 
 static double NK_NAME(nk_rms_backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n) {

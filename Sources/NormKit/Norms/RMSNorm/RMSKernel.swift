@@ -60,15 +60,17 @@ enum RMSKernel {
         parameters p: RMSParameters, rrms: UnsafeMutablePointer<Double>?
     ) {
         let n = p.dim
-        if rrms == nil && p.pipelines && rows.count > 1 {
-            // The pipelined kernel (each row's sum beside the row before's output pass),
-            // then the rows it refused as below: the same bits as the loop.
+        if p.pipelines && rows.count > 1 {
+            // The pipelined kernel (each row's sum beside the row before's output pass; a
+            // certified row's kept 1/rms from its Double sum, as `savedReciprocal`), then the
+            // rows it refused as below: the same bits as the loop.
             ForwardKernel.inPipelinedChunks(rows) { start, count, refused in
                 let o = start &* n
-                return p.kernels.forward_rows(x + o, y + o, count, n, p.eps, p.weight, p.offset, refused)
+                return p.kernels.forward_rows(x + o, y + o, count, n, p.eps, p.weight, p.offset,
+                                              rrms.map { $0 + start }, refused)
             } fallback: { row, _ in
                 let o = row &* n
-                normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: nil)
+                normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: rrms.map { $0 + row })
             }
             return
         }
@@ -120,17 +122,18 @@ enum RMSKernel {
         parameters p: RMSParameters, rrms: UnsafeMutablePointer<Double>?
     ) {
         let n = p.dim
-        if rrms == nil && p.pipelines && rows.count > 1 {
+        if p.pipelines && rows.count > 1 {
             // Pipelined as `run`; every row's sum is written, and a refused row is taken
             // from it as below (row_sumsq_f of the stored sum is add_row_sumsq_f's value).
             ForwardKernel.inPipelinedChunks(rows) { start, count, refused in
                 let o = start &* n
                 return p.kernels.add_forward_rows(
-                    input + o, residual + o, sum + o, y + o, count, n, p.eps, p.weight, p.offset, refused)
+                    input + o, residual + o, sum + o, y + o, count, n, p.eps, p.weight, p.offset,
+                    rrms.map { $0 + start }, refused)
             } fallback: { row, _ in
                 let o = row &* n
                 normalizeRow(UnsafePointer(sum + o), y + o, floatSum: p.kernels.row_sumsq_f(sum + o, n), p,
-                             keeping: nil)
+                             keeping: rrms.map { $0 + row })
             }
             return
         }
