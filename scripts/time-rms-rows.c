@@ -59,9 +59,9 @@ int main(int argc, char **argv) {
                         const size_t k = rows - q < 128 ? rows - q : 128;
                         if (add)
                             (void)NK_NAME(nk_rms_add_forward_rows)(x + q * n, h + q * n, h + q * n, y + q * n, k, n,
-                                                                   1e-5, w, 0, refused);
+                                                                   1e-5, w, 0, NULL, refused);
                         else
-                            (void)NK_NAME(nk_rms_forward_rows)(x + q * n, y + q * n, k, n, 1e-5, w, 0, refused);
+                            (void)NK_NAME(nk_rms_forward_rows)(x + q * n, y + q * n, k, n, 1e-5, w, 0, NULL, refused);
                     }
                 }
             }
