@@ -97,7 +97,6 @@ struct RMSPipelinedTests {
             let weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.2, seed: 7).scalars
             for offset: Float in [0, 1] {
                 let what = "\(level) dim \(dim) offset \(offset)"
-                // Apart, into y with guard elements after it.
                 // Apart, into y with guard elements after it, keeping 1/rms.
                 var y = [Float](repeating: Self.guardValue, count: x.count + 16)
                 var refused = [Int](repeating: -1, count: rows)

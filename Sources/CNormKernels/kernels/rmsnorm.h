@@ -147,6 +147,18 @@ static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size
     if (i < n) (void)NK_NAME(nk_rms_add_tail)(a, b, sum, i, n - i);
 }
 
+/// One vector of the output pass: (x·r)·(offset + w), in float. Every form of the pass
+/// (one row, pipelined rows) computes y with it, so their bits cannot drift apart.
+static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_scaled)(nk_vf x, nk_vf r, nk_vf offset, nk_vf w) {
+    return (x * r) * (offset + w);
+}
+
+/// 1/sqrt(Σ/n + eps) in double, as RMSKernel computes r from a row's sum of squares (and
+/// savedReciprocal its kept 1/rms from the Double sum).
+static inline __attribute__((always_inline)) double NK_NAME(nk_rms_reciprocal)(double sum, size_t n, double eps) {
+    return 1 / __builtin_sqrt(sum / (double)n + eps);
+}
+
 /// y = (x·r)·(offset + w), x and y of format `fmt` (y may be x: each vector is read
 /// before it is written).
 static inline __attribute__((always_inline)) void NK_NAME(nk_rms_scale_body)(const void *x, void *y, size_t n, float r,
@@ -155,15 +167,17 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_rms_scale_body)(con
     const nk_vf rv = nk_splat(r), ov = nk_splat(offset);
     size_t i = 0;
     for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
-        const nk_vf a = (nk_elem_load(x, i, fmt) * rv) * (ov + nk_load(w + i));
-        const nk_vf b = (nk_elem_load(x, i + NK_W, fmt) * rv) * (ov + nk_load(w + i + NK_W));
+        const nk_vf a = NK_NAME(nk_rms_scaled)(nk_elem_load(x, i, fmt), rv, ov, nk_load(w + i));
+        const nk_vf b = NK_NAME(nk_rms_scaled)(nk_elem_load(x, i + NK_W, fmt), rv, ov, nk_load(w + i + NK_W));
         nk_elem_store2(y, i, a, b, fmt);
     }
-    for (; i + NK_W <= n; i += NK_W) nk_elem_store(y, i, (nk_elem_load(x, i, fmt) * rv) * (ov + nk_load(w + i)), fmt);
+    for (; i + NK_W <= n; i += NK_W)
+        nk_elem_store(y, i, NK_NAME(nk_rms_scaled)(nk_elem_load(x, i, fmt), rv, ov, nk_load(w + i)), fmt);
     if (i < n) {
         const size_t k = n - i;
-        nk_elem_store_partial(y, i, k, (nk_elem_load_partial(x, i, k, 0, fmt) * rv) * (ov + nk_load_partial(w + i, k, 0)),
-                              fmt);
+        nk_elem_store_partial(
+            y, i, k,
+            NK_NAME(nk_rms_scaled)(nk_elem_load_partial(x, i, k, 0, fmt), rv, ov, nk_load_partial(w + i, k, 0)), fmt);
     }
 }
 
@@ -179,8 +193,7 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_rms_forward_row_
     const double s = NK_NAME(nk_rms_row_sumsq_f_body)(x, n, fmt);
     // A certified sum is below n·2^128, so ms <= 2^240 and RMSKernel's scaling is not needed.
     if (!nk_rms_sum_certified(s, n)) return 1;
-    const double r = 1 / __builtin_sqrt(s / (double)n + eps);
-    NK_NAME(nk_rms_scale_body)(x, y, n, (float)r, w, offset, fmt);
+    NK_NAME(nk_rms_scale_body)(x, y, n, (float)NK_NAME(nk_rms_reciprocal)(s, n, eps), w, offset, fmt);
     return 0;
 }
 
@@ -225,12 +238,13 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_
         void *const yo = (char *)y + o * stride;
         const nk_vf rv = nk_splat(r_o);
         double s;
-#define NK_RMS_OUT_V(i) ((nk_elem_load(xo, (i), fmt) * rv) * (ov + nk_load(w + (i))))
+#define NK_RMS_OUT_V(i) NK_NAME(nk_rms_scaled)(nk_elem_load(xo, (i), fmt), rv, ov, nk_load(w + (i)))
 #define NK_RMS_OUT(i) nk_elem_store(yo, (i), NK_RMS_OUT_V(i), fmt)
 #define NK_RMS_OUT2(i) nk_elem_store2(yo, (i), NK_RMS_OUT_V(i), NK_RMS_OUT_V((i) + NK_W), fmt)
-#define NK_RMS_OUT_TAIL(i, k)                                                                                      \
-    nk_elem_store_partial(yo, (i), (k),                                                                            \
-                          (nk_elem_load_partial(xo, (i), (k), 0, fmt) * rv) * (ov + nk_load_partial(w + (i), (k), 0)), \
+#define NK_RMS_OUT_TAIL(i, k)                                                                              \
+    nk_elem_store_partial(yo, (i), (k),                                                                    \
+                          NK_NAME(nk_rms_scaled)(nk_elem_load_partial(xo, (i), (k), 0, fmt), rv, ov,      \
+                                                 nk_load_partial(w + (i), (k), 0)),                        \
                           fmt)
 #define NK_RMS_ROW_LOAD(i) nk_elem_load(xr, (i), fmt)
 #define NK_RMS_ROW_TAIL(i, k) nk_elem_load_partial(xr, (i), (k), 0, fmt)
@@ -264,11 +278,10 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_
             continue;
         }
         // A certified sum is below n·2^128, so ms <= 2^240: RMSKernel's scaled case never arises.
-        r_o = (float)(1 / __builtin_sqrt(s / (double)n + eps));
+        r_o = (float)NK_NAME(nk_rms_reciprocal)(s, n, eps);
         if (fmt == NK_ELEM_F32 && rrms) {
             const float *const in = (const float *)((const char *)input + r * stride);
-            const double ms = NK_NAME(nk_rms_row_sumsq)(in, n) / (double)n;
-            rrms[r] = 1 / __builtin_sqrt(ms + eps);
+            rrms[r] = NK_NAME(nk_rms_reciprocal)(NK_NAME(nk_rms_row_sumsq)(in, n), n, eps);
         }
         o = r;
         pending = 1;

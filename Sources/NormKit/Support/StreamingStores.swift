@@ -26,7 +26,14 @@ enum StreamingStores {
     /// Whether a float forward over `rows` rows of `length` elements streams its output.
     static func pays(rows: Int, length: Int) -> Bool {
         if let forced { return forced }
+        return length >= minimumRowLength && outgrowsCache(rows: rows, length: length)
+    }
+
+    /// Whether the float input and output of `rows` rows of `length` elements together
+    /// reach ``thresholdBytes``, about the last-level cache (RMSKernel pipelines only
+    /// calls below it).
+    static func outgrowsCache(rows: Int, length: Int) -> Bool {
         let (elements, overflow) = rows.multipliedReportingOverflow(by: length)
-        return length >= minimumRowLength && (overflow || elements >= thresholdBytes / (2 * MemoryLayout<Float>.stride))
+        return overflow || elements >= thresholdBytes / (2 * MemoryLayout<Float>.stride)
     }
 }

@@ -45,12 +45,11 @@ enum RMSKernel {
     /// Whether a call over `rows` rows of `length` elements uses the pipelined kernels
     /// (`forward_rows`, `add_forward_rows`, `forward_rows_half`: each row's sum of squares
     /// beside the row before's output pass): only when its input and output fit in about
-    /// the last-level cache (``StreamingStores/thresholdBytes`` of float input and output).
+    /// the last-level cache (``StreamingStores/outgrowsCache(rows:length:)`` says no).
     /// From memory, reads of one row interleaved with stores of the row before lost to the
     /// two passes one after the other (docs/performance.md, "RMSNorm rows pipelined").
     static func pipelines(rows: Int, length: Int) -> Bool {
-        let (elements, overflow) = rows.multipliedReportingOverflow(by: length)
-        return rows > 1 && !overflow && elements < StreamingStores.thresholdBytes / (2 * MemoryLayout<Float>.stride)
+        rows > 1 && !StreamingStores.outgrowsCache(rows: rows, length: length)
     }
 
     /// Normalises rows `rows` of `x` into `y`, writing each row's `1/rms` into `rrms`
@@ -60,24 +59,24 @@ enum RMSKernel {
         parameters p: RMSParameters, rrms: UnsafeMutablePointer<Double>?
     ) {
         let n = p.dim
+        func rowStep(_ row: Int) {
+            let o = row &* n
+            normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: rrms.map { $0 + row })
+        }
         if p.pipelines && rows.count > 1 {
             // The pipelined kernel (each row's sum beside the row before's output pass; a
             // certified row's kept 1/rms from its Double sum, as `savedReciprocal`), then the
-            // rows it refused as below: the same bits as the loop.
+            // rows it refused by the row step: the same bits as the loop.
             ForwardKernel.inPipelinedChunks(rows) { start, count, refused in
                 let o = start &* n
                 return p.kernels.forward_rows(x + o, y + o, count, n, p.eps, p.weight, p.offset,
                                               rrms.map { $0 + start }, refused)
             } fallback: { row, _ in
-                let o = row &* n
-                normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: rrms.map { $0 + row })
+                rowStep(row)
             }
             return
         }
-        for row in rows {
-            let o = row &* n
-            normalizeRow(x + o, y + o, floatSum: p.kernels.row_sumsq_f(x + o, n), p, keeping: rrms.map { $0 + row })
-        }
+        for row in rows { rowStep(row) }
     }
 
     /// Normalises rows `rows` of 16-bit elements (`format`: NK_ELEM_BF16 or
