@@ -74,6 +74,11 @@ typedef struct nk_layernorm_kernels {
     /// square is exact or rounded once in double, whatever the row's magnitude (a float
     /// squared can neither overflow nor underflow a double).
     nk_moments (*row_moments)(const float *x, size_t n, float shift);
+    /// The fast path's float moments about `shift` (docs/numerics.md, "Blocked float
+    /// moments"): Σ (x[i] - shift) and Σ (x[i] - shift)² in float lanes, at most
+    /// NK_LN_FAST_TERMS terms a lane before each partial is added in double. Every fast
+    /// form's moments are these, bit for bit; the table has them for the tests of their bound.
+    nk_moments (*row_moments_fast)(const float *x, size_t n, float shift);
     /// y = ((x - mean_hi) - mean_lo)·scale·w + b (the mean as the sum of two floats).
     void (*affine)(const float *x, float *y, size_t n, float mean_hi, float mean_lo, float scale,
                    const float *w, const float *b);

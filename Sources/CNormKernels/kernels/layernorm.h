@@ -96,15 +96,44 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// slower (docs/performance.md, "Half forms in registers, and a cheaper output certificate").
 #define NK_LN_PREFETCH_ROWS 2
 
+/// The walk's last, partial block (from i_ to n, fewer than a block's vectors) over CH
+/// chains (a constant: 1, 2 or NK_LN_FAST_CHAINS, the fewest that keep every chain at
+/// NK_LN_FAST_TERMS terms or fewer), vector v into chain v mod CH, walked a group of CH
+/// vectors at a time so that every chain index is a constant (the chains stay in
+/// registers); then the CH chains widened and added. The bound is the same for any
+/// assignment that keeps the chains that short; fewer chains widen fewer vectors, which
+/// are most of a short row's moments (docs/numerics.md, "Blocked float moments").
+#define NK_LN_PARTIAL_BLOCK(CH, LOAD, LOAD_PART, AFTER, AFTER_PART)                                        \
+    do {                                                                                                   \
+        nk_vf fa[CH] = {}, fq[CH] = {};                                                                    \
+        for (; i_ + (CH) * NK_W <= n; i_ += (CH) * NK_W)                                                   \
+            for (int c_ = 0; c_ < (CH); c_++) {                                                            \
+                NK_LN_FAST_STEP(c_, LOAD(i_ + (size_t)c_ * NK_W));                                         \
+                AFTER(i_ + (size_t)c_ * NK_W, c_);                                                         \
+            }                                                                                              \
+        for (int c_ = 0; c_ < (CH) && i_ < n; c_++, i_ += NK_W) {                                          \
+            if (n - i_ >= NK_W) {                                                                          \
+                NK_LN_FAST_STEP(c_, LOAD(i_));                                                             \
+                AFTER(i_, c_);                                                                             \
+            } else {                                                                                       \
+                NK_LN_FAST_STEP(c_, LOAD_PART(i_, n - i_));                                                \
+                AFTER_PART(i_, n - i_);                                                                    \
+            }                                                                                              \
+        }                                                                                                  \
+        for (int c_ = 0; c_ < (CH); c_++) {                                                                \
+            sa += nk_widen(fa[c_]);                                                                        \
+            sq += nk_widen(fq[c_]);                                                                        \
+        }                                                                                                  \
+    } while (0)
 /// The fast moments' walk over a row of n elements about `shift` (sv, fa, fq, sa, sq as
 /// NK_LN_FAST_STEP and the bodies below name them): blocks of
 /// NK_LN_FAST_TERMS·NK_LN_FAST_CHAINS vectors, a block's v-th vector into chain
 /// v mod NK_LN_FAST_CHAINS, each chain's partial widened and added into sa, sq after its
-/// block. The last, partial block keeps that assignment, walked a group of chains at a
-/// time so that every chain index is a constant (the chains stay in registers); its last
-/// vector may be partial, its padding lanes `shift` (difference 0). LOAD(at) gives the
-/// float vector of elements at ..< at + NK_W, LOAD_PART(at, k) the last k < NK_W with
-/// padding `shift`; PREFETCH(at) runs before each vector of a whole block. AFTER(at, c)
+/// block. The last, partial block (NK_LN_PARTIAL_BLOCK) takes as few chains as keep each
+/// at NK_LN_FAST_TERMS terms or fewer; its last vector may be partial, its padding lanes
+/// `shift` (difference 0). LOAD(at) gives the float vector of elements at ..< at + NK_W,
+/// LOAD_PART(at, k) the last k < NK_W with padding `shift`; PREFETCH(at) runs before each
+/// vector of a whole block. AFTER(at, c)
 /// runs after each whole vector (element `at`, chain c), AFTER_PART(at, k) after the
 /// partial one (k elements): the pipelined body's output steps. One walk for every form,
 /// so the moments' bits are the same in each.
@@ -124,22 +153,13 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
             NK_LN_WIDEN_CHAINS();                                                                          \
         }                                                                                                  \
         if (i_ < n) {                                                                                      \
-            nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};                                  \
-            for (; i_ + NK_LN_FAST_CHAINS * NK_W <= n; i_ += NK_LN_FAST_CHAINS * NK_W)                     \
-                for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                           \
-                    NK_LN_FAST_STEP(c_, LOAD(i_ + (size_t)c_ * NK_W));                                     \
-                    AFTER(i_ + (size_t)c_ * NK_W, c_);                                                     \
-                }                                                                                          \
-            for (int c_ = 0; c_ < NK_LN_FAST_CHAINS && i_ < n; c_++, i_ += NK_W) {                         \
-                if (n - i_ >= NK_W) {                                                                      \
-                    NK_LN_FAST_STEP(c_, LOAD(i_));                                                         \
-                    AFTER(i_, c_);                                                                         \
-                } else {                                                                                   \
-                    NK_LN_FAST_STEP(c_, LOAD_PART(i_, n - i_));                                            \
-                    AFTER_PART(i_, n - i_);                                                                \
-                }                                                                                          \
-            }                                                                                              \
-            NK_LN_WIDEN_CHAINS();                                                                          \
+            const size_t left_ = (n - i_ + NK_W - 1) / NK_W; /* vectors, fewer than a block's */             \
+            if (left_ <= NK_LN_FAST_TERMS)                                                                 \
+                NK_LN_PARTIAL_BLOCK(1, LOAD, LOAD_PART, AFTER, AFTER_PART);                                \
+            else if (left_ <= 2 * NK_LN_FAST_TERMS)                                                        \
+                NK_LN_PARTIAL_BLOCK(2, LOAD, LOAD_PART, AFTER, AFTER_PART);                                \
+            else                                                                                           \
+                NK_LN_PARTIAL_BLOCK(NK_LN_FAST_CHAINS, LOAD, LOAD_PART, AFTER, AFTER_PART);                \
         }                                                                                                  \
     } while (0)
 /// A block's end: each chain's float partials widened and added into sa, sq.
@@ -844,6 +864,7 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
 
 #undef NK_LN_FAST_STEP
 #undef NK_LN_MOMENTS_WALK
+#undef NK_LN_PARTIAL_BLOCK
 #undef NK_LN_WIDEN_CHAINS
 #undef NK_LN_ROW_LOAD
 #undef NK_LN_ROW_LOAD_PART
@@ -1069,8 +1090,14 @@ static void NK_NAME(nk_ln_scale)(const float *x, float *y, size_t n, float s) {
     for (; i < n; i++) y[i] = x[i] * s;
 }
 
+/// nk_ln_row_moments_fast on float rows, typed for the table.
+static nk_moments NK_NAME(nk_ln_row_moments_fast_f32)(const float *x, size_t n, float shift) {
+    return NK_NAME(nk_ln_row_moments_fast)(x, n, shift);
+}
+
 const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .row_moments = NK_NAME(nk_ln_row_moments),
+    .row_moments_fast = NK_NAME(nk_ln_row_moments_fast_f32),
     .affine = NK_NAME(nk_ln_affine),
     .forward_row = NK_NAME(nk_ln_forward_row),
     .forward_row_path = NK_NAME(nk_ln_forward_row_path),
