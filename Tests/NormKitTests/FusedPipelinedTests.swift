@@ -30,7 +30,7 @@ struct FusedPipelinedTests {
     /// tail, whole blocks, a partial block with a tail, and a long row. Under a sanitizer
     /// (which looks for memory errors, not numbers: TestSupport.swift) one of each kind of
     /// end, so the kernel tests cost seconds rather than tens of seconds.
-    static let dims = Sanitizer.any ? [1, 17, 257, 1000] : [1, 5, 17, 64, 257, 768, 1000, 4099]
+    static let dims = Sanitizer.any ? [1, 17, 257, 1000] : [1, 5, 17, 64, 100, 128, 256, 257, 768, 1000, 4099]
 
     enum Aliasing: CaseIterable {
         /// x, res, sum, y four buffers.

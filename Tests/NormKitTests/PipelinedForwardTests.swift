@@ -86,7 +86,7 @@ struct PipelinedForwardTests {
     @Test func rowsEqualTheOneRowKernel() throws {
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
-            for dim in [1, 5, 16, 17, 256, 257, 768, 1000, 4099] {
+            for dim in [1, 5, 16, 17, 64, 65, 100, 128, 129, 256, 257, 513, 768, 1000, 1025, 4099] {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 let rows = Self.batch(dim: dim)
                 layer.withParameters(level) { p in
@@ -109,12 +109,96 @@ struct PipelinedForwardTests {
         }
     }
 
+    /// Short rows take the batched body (a batch as many rows as a double vector has lanes:
+    /// 4, 8 or 16): every row count from 1 to 35 (whole batches and a partial last one),
+    /// with a row the sampled path refuses (a NaN) at a different position each time, and
+    /// none at every fifth count, against the one-row kernel. (The layer's affine makes the
+    /// output certificate refuse a few of these short rows too: the one-row kernel's refusals
+    /// are what the batched body must reproduce.)
+    @Test func batchedRowsAtEveryCount() throws {
+        for level in InstructionSet.supported {
+            let k = Kernels.layerNorm(at: level)
+            for dim in [17, 100] {
+                let layer = try HalfRowKernelTests.layer(dim: dim)
+                let noise = Tensor.randomNormal([35 * dim], mean: 1, seed: 7).scalars
+                for rows in 1 ... 35 {
+                    var x = Array(noise[..<(rows * dim)])
+                    let nanRow = rows % 5 == 0 ? nil : (rows * 7 + 3) % rows
+                    if let r = nanRow { x[r * dim + dim / 2] = .nan }
+                    layer.withParameters(level) { p in
+                        let refused = Self.expectPipelinedEqualsRowByRow(
+                            x, rows: rows, dim: dim, guardValue: Float(bitPattern: 0x7fc0_1234), bits: \.bitPattern,
+                            "\(level) dim \(dim) rows \(rows)",
+                            row: { x, y, stats in
+                                k.forward_row_sampled(x, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
+                            },
+                            pipelined: { x, y, mean, rstd, refused in
+                                k.forward_rows_sampled(x, y, rows, dim, p.eps, p.weight, p.bias, p.weightMax,
+                                                       p.biasMax, mean, rstd, refused)
+                            })
+                        if let r = nanRow { #expect(refused.contains(r), "\(level) dim \(dim) rows \(rows)") }
+                        #expect(refused.count < rows || rows == 1, "\(level) dim \(dim) rows \(rows): all refused")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rows swept across each threshold of the two certificates, which the batched body
+    /// evaluates a row per vector lane: a mean of 1000 over spreads from 100 down to 10^-6
+    /// (the shift, a float, ever more standard deviations off the mean: the moments'
+    /// e_var <= var/4 and the 64u limits on ρ and μ, then the output's bound, then a
+    /// constant row), spreads from 2^-50 to 2^-40 (the mean
+    /// square's 2^-90) and from 10^16 to 10^21 (a square's overflow), and rows moving away
+    /// from the one whose w·x̂ the layer's bias cancels (the output certificate's bound).
+    /// Each sweep must straddle its threshold: some rows taken, some refused.
+    @Test func thresholdRowsEqualTheOneRowKernel() throws {
+        for level in InstructionSet.supported {
+            let k = Kernels.layerNorm(at: level)
+            for dim in [40, 100, 128] {
+                let layer = try HalfRowKernelTests.layer(dim: dim)
+                let noise = Tensor.randomNormal([dim], seed: 3).scalars
+                var sweeps: [(String, [[Float]])] = []
+                sweeps.append(("mean", (0 ..< 80).map { i in noise.map { 1000 + $0 * 100 * powf(10, -Float(i) / 10) } }))
+                sweeps.append(("small", (0 ..< 41).map { i in noise.map { $0 * powf(2, -50 + Float(i) / 4) } }))
+                sweeps.append(("large", (0 ..< 41).map { i in noise.map { $0 * powf(10, 16 + Float(i) / 8) } }))
+                // A layer whose bias cancels w·x̂ of one row to 10^-6: rows moving away from
+                // it (by t = 10^-3 to about 7 of a second row) cross the output's bound.
+                var cancelling = layer
+                let base = Tensor.randomNormal([dim], seed: 99).scalars
+                let mean = base.reduce(0.0) { $0 + Double($1) } / Double(dim)
+                let sd = (base.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(dim)).squareRoot()
+                let w = layer.weight.scalars
+                cancelling.bias = try Tensor(shape: [dim], scalars: (0 ..< dim).map {
+                    Float(-Double(w[$0]) * (Double(base[$0]) - mean) / sd * 0.999_999)
+                })
+                let moving = (0 ..< 192).map { i in (0 ..< dim).map { base[$0] + 1e-3 * powf(1.05, Float(i)) * noise[$0] } }
+                for (name, rows, layer) in sweeps.map({ ($0.0, $0.1, layer) }) + [("affine", moving, cancelling)] {
+                    layer.withParameters(level) { p in
+                        let refused = Self.expectPipelinedEqualsRowByRow(
+                            rows.flatMap { $0 }, rows: rows.count, dim: dim, guardValue: Float(bitPattern: 0x7fc0_1234),
+                            bits: \.bitPattern, "\(level) dim \(dim) \(name)",
+                            row: { x, y, stats in
+                                k.forward_row_sampled(x, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
+                            },
+                            pipelined: { x, y, mean, rstd, refused in
+                                k.forward_rows_sampled(x, y, rows.count, dim, p.eps, p.weight, p.bias, p.weightMax,
+                                                       p.biasMax, mean, rstd, refused)
+                            })
+                        #expect(!refused.isEmpty && refused.count < rows.count,
+                                "\(level) dim \(dim) \(name): \(refused.count) of \(rows.count) refused")
+                    }
+                }
+            }
+        }
+    }
+
     /// The same for rows of bfloat16 and float16 against `forward_row_sampled_half`.
     @Test(arguments: [NK_ELEM_BF16, NK_ELEM_F16])
     func halfRowsEqualTheOneRowKernel(format: Int32) throws {
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
-            for dim in [1, 17, 256, 768, 4099] {
+            for dim in [1, 17, 128, 256, 512, 513, 768, 4099] {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 let rows = Self.batch(dim: dim)
                 let wide = rows.flatMap { $0 }

@@ -75,6 +75,8 @@
 typedef float nk_vf __attribute__((vector_size(NK_W * 4)));
 typedef double nk_vd __attribute__((vector_size(NK_W * 8)));
 typedef int32_t nk_vi __attribute__((vector_size(NK_W * 4)));
+/// A comparison of two nk_vd: all ones in a lane where it holds, else 0.
+typedef __typeof__((nk_vd){} > (nk_vd){}) nk_vl;
 
 static inline __attribute__((always_inline)) nk_vf nk_load(const float *p) {
     nk_vf v;
@@ -97,6 +99,8 @@ static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (n
 // which no AVX2 calling convention passes in registers.
 #define nk_splatd(s) ((nk_vd){} + (double)(s))
 #define nk_widen(v) __builtin_convertvector((v), nk_vd)
+/// Per lane, a where the mask (a comparison of nk_vd) is set, else b.
+#define nk_selectd(mask, a, b) ((nk_vd)(((nk_vl)(mask) & (nk_vl)(a)) | (~(nk_vl)(mask) & (nk_vl)(b))))
 /// Σ of the lanes of a double vector, lane 0 first.
 #define nk_sumd(v)                                    \
     ({                                                \

@@ -823,10 +823,208 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
     }
 }
 
+/// Rows per batch of nk_ln_forward_rows_batched_body: one lane of a double vector each.
+#define NK_LN_BATCH NK_W
+
+/// forward_rows_sampled_body's contract and bits, for short rows. A row's certificate is a
+/// chain of dependent double operations (square roots, divisions) that the pipelined body
+/// waits for once per row before the next row's output can start, and on a short row that
+/// wait is most of the row's time. Here a batch of NK_LN_BATCH rows takes its steps a
+/// phase at a time, so the rows' chains overlap and the certificate's arithmetic runs in
+/// the lanes of double vectors, one row per lane:
+///   1. the sampled shifts of the batch's rows, then their fast moments (each row's walk
+///      and sums exactly nk_ln_row_moments_fast's, or the fused add's);
+///   2. the moments' certificate and the output's form, lane by lane the same operations
+///      in the same order as nk_ln_moments_certified and nk_ln_form_of (contraction is
+///      off, and + - · / and the square root round alike in a lane and in a scalar), a
+///      scaled form (a spread near float's limits) by nk_ln_form_of itself;
+///   3. each certified row's output pass (nk_ln_form_pass, as the one-row kernel makes
+///      it), then the cheap output bound in lanes, and for a row that bound refuses,
+///      nk_ln_form_certified and the re-centring, as the pipelined body takes them.
+/// Refused rows are listed in increasing order, as the pipelined body lists them. With
+/// `add`, a batch's sums are all written (phase 1) before any of its outputs, so the
+/// aliasing the pipelined body allows holds here too. `rows` >= 1 and 0 < n <= 2^24 (the
+/// callers pick this body only then).
+static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_batched_body)(
+    const void *x, const void *res, void *sum, void *y, size_t rows, size_t n, double eps, const float *w,
+    const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
+    const int fmt) {
+    size_t count = 0;
+    const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
+    const void *const input = add ? (const void *)sum : x;
+    // nk_ln_moments_certified's constants, computed as it computes them.
+    const double nd = (double)n, inv_n = 1.0 / nd;
+    const double tiny = nd * 0x1p-149;
+    const double alpha = 1.0001 * ((NK_LN_FAST_TERMS + 2) * NK_LN_U + nd * NK_LN_EPS53);
+    const double beta = 1.0001 * (NK_LN_FAST_TERMS * NK_LN_U + nd * NK_LN_EPS53);
+    const double one_minus_alpha = 1 - alpha;
+    for (size_t r0 = 0; r0 < rows; r0 += NK_LN_BATCH) {
+        const size_t g = rows - r0 < NK_LN_BATCH ? rows - r0 : NK_LN_BATCH;
+        // Lanes past g, and rows whose sampled shift is not finite, get moments that
+        // refuse (NaN).
+        float shift[NK_LN_BATCH] = {0};
+        double s1[NK_LN_BATCH], s2[NK_LN_BATCH];
+        for (size_t j = 0; j < g; j++) {
+            const size_t r = r0 + j;
+            const void *xr = (const char *)x + r * stride;
+            shift[j] = add ? NK_NAME(nk_ln_sampled_shift_add)(xr, (const char *)res + r * stride, n, fmt)
+                           : NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt);
+        }
+        for (size_t j = 0; j < NK_LN_BATCH; j++) {
+            const size_t r = r0 + j;
+            s1[j] = s2[j] = __builtin_nan("");
+            if (j >= g) continue;
+            const void *xr = (const char *)x + r * stride;
+            const int sampled = shift[j] - shift[j] == 0;
+            if (add) {
+                const void *rr = (const char *)res + r * stride;
+                void *sr = (char *)sum + r * stride;
+                if (!sampled) {
+                    NK_NAME(nk_ln_add_row)(xr, rr, sr, n, fmt);
+                    continue;
+                }
+                const nk_moments m = NK_NAME(nk_ln_row_moments_fast_add)(xr, rr, sr, n, shift[j], fmt);
+                s1[j] = m.sum, s2[j] = m.sum_squares;
+            } else if (sampled) {
+                const nk_moments m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift[j]);
+                s1[j] = m.sum, s2[j] = m.sum_squares;
+            }
+        }
+        // 2. nk_ln_moments_certified, a row per lane.
+        nk_vd sum1, sum2;
+        memcpy(&sum1, s1, sizeof sum1);
+        memcpy(&sum2, s2, sizeof sum2);
+        nk_vf shift_f;
+        memcpy(&shift_f, shift, sizeof shift_f);
+        nk_vl ok = (sum1 - sum1 == 0) & (sum2 - sum2 == 0);
+        const nk_vd d2_upper = (sum2 + tiny) / one_minus_alpha;
+        const nk_vd e_delta = beta * __builtin_elementwise_sqrt(nd * d2_upper) * inv_n * 1.0001;
+        const nk_vd delta = sum1 * inv_n, mean_square = sum2 * inv_n;
+        ok &= ~(nk_vl)(mean_square < 0x1p-90);
+        const nk_vd variance = mean_square - delta * delta;
+        const nk_vd e_var = (alpha * d2_upper + tiny) * inv_n + 2 * __builtin_elementwise_abs(delta) * e_delta +
+                            e_delta * e_delta + 8 * NK_LN_EPS53 * (mean_square + delta * delta);
+        ok &= (nk_vl)(e_var <= 0.25 * variance);
+        const nk_vd v_eps = variance + eps;
+        const nk_vd mean_v = nk_widen(shift_f) + delta;
+        const nk_vd rstd_v = 1.0 / __builtin_elementwise_sqrt(v_eps);
+        const nk_vd rho = 0.6 * e_var / v_eps + 1e-15;
+        const nk_vd mu = 1.25 * (e_delta + 2 * NK_LN_EPS53 * __builtin_elementwise_abs(mean_v)) * rstd_v;
+        ok &= ~(nk_vl)(rho > 64 * NK_LN_U) & ~(nk_vl)(mu > 64 * NK_LN_U);
+        // nk_ln_form_of, a row per lane (a scaled row's form by nk_ln_form_of below).
+        const nk_vl scaled = (nk_vl)(variance > 0) & ((nk_vl)(variance < 0x1p-200) | (nk_vl)(variance > 0x1p200) |
+                                                       (nk_vl)(__builtin_elementwise_abs(mean_v) > 0x1p100));
+        const nk_vl centred = NK_HAS_FMA ? ~scaled & (nk_vl)(variance > 0) & (nk_vl)(mean_v * mean_v <= 4 * variance)
+                                         : (nk_vl){};
+        const nk_vd a_v = nk_selectd(centred, nk_splatd(3.0), nk_splatd(NK_HAS_FMA ? 5.0 : 6.0)) + rho / NK_LN_U;
+        const nk_vd c_v = nk_selectd(centred, nk_splatd(2.01), nk_splatd(2.0)) + mu / NK_LN_U;
+        const nk_vd kappa_v = (c_v + 2e-5 * a_v) / (1.0001 * a_v);
+        const nk_vf r_v = __builtin_convertvector(rstd_v, nk_vf);
+        const nk_vf hi_centred = __builtin_convertvector(-(mean_v * __builtin_convertvector(r_v, nk_vd)), nk_vf);
+        const nk_vf hi_plain = __builtin_convertvector(mean_v, nk_vf);
+        const nk_vf lo_plain = __builtin_convertvector(mean_v - __builtin_convertvector(hi_plain, nk_vd), nk_vf);
+        // The form's numbers a row at a time (lane by lane extraction from registers
+        // would spill the vectors once per row).
+        double mean_a[NK_LN_BATCH], rstd_a[NK_LN_BATCH], var_a[NK_LN_BATCH], rho_a[NK_LN_BATCH], mu_a[NK_LN_BATCH],
+            a_a[NK_LN_BATCH], kappa_a[NK_LN_BATCH];
+        float r_a[NK_LN_BATCH], hi_a[NK_LN_BATCH], lo_a[NK_LN_BATCH];
+        int64_t ok_a[NK_LN_BATCH], scaled_a[NK_LN_BATCH], centred_a[NK_LN_BATCH];
+        memcpy(mean_a, &mean_v, sizeof mean_a), memcpy(rstd_a, &rstd_v, sizeof rstd_a);
+        memcpy(var_a, &variance, sizeof var_a), memcpy(rho_a, &rho, sizeof rho_a), memcpy(mu_a, &mu, sizeof mu_a);
+        memcpy(a_a, &a_v, sizeof a_a), memcpy(kappa_a, &kappa_v, sizeof kappa_a);
+        const nk_vf hi_v = (nk_vf)(((nk_vi)__builtin_convertvector(centred, nk_vi) & (nk_vi)hi_centred) |
+                                   (~(nk_vi)__builtin_convertvector(centred, nk_vi) & (nk_vi)hi_plain));
+        const nk_vf lo_v = (nk_vf)(~(nk_vi)__builtin_convertvector(centred, nk_vi) & (nk_vi)lo_plain);
+        memcpy(r_a, &r_v, sizeof r_a), memcpy(hi_a, &hi_v, sizeof hi_a), memcpy(lo_a, &lo_v, sizeof lo_a);
+        memcpy(ok_a, &ok, sizeof ok_a), memcpy(scaled_a, &scaled, sizeof scaled_a);
+        memcpy(centred_a, &centred, sizeof centred_a);
+        // 3. The output passes, each with its max |y|.
+        float big[NK_LN_BATCH] = {0};
+        for (size_t j = 0; j < g; j++) {
+            if (!ok_a[j]) continue;
+            const size_t r = r0 + j;
+            NK_NAME(nk_ln_form) f;
+            if (scaled_a[j]) {
+                const NK_NAME(nk_ln_stats) st = {mean_a[j], rstd_a[j], var_a[j], rho_a[j], mu_a[j]};
+                NK_NAME(nk_ln_form_of)(&st, &f);
+            } else {
+                f.scaled = 0;
+                f.centred = centred_a[j] != 0;
+                f.p = 1;
+                f.r = r_a[j];
+                f.hi = hi_a[j];
+                f.lo = lo_a[j];
+                f.a = a_a[j];
+                f.kappa = kappa_a[j];
+            }
+            float unused = 0;
+            big[j] = NK_NAME(nk_ln_form_pass)(&f, (const char *)input + r * stride, (char *)y + r * stride, n, w, b,
+                                              &unused, 1, 0, 0, fmt);
+        }
+        // The cheap bound of nk_ln_form_certified and nk_ln_certified, a row per lane.
+        nk_vf big_f;
+        memcpy(&big_f, big, sizeof big_f);
+        const nk_vd big_v = nk_widen(big_f);
+        const nk_vd m_bound = (1 + 4 * NK_LN_U) * (big_v + (double)b_max) + 0x1p-140 + kappa_v * (double)w_max;
+        const nk_vd bound = 1.001 * NK_LN_U * (1.0001 * a_v * m_bound + big_v);
+        const nk_vd margin = big_v - bound;
+        const nk_vd scale = nk_selectd(margin > 1, margin, nk_splatd(1.0));
+        const nk_vl cheap = ok & (nk_vl)(bound <= 1e-6 * scale);
+        int64_t cheap_a[NK_LN_BATCH];
+        memcpy(cheap_a, &cheap, sizeof cheap_a);
+        for (size_t j = 0; j < g; j++) {
+            const size_t r = r0 + j;
+            if (cheap_a[j]) {
+                if (mean) mean[r] = mean_a[j];
+                if (rstd) rstd[r] = rstd_a[j];
+                continue;
+            }
+            NK_NAME(nk_ln_stats) st = {mean_a[j], rstd_a[j], var_a[j], rho_a[j], mu_a[j]};
+            int done = 0;
+            if (ok_a[j]) {
+                // As the pipelined body: the element-wise bound, then the re-centring.
+                NK_NAME(nk_ln_form) f;
+                NK_NAME(nk_ln_form_of)(&st, &f);
+                const void *xo = (const char *)input + r * stride;
+                void *yo = (char *)y + r * stride;
+                done = NK_NAME(nk_ln_form_certified)(&f, xo, n, w, b, w_max, b_max, big[j], fmt) ||
+                       NK_NAME(nk_ln_recentre_body)(xo, yo, n, shift[j], eps, &st, w, b, w_max, b_max, 0, fmt) == 0;
+            }
+            if (done) {
+                if (mean) mean[r] = st.mean;
+                if (rstd) rstd[r] = st.rstd;
+            } else {
+                nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
+                refused[count++] = r;
+            }
+        }
+    }
+    return count;
+}
+
+/// A batch's rows in bytes, at most, for the batched body: a batch is read twice (moments,
+/// then output), and the second read should find it in the first-level cache. Longer rows
+/// take the pipelined body, whose output pass reads a row the moments read just before.
+#define NK_LN_BATCH_BYTES (16 * 1024)
+
+/// The pipelined or the batched body (the same contract, refusals and bits): batched for
+/// short rows, whose per-row certificate the pipelined body would wait for (measured:
+/// docs/performance.md, "Short rows in batches").
+static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_chosen)(
+    const void *x, const void *res, void *sum, void *y, size_t rows, size_t n, double eps, const float *w,
+    const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
+    const int fmt) {
+    if (n > 0 && rows > 1 && n * NK_ELEM_SIZE(fmt) <= NK_LN_BATCH_BYTES / NK_LN_BATCH)
+        return NK_NAME(nk_ln_forward_rows_batched_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                        refused, add, fmt);
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                    refused, add, fmt);
+}
+
 static size_t NK_NAME(nk_ln_forward_rows_sampled)(const float *x, float *y, size_t rows, size_t n, double eps,
                                                   const float *w, const float *b, float w_max, float b_max,
                                                   double *mean, double *rstd, size_t *refused) {
-    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+    return NK_NAME(nk_ln_forward_rows_chosen)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                     refused, 0, NK_ELEM_F32);
 }
 
@@ -834,7 +1032,7 @@ static size_t NK_NAME(nk_ln_add_forward_rows_sampled)(const float *x, const floa
                                                       size_t rows, size_t n, double eps, const float *w,
                                                       const float *b, float w_max, float b_max, double *mean,
                                                       double *rstd, size_t *refused) {
-    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+    return NK_NAME(nk_ln_forward_rows_chosen)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                     refused, 1, NK_ELEM_F32);
 }
 
@@ -843,9 +1041,9 @@ static size_t NK_NAME(nk_ln_forward_rows_sampled_half)(const uint16_t *x, uint16
                                                        float w_max, float b_max, double *mean, double *rstd,
                                                        size_t *refused) {
     if (format == NK_ELEM_BF16)
-        return NK_NAME(nk_ln_forward_rows_sampled_body)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+        return NK_NAME(nk_ln_forward_rows_chosen)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                         refused, 0, NK_ELEM_BF16);
-    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+    return NK_NAME(nk_ln_forward_rows_chosen)(x, 0, 0, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                     refused, 0, NK_ELEM_F16);
 }
 
@@ -854,9 +1052,9 @@ static size_t NK_NAME(nk_ln_add_forward_rows_sampled_half)(const uint16_t *x, co
                                                            double eps, const float *w, const float *b, float w_max,
                                                            float b_max, double *mean, double *rstd, size_t *refused) {
     if (format == NK_ELEM_BF16)
-        return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+        return NK_NAME(nk_ln_forward_rows_chosen)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                         refused, 1, NK_ELEM_BF16);
-    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+    return NK_NAME(nk_ln_forward_rows_chosen)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                     refused, 1, NK_ELEM_F16);
 }
 

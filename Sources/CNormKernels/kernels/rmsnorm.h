@@ -352,7 +352,6 @@ static void NK_NAME(nk_rms_backward_row)(const float *x, const float *dy, float 
 }
 
 /// |v| and the running maximum of double vectors (NaN lanes skipped, as nk_max_skip_nan).
-typedef __typeof__((nk_vd){} > (nk_vd){}) nk_vl;
 #define nk_absd(v) ((nk_vd)((nk_vl)(v) & 0x7fffffffffffffffLL))
 #define nk_maxd_skip_nan(m, a) ({ const nk_vd nk_mx_a_ = (a), nk_mx_m_ = (m); const nk_vl nk_mx_gt_ = nk_mx_a_ > nk_mx_m_; \
     (nk_vd)((nk_mx_gt_ & (nk_vl)nk_mx_a_) | (~nk_mx_gt_ & (nk_vl)nk_mx_m_)); })
