@@ -12,7 +12,9 @@
 // same values rounded to bfloat16; build with -DNK_AVX512BF16 for the AVX512_BF16 variant
 // (VCVTNE2PS2BF16 narrowing; the CPU must have it), without it for the integer narrowing.
 // A third argument `pipelined` times forward_rows_sampled over the ROWS rows at once (each
-// row's output pass interleaved with the next row's moments), per row.
+// row's output pass interleaved with the next row's moments, or for short rows the batched
+// body), per row. The environment variable N sets the row length (default 768):
+// `N=128 /tmp/time-row 256 2000 pipelined`.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,7 +38,7 @@ static double normal(void) { return sqrt(-2 * log(uniform() + 1e-300)) * cos(2 *
 
 int main(int argc, char **argv) {
     if (!__builtin_cpu_supports("avx512f")) { fprintf(stderr, "this CPU has no AVX-512\n"); return 1; }
-    const size_t n = 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
+    const size_t n = getenv("N") ? (size_t)atoi(getenv("N")) : 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
     const int reps = argc > 2 ? atoi(argv[2]) : 30000;
     const int half = argc > 3 && strcmp(argv[3], "bf16") == 0;
     const int pipelined = argc > 3 && strcmp(argv[3], "pipelined") == 0;
