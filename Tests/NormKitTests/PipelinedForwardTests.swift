@@ -83,6 +83,23 @@ struct PipelinedForwardTests {
         return expectedRefused
     }
 
+    /// ``expectPipelinedEqualsRowByRow`` on float rows: `forward_rows_sampled` against
+    /// `forward_row_sampled` with the parameters `p`, at the level of the kernels `k`.
+    static func expectFloatRowsEqualRowByRow(
+        _ x: [Float], rows: Int, dim: Int, kernels k: nk_layernorm_kernels, parameters p: ForwardParameters,
+        _ label: String
+    ) -> [Int] {
+        expectPipelinedEqualsRowByRow(
+            x, rows: rows, dim: dim, guardValue: Float(bitPattern: 0x7fc0_1234), bits: \.bitPattern, label,
+            row: { x, y, stats in
+                k.forward_row_sampled(x, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
+            },
+            pipelined: { x, y, mean, rstd, refused in
+                k.forward_rows_sampled(x, y, rows, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, mean, rstd,
+                                       refused)
+            })
+    }
+
     @Test func rowsEqualTheOneRowKernel() throws {
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
@@ -90,16 +107,8 @@ struct PipelinedForwardTests {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 let rows = Self.batch(dim: dim)
                 layer.withParameters(level) { p in
-                    let refused = Self.expectPipelinedEqualsRowByRow(
-                        rows.flatMap { $0 }, rows: rows.count, dim: dim, guardValue: Float(bitPattern: 0x7fc0_1234),
-                        bits: \.bitPattern, "\(level) dim \(dim)",
-                        row: { x, y, stats in
-                            k.forward_row_sampled(x, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
-                        },
-                        pipelined: { x, y, mean, rstd, refused in
-                            k.forward_rows_sampled(x, y, rows.count, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
-                                                   mean, rstd, refused)
-                        })
+                    let refused = Self.expectFloatRowsEqualRowByRow(
+                        rows.flatMap { $0 }, rows: rows.count, dim: dim, kernels: k, parameters: p, "\(level) dim \(dim)")
                     // Both outcomes sit side by side (at dim 1 every row is constant: all refused).
                     if dim > 1 {
                         #expect(!refused.isEmpty && refused.count < rows.count, "dim \(dim): no mix")
@@ -126,16 +135,8 @@ struct PipelinedForwardTests {
                     let nanRow = rows % 5 == 0 ? nil : (rows * 7 + 3) % rows
                     if let r = nanRow { x[r * dim + dim / 2] = .nan }
                     layer.withParameters(level) { p in
-                        let refused = Self.expectPipelinedEqualsRowByRow(
-                            x, rows: rows, dim: dim, guardValue: Float(bitPattern: 0x7fc0_1234), bits: \.bitPattern,
-                            "\(level) dim \(dim) rows \(rows)",
-                            row: { x, y, stats in
-                                k.forward_row_sampled(x, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
-                            },
-                            pipelined: { x, y, mean, rstd, refused in
-                                k.forward_rows_sampled(x, y, rows, dim, p.eps, p.weight, p.bias, p.weightMax,
-                                                       p.biasMax, mean, rstd, refused)
-                            })
+                        let refused = Self.expectFloatRowsEqualRowByRow(
+                            x, rows: rows, dim: dim, kernels: k, parameters: p, "\(level) dim \(dim) rows \(rows)")
                         if let r = nanRow { #expect(refused.contains(r), "\(level) dim \(dim) rows \(rows)") }
                         #expect(refused.count < rows || rows == 1, "\(level) dim \(dim) rows \(rows): all refused")
                     }
@@ -175,16 +176,9 @@ struct PipelinedForwardTests {
                 let moving = (0 ..< 192).map { i in (0 ..< dim).map { base[$0] + 1e-3 * powf(1.05, Float(i)) * noise[$0] } }
                 for (name, rows, layer) in sweeps.map({ ($0.0, $0.1, layer) }) + [("affine", moving, cancelling)] {
                     layer.withParameters(level) { p in
-                        let refused = Self.expectPipelinedEqualsRowByRow(
-                            rows.flatMap { $0 }, rows: rows.count, dim: dim, guardValue: Float(bitPattern: 0x7fc0_1234),
-                            bits: \.bitPattern, "\(level) dim \(dim) \(name)",
-                            row: { x, y, stats in
-                                k.forward_row_sampled(x, y, dim, p.eps, p.weight, p.bias, p.weightMax, p.biasMax, stats)
-                            },
-                            pipelined: { x, y, mean, rstd, refused in
-                                k.forward_rows_sampled(x, y, rows.count, dim, p.eps, p.weight, p.bias, p.weightMax,
-                                                       p.biasMax, mean, rstd, refused)
-                            })
+                        let refused = Self.expectFloatRowsEqualRowByRow(
+                            rows.flatMap { $0 }, rows: rows.count, dim: dim, kernels: k, parameters: p,
+                            "\(level) dim \(dim) \(name)")
                         #expect(!refused.isEmpty && refused.count < rows.count,
                                 "\(level) dim \(dim) \(name): \(refused.count) of \(rows.count) refused")
                     }

@@ -751,6 +751,30 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
 
+/// A multi-row driver's decision on a row whose output pass in form *f (statistics *st,
+/// about `shift`) wrote yo and gave max|y| = `big`: the output certificate, and when it
+/// refuses, the re-centring (which rewrites yo and *st). Returns 1 when the row is done.
+static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_verdict)(
+    const NK_NAME(nk_ln_form) *f, const void *xo, void *yo, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st,
+    const float *w, const float *b, float w_max, float b_max, float big, const int fmt) {
+    return NK_NAME(nk_ln_form_certified)(f, xo, n, w, b, w_max, b_max, big, fmt) ||
+           NK_NAME(nk_ln_recentre_body)(xo, yo, n, shift, eps, st, w, b, w_max, b_max, 0, fmt) == 0;
+}
+
+/// Row r's outcome in a multi-row driver: its statistics stored when `done`, else the row
+/// counted and listed as refused. Returns the new count of refused rows.
+static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_row_outcome)(
+    int done, size_t r, const NK_NAME(nk_ln_stats) *st, double *mean, double *rstd, size_t *refused, size_t count) {
+    if (done) {
+        if (mean) mean[r] = st->mean;
+        if (rstd) rstd[r] = st->rstd;
+        return count;
+    }
+    nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
+    refused[count] = r;
+    return count + 1;
+}
+
 /// forward_rows_sampled over rows of element format `fmt` (a constant); with `add`,
 /// add_forward_rows_sampled(_half): row r's input is sum_r = x_r + res_r, written as its
 /// moments read it (or by nk_ln_add_row when the sampled shift refuses the row), and the
@@ -795,15 +819,8 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
             } else {
                 big = NK_NAME(nk_ln_form_pass)(&f, xo, yo, n, w, b, &unused, 1, 0, 0, fmt);
             }
-            const int done = NK_NAME(nk_ln_form_certified)(&f, xo, n, w, b, w_max, b_max, big, fmt) ||
-                             NK_NAME(nk_ln_recentre_body)(xo, yo, n, shift_o, eps, &st, w, b, w_max, b_max, 0, fmt) == 0;
-            if (done) {
-                if (mean) mean[o] = st.mean;
-                if (rstd) rstd[o] = st.rstd;
-            } else {
-                nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
-                refused[count++] = o;
-            }
+            const int done = NK_NAME(nk_ln_output_verdict)(&f, xo, yo, n, shift_o, eps, &st, w, b, w_max, b_max, big, fmt);
+            count = NK_NAME(nk_ln_row_outcome)(done, o, &st, mean, rstd, refused, count);
             pending = 0;
         }
         if (r == rows) return count;
@@ -987,16 +1004,9 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_b
                 NK_NAME(nk_ln_form_of)(&st, &f);
                 const void *xo = (const char *)input + r * stride;
                 void *yo = (char *)y + r * stride;
-                done = NK_NAME(nk_ln_form_certified)(&f, xo, n, w, b, w_max, b_max, big[j], fmt) ||
-                       NK_NAME(nk_ln_recentre_body)(xo, yo, n, shift[j], eps, &st, w, b, w_max, b_max, 0, fmt) == 0;
+                done = NK_NAME(nk_ln_output_verdict)(&f, xo, yo, n, shift[j], eps, &st, w, b, w_max, b_max, big[j], fmt);
             }
-            if (done) {
-                if (mean) mean[r] = st.mean;
-                if (rstd) rstd[r] = st.rstd;
-            } else {
-                nk_ln_count_path(NK_LN_SAMPLED_REFUSED);
-                refused[count++] = r;
-            }
+            count = NK_NAME(nk_ln_row_outcome)(done, r, &st, mean, rstd, refused, count);
         }
     }
     return count;
