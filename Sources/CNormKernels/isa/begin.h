@@ -99,6 +99,20 @@ static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (n
 // which no AVX2 calling convention passes in registers.
 #define nk_splatd(s) ((nk_vd){} + (double)(s))
 #define nk_widen(v) __builtin_convertvector((v), nk_vd)
+/// |v| of a double vector (clears the sign bits).
+#define nk_absd(v) ((nk_vd)((nk_vl)(v) & 0x7fffffffffffffffLL))
+/// The correctly rounded square root of each lane (the same bits as __builtin_sqrt on it).
+#if __has_builtin(__builtin_elementwise_sqrt)
+#define nk_sqrtd(v) __builtin_elementwise_sqrt(v)
+#else
+#define nk_sqrtd(v)                                                                              \
+    ({                                                                                           \
+        nk_vd nk_sqrt_v_ = (v);                                                                  \
+        for (int nk_sqrt_i_ = 0; nk_sqrt_i_ < NK_W; nk_sqrt_i_++)                                \
+            nk_sqrt_v_[nk_sqrt_i_] = __builtin_sqrt(nk_sqrt_v_[nk_sqrt_i_]);                     \
+        nk_sqrt_v_;                                                                              \
+    })
+#endif
 /// Per lane, a where the mask (a comparison of nk_vd) is set, else b.
 #define nk_selectd(mask, a, b) ((nk_vd)(((nk_vl)(mask) & (nk_vl)(a)) | (~(nk_vl)(mask) & (nk_vl)(b))))
 /// Σ of the lanes of a double vector, lane 0 first.

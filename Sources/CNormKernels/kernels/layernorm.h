@@ -915,22 +915,22 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_b
         memcpy(&shift_f, shift, sizeof shift_f);
         nk_vl ok = (sum1 - sum1 == 0) & (sum2 - sum2 == 0);
         const nk_vd d2_upper = (sum2 + tiny) / one_minus_alpha;
-        const nk_vd e_delta = beta * __builtin_elementwise_sqrt(nd * d2_upper) * inv_n * 1.0001;
+        const nk_vd e_delta = beta * nk_sqrtd(nd * d2_upper) * inv_n * 1.0001;
         const nk_vd delta = sum1 * inv_n, mean_square = sum2 * inv_n;
         ok &= ~(nk_vl)(mean_square < 0x1p-90);
         const nk_vd variance = mean_square - delta * delta;
-        const nk_vd e_var = (alpha * d2_upper + tiny) * inv_n + 2 * __builtin_elementwise_abs(delta) * e_delta +
+        const nk_vd e_var = (alpha * d2_upper + tiny) * inv_n + 2 * nk_absd(delta) * e_delta +
                             e_delta * e_delta + 8 * NK_LN_EPS53 * (mean_square + delta * delta);
         ok &= (nk_vl)(e_var <= 0.25 * variance);
         const nk_vd v_eps = variance + eps;
         const nk_vd mean_v = nk_widen(shift_f) + delta;
-        const nk_vd rstd_v = 1.0 / __builtin_elementwise_sqrt(v_eps);
+        const nk_vd rstd_v = 1.0 / nk_sqrtd(v_eps);
         const nk_vd rho = 0.6 * e_var / v_eps + 1e-15;
-        const nk_vd mu = 1.25 * (e_delta + 2 * NK_LN_EPS53 * __builtin_elementwise_abs(mean_v)) * rstd_v;
+        const nk_vd mu = 1.25 * (e_delta + 2 * NK_LN_EPS53 * nk_absd(mean_v)) * rstd_v;
         ok &= ~(nk_vl)(rho > 64 * NK_LN_U) & ~(nk_vl)(mu > 64 * NK_LN_U);
         // nk_ln_form_of, a row per lane (a scaled row's form by nk_ln_form_of below).
         const nk_vl scaled = (nk_vl)(variance > 0) & ((nk_vl)(variance < 0x1p-200) | (nk_vl)(variance > 0x1p200) |
-                                                       (nk_vl)(__builtin_elementwise_abs(mean_v) > 0x1p100));
+                                                       (nk_vl)(nk_absd(mean_v) > 0x1p100));
         const nk_vl centred = NK_HAS_FMA ? ~scaled & (nk_vl)(variance > 0) & (nk_vl)(mean_v * mean_v <= 4 * variance)
                                          : (nk_vl){};
         const nk_vd a_v = nk_selectd(centred, nk_splatd(3.0), nk_splatd(NK_HAS_FMA ? 5.0 : 6.0)) + rho / NK_LN_U;

@@ -351,8 +351,8 @@ static void NK_NAME(nk_rms_backward_row)(const float *x, const float *dy, float 
     }
 }
 
-/// |v| and the running maximum of double vectors (NaN lanes skipped, as nk_max_skip_nan).
-#define nk_absd(v) ((nk_vd)((nk_vl)(v) & 0x7fffffffffffffffLL))
+/// The running maximum of double vectors (NaN lanes skipped, as nk_max_skip_nan); nk_absd
+/// is in isa/begin.h.
 #define nk_maxd_skip_nan(m, a) ({ const nk_vd nk_mx_a_ = (a), nk_mx_m_ = (m); const nk_vl nk_mx_gt_ = nk_mx_a_ > nk_mx_m_; \
     (nk_vd)((nk_mx_gt_ & (nk_vl)nk_mx_a_) | (~nk_mx_gt_ & (nk_vl)nk_mx_m_)); })
 static inline double NK_NAME(nk_hmaxd)(nk_vd v) {
