@@ -43,10 +43,13 @@ struct FusedPipelinedTests {
         case outputIsInput
     }
 
-    @Test(arguments: Aliasing.allCases)
-    func rowsEqualTheOneRowKernelOnTheSum(aliasing: Aliasing) throws {
+    /// `alwaysPipelined`: `add_forward_rows_pipelined` (kept for calls from memory, never in
+    /// batches) instead of `add_forward_rows_sampled` (batches of short rows).
+    @Test(arguments: Aliasing.allCases, [false, true])
+    func rowsEqualTheOneRowKernelOnTheSum(aliasing: Aliasing, alwaysPipelined: Bool) throws {
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
+            let entry = alwaysPipelined ? k.add_forward_rows_pipelined : k.add_forward_rows_sampled
             for dim in Self.dims {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 var (x, res, rowCount) = Self.operands(dim: dim)
@@ -57,7 +60,7 @@ struct FusedPipelinedTests {
                 }
                 let expectedSum = zip(x, res).map { $0 + $1 }
                 let guardValue = Float(bitPattern: 0x7fc0_4321)
-                let label = "\(level) \(aliasing) dim \(dim)"
+                let label = "\(level) \(aliasing) dim \(dim) always pipelined \(alwaysPipelined)"
                 layer.withParameters(level) { p in
                     // The one-row kernel on the sum against the fused kernel, which runs on
                     // fresh operands each call (the stream is updated in place) with the
@@ -83,7 +86,7 @@ struct FusedPipelinedTests {
                                         case .sumIsResidualIsInput: (xa, ra, sa, ya) = (rp.baseAddress!, rp.baseAddress!, rp.baseAddress!, y)
                                         case .outputIsInput: (xa, ra, sa, ya) = (xp.baseAddress!, rp.baseAddress!, rp.baseAddress!, xp.baseAddress!)
                                         }
-                                        return k.add_forward_rows_sampled(
+                                        return entry(
                                             xa, ra, sa, ya, rowCount, dim, p.eps, p.weight, p.bias, p.weightMax,
                                             p.biasMax, mean, rstd, refused)
                                     }
@@ -204,6 +207,28 @@ struct FusedPipelinedTests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// A fused add whose four arrays outgrow the cache takes `add_forward_rows_pipelined`
+    /// (short rows included, `ForwardParameters.addFromMemory`): still the plain forward of
+    /// the float sum, bitwise, on 1 and 2 threads.
+    @Test func addFromMemoryMatchesThePlainForwardOfTheSum() throws {
+        let rows = 16384, dim = 128
+        #expect(StreamingStores.outgrowsCache(rows: rows, length: dim, streams: 4))
+        #expect(!StreamingStores.outgrowsCache(rows: rows, length: dim))
+        let layer = try HalfRowKernelTests.layer(dim: dim)
+        let x = Tensor.randomNormal([rows, dim], seed: 21)
+        let h0 = Tensor.randomNormal([rows, dim], mean: 1, seed: 22)
+        let sum = try Tensor(shape: [rows, dim], scalars: zip(x.scalars, h0.scalars).map { $0 + $1 })
+        let plain = try layer.forward(sum)
+        for threads in [1, 2] {
+            try Parallelism.withThreadCount(threads) {
+                var h = h0, y = Tensor.zeros([rows, dim])
+                try layer.forward(x, addingTo: &h, into: &y)
+                #expect(h.scalars.map(\.bitPattern) == sum.scalars.map(\.bitPattern), "\(threads) threads: stream")
+                #expect(y.scalars.map(\.bitPattern) == plain.scalars.map(\.bitPattern), "\(threads) threads: output")
             }
         }
     }

@@ -127,6 +127,13 @@ typedef struct nk_layernorm_kernels {
                                        size_t n, double eps, const float *w, const float *b, float w_max,
                                        float b_max, double *_Nullable mean, double *_Nullable rstd,
                                        size_t *refused);
+    /// add_forward_rows_sampled, always row by row in the pipelined driver (never in batches
+    /// of short rows): the same outcome, bits and sums. For calls from memory, where the
+    /// batches' two bursts of stores (the sums, then the outputs) were slower.
+    size_t (*add_forward_rows_pipelined)(const float *x, const float *res, float *sum, float *y, size_t rows,
+                                         size_t n, double eps, const float *w, const float *b, float w_max,
+                                         float b_max, double *_Nullable mean, double *_Nullable rstd,
+                                         size_t *refused);
     /// add_forward_rows_sampled on rows of 16-bit elements (`format`: NK_ELEM_BF16 or
     /// NK_ELEM_F16): each sum element is the float sum of the widened operands rounded to
     /// the format (the half table's `add`), and each row's outcome, y and statistics are

@@ -1046,6 +1046,14 @@ static size_t NK_NAME(nk_ln_add_forward_rows_sampled)(const float *x, const floa
                                                     refused, 1, NK_ELEM_F32);
 }
 
+static size_t NK_NAME(nk_ln_add_forward_rows_pipelined)(const float *x, const float *res, float *sum, float *y,
+                                                        size_t rows, size_t n, double eps, const float *w,
+                                                        const float *b, float w_max, float b_max, double *mean,
+                                                        double *rstd, size_t *refused) {
+    return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
+                                                    refused, 1, NK_ELEM_F32);
+}
+
 static size_t NK_NAME(nk_ln_forward_rows_sampled_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n,
                                                        int32_t format, double eps, const float *w, const float *b,
                                                        float w_max, float b_max, double *mean, double *rstd,
@@ -1316,6 +1324,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .forward_row_sampled_stream = NK_NAME(nk_ln_forward_row_sampled_stream),
     .forward_rows_sampled = NK_NAME(nk_ln_forward_rows_sampled),
     .add_forward_rows_sampled = NK_NAME(nk_ln_add_forward_rows_sampled),
+    .add_forward_rows_pipelined = NK_NAME(nk_ln_add_forward_rows_pipelined),
     .add_forward_rows_sampled_half = NK_NAME(nk_ln_add_forward_rows_sampled_half),
     .forward_rows_sampled_half = NK_NAME(nk_ln_forward_rows_sampled_half),
     .forward_row_sampled_half = NK_NAME(nk_ln_forward_row_sampled_half),

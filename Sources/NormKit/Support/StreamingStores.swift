@@ -29,11 +29,12 @@ enum StreamingStores {
         return length >= minimumRowLength && outgrowsCache(rows: rows, length: length)
     }
 
-    /// Whether the float input and output of `rows` rows of `length` elements together
-    /// reach ``thresholdBytes``, about the last-level cache (RMSKernel pipelines only
-    /// calls below it).
-    static func outgrowsCache(rows: Int, length: Int) -> Bool {
+    /// Whether `streams` float arrays of `rows` rows of `length` elements (a forward's input
+    /// and output: 2; the fused add's x, stream, sum and output: 4) together reach
+    /// ``thresholdBytes``, about the last-level cache (RMSKernel pipelines only calls below
+    /// it; the fused LayerNorm add takes no batches of short rows above it).
+    static func outgrowsCache(rows: Int, length: Int, streams: Int = 2) -> Bool {
         let (elements, overflow) = rows.multipliedReportingOverflow(by: length)
-        return overflow || elements >= thresholdBytes / (2 * MemoryLayout<Float>.stride)
+        return overflow || elements >= thresholdBytes / (streams * MemoryLayout<Float>.stride)
     }
 }

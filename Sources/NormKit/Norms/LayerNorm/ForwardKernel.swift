@@ -48,6 +48,10 @@ struct ForwardParameters {
     /// Whether `run` writes y through non-temporal stores when y is not x
     /// (``StreamingStores``; the same values either way).
     var streamsOutput = false
+    /// Whether a fused add's four arrays outgrow the cache (``StreamingStores/outgrowsCache(rows:length:streams:)``):
+    /// then ``ForwardKernel/runAddPipelined`` keeps the pipelined driver for short rows too
+    /// (the same bits either way; docs/performance.md, "Short rows in batches").
+    var addFromMemory = false
 
     /// The largest |v[i]| of `count` values; NaN when one is NaN (the certificate then
     /// refuses every row, which the Double affine handles).
@@ -146,7 +150,8 @@ enum ForwardKernel {
 
     /// The fused residual add over rows `rows`: `sum = x + residual` (one float addition
     /// per element) and `y = norm(sum)`, by `add_forward_rows_sampled` (the add made as
-    /// the pipelined moments read each vector; every row's sum written, refused or not),
+    /// the moments read each vector; every row's sum written, refused or not; for a call
+    /// from memory, `p.addFromMemory`, `add_forward_rows_pipelined`, which never batches),
     /// then the rows it refused as ``normalizeRow`` takes them, from the sum. Each row's
     /// bits are ``run``'s on the sum. `y` is not `sum` and overlaps neither `residual`
     /// nor `sum`; `sum` may be `residual` or `x`, and `y` may be `x` when `sum` is not.
@@ -156,9 +161,10 @@ enum ForwardKernel {
         mean: UnsafeMutablePointer<Double>?, rstd: UnsafeMutablePointer<Double>?
     ) {
         let n = p.dim
+        let kernel = p.addFromMemory ? p.kernels.add_forward_rows_pipelined : p.kernels.add_forward_rows_sampled
         inPipelinedChunks(rows) { start, count, refused in
             let o = start &* n
-            return p.kernels.add_forward_rows_sampled(
+            return kernel(
                 x + o, residual + o, sum + o, y + o, count, n, p.eps, p.weight, p.bias, p.weightMax, p.biasMax,
                 mean.map { $0 + start }, rstd.map { $0 + start }, refused)
         } fallback: { row, out in

@@ -26,6 +26,8 @@ extension LayerNorm {
         return withParameters(level) { parameters in
             var context = LayerNormContext(parameters: parameters, add: Kernels.rmsNorm(at: level).add)
             context.parameters.streamsOutput = layout.streamsOutput
+            context.parameters.addFromMemory = StreamingStores.outgrowsCache(rows: layout.rows, length: layout.length,
+                                                                             streams: 4)
             return withUnsafePointer(to: &context) { context in
                 body(_RowFunctions(context: UnsafeRawPointer(context), forward: { context, x, y, start, end, means, scales in
                     let c = context.assumingMemoryBound(to: LayerNormContext.self)
