@@ -325,6 +325,8 @@ typedef struct {
 /// The certificate of the float fast moments `m` of a row of n elements about `shift`
 /// (docs/numerics.md, "The fast path"). Returns 0 when the row is certified (and fills
 /// *st), else 1.
+/// Twin: nk_ln_forward_rows_batched_body computes the same, a row per vector lane, with the
+/// same operations in the same order; change both (PipelinedForwardTests compares their bits).
 static inline __attribute__((always_inline)) int NK_NAME(nk_ln_moments_certified)(nk_moments m, size_t n, float shift, double eps,
                                                    NK_NAME(nk_ln_stats) *st) {
     if (n > ((size_t)1 << 24)) return 1;
@@ -403,6 +405,8 @@ static int NK_NAME(nk_ln_double_stats)(const float *x, size_t n, float shift, do
 /// The affine certificate: E = 1.001·u·(1.0001·A·M + Y) <= 1e-6·max(1, Y - E), with
 /// Y = max|y| from the output pass and M >= max |w_i|·(|t_i| + κ) (docs/numerics.md,
 /// "The affine certificate").
+/// Twin: nk_ln_forward_rows_batched_body computes the same, a row per vector lane, with the
+/// same operations in the same order; change both (PipelinedForwardTests compares their bits).
 static inline int NK_NAME(nk_ln_certified)(double a, double m, float y_max) {
     const double big = (double)y_max;
     const double bound = 1.001 * NK_LN_U * (1.0001 * a * m + big);
@@ -422,6 +426,10 @@ typedef struct {
     double a, kappa;
 } NK_NAME(nk_ln_form);
 
+/// The output pass's form for a row with statistics *st.
+/// Twin: nk_ln_forward_rows_batched_body computes the same, a row per vector lane, with the
+/// same operations in the same order (a scaled form it takes from here); change both
+/// (PipelinedForwardTests compares their bits).
 static inline __attribute__((always_inline)) void NK_NAME(nk_ln_form_of)(const NK_NAME(nk_ln_stats) *st, NK_NAME(nk_ln_form) *f) {
     const double mean = st->mean, rstd = st->rstd, variance = st->variance;
     f->scaled = variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100);
@@ -472,7 +480,8 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_form_pass)(
 /// Whether a row's output in form *f, whose pass gave max|y| = `big`, is certified: first
 /// M bounded from `big` and the call's max|w|, max|b|; when that bound refuses, a pass
 /// that stores nothing computes M = max|w_i|·(|t_i| + κ) element by element, which
-/// certifies what it did before the cheaper bound existed.
+/// certifies what it did before the cheaper bound existed. The cheaper bound's
+/// twin is in nk_ln_forward_rows_batched_body (a row per vector lane; change both).
 static inline __attribute__((always_inline)) int NK_NAME(nk_ln_form_certified)(
     const NK_NAME(nk_ln_form) *f, const void *x, size_t n, const float *w, const float *b, float w_max, float b_max,
     float big, const int fmt) {
@@ -949,9 +958,9 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_b
         memcpy(mean_a, &mean_v, sizeof mean_a), memcpy(rstd_a, &rstd_v, sizeof rstd_a);
         memcpy(var_a, &variance, sizeof var_a), memcpy(rho_a, &rho, sizeof rho_a), memcpy(mu_a, &mu, sizeof mu_a);
         memcpy(a_a, &a_v, sizeof a_a), memcpy(kappa_a, &kappa_v, sizeof kappa_a);
-        const nk_vf hi_v = (nk_vf)(((nk_vi)__builtin_convertvector(centred, nk_vi) & (nk_vi)hi_centred) |
-                                   (~(nk_vi)__builtin_convertvector(centred, nk_vi) & (nk_vi)hi_plain));
-        const nk_vf lo_v = (nk_vf)(~(nk_vi)__builtin_convertvector(centred, nk_vi) & (nk_vi)lo_plain);
+        const nk_vi centred_f = __builtin_convertvector(centred, nk_vi);  // the mask on float lanes
+        const nk_vf hi_v = (nk_vf)((centred_f & (nk_vi)hi_centred) | (~centred_f & (nk_vi)hi_plain));
+        const nk_vf lo_v = (nk_vf)(~centred_f & (nk_vi)lo_plain);
         memcpy(r_a, &r_v, sizeof r_a), memcpy(hi_a, &hi_v, sizeof hi_a), memcpy(lo_a, &lo_v, sizeof lo_a);
         memcpy(ok_a, &ok, sizeof ok_a), memcpy(scaled_a, &scaled, sizeof scaled_a);
         memcpy(centred_a, &centred, sizeof centred_a);
