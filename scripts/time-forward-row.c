@@ -13,7 +13,7 @@
 // (VCVTNE2PS2BF16 narrowing; the CPU must have it), without it for the integer narrowing.
 // A third argument `pipelined` times forward_rows_sampled over the ROWS rows at once (each
 // row's output pass interleaved with the next row's moments, or for short rows the batched
-// body), per row. The environment variable N sets the row length (default 768):
+// body), per row; `pipelined-bf16` the same over the bfloat16 rows. The environment variable N sets the row length (default 768):
 // `N=128 /tmp/time-row 256 2000 pipelined`.
 #include <math.h>
 #include <stdint.h>
@@ -40,8 +40,8 @@ int main(int argc, char **argv) {
     if (!__builtin_cpu_supports("avx512f")) { fprintf(stderr, "this CPU has no AVX-512\n"); return 1; }
     const size_t n = getenv("N") ? (size_t)atoi(getenv("N")) : 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
     const int reps = argc > 2 ? atoi(argv[2]) : 30000;
-    const int half = argc > 3 && strcmp(argv[3], "bf16") == 0;
-    const int pipelined = argc > 3 && strcmp(argv[3], "pipelined") == 0;
+    const int half = argc > 3 && (strcmp(argv[3], "bf16") == 0 || strcmp(argv[3], "pipelined-bf16") == 0);
+    const int pipelined = argc > 3 && strncmp(argv[3], "pipelined", 9) == 0;
     size_t *refused_rows = malloc(rows * sizeof *refused_rows);
     float *x = malloc(n * rows * sizeof *x), *y = malloc(n * rows * sizeof *y), *w = malloc(n * sizeof *w),
           *b = malloc(n * sizeof *b);
@@ -65,6 +65,11 @@ int main(int argc, char **argv) {
     for (int t = 0; t < 15; t++) {
         const double start = now();
         for (int r = 0; r < reps; r++) {
+            if (pipelined && half) {
+                (void)NK_NAME(nk_ln_forward_rows_sampled_half)(xh, yh, rows, n, NK_ELEM_BF16, 1e-5, w, b, w_max, b_max,
+                                                               NULL, NULL, refused_rows);
+                continue;
+            }
             if (pipelined) {
                 (void)NK_NAME(nk_ln_forward_rows_sampled)(x, y, rows, n, 1e-5, w, b, w_max, b_max, NULL, NULL,
                                                           refused_rows);
@@ -77,6 +82,6 @@ int main(int argc, char **argv) {
     }
     qsort(times, 15, sizeof times[0], ascending);
     printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu%s, %zu refused)\n", times[7], times[0], rows, n,
-           half ? " bf16" : pipelined ? ", pipelined" : "", refused);
+           half && pipelined ? " bf16, pipelined" : half ? " bf16" : pipelined ? ", pipelined" : "", refused);
     return 0;
 }

@@ -182,6 +182,12 @@ static inline __attribute__((always_inline)) float nk_hmax_magnitudes(nk_vf v) {
         for (int i = 0; i < h; i++) v[i] = v[i + h] > v[i] ? v[i + h] : v[i];
     return v[0];
 }
+/// The smallest lane of a vector holding no NaN, as a tree.
+static inline __attribute__((always_inline)) float nk_hmin(nk_vf v) {
+    for (int h = NK_W / 2; h >= 1; h /= 2)
+        for (int i = 0; i < h; i++) v[i] = v[i + h] < v[i] ? v[i + h] : v[i];
+    return v[0];
+}
 /// |v| (clears the sign bits).
 static inline __attribute__((always_inline)) nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
 

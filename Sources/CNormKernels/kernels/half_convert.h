@@ -9,6 +9,10 @@
 #define NK_HALF_CONVERT_H
 #include "nk_half.h"
 
+#if NK_LEVEL >= 1 && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 typedef uint32_t nk_vu __attribute__((vector_size(NK_W * 4)));
 typedef uint16_t nk_vh __attribute__((vector_size(NK_W * 2)));
 
@@ -33,6 +37,14 @@ static inline __attribute__((always_inline)) nk_vf nk_bf16_widen_int(nk_vh h) {
 /// its quiet bit as it came), for kernels that only test a NaN for being one.
 static inline __attribute__((always_inline)) nk_vf nk_bf16_widen_bits(nk_vh h) {
     return (nk_vf)(__builtin_convertvector(h, nk_vu) << 16);
+}
+
+/// nk_bf16_widen_bits of one value.
+static inline __attribute__((always_inline)) float nk_bf16_scalar_bits(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
 }
 
 /// float -> bfloat16, round to nearest even: add 0x7fff plus the kept part's lowest
@@ -175,6 +187,19 @@ static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_native(u
 }
 #define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_native
 #define NK_BF16_NARROW nk_bf16_narrow_native
+/// VCVTNEPS2BF16 alone, and VCVTNE2PS2BF16 for two vectors stored as one: the integer
+/// code's bits in every lane that does not hold a float subnormal (those become a zero of
+/// their sign). For callers that check for subnormals themselves, once per row, instead of
+/// once per vector (nk_elem_store_flush).
+static inline __attribute__((always_inline)) void nk_bf16_store_flush(uint16_t *p, nk_vf f) {
+    const __m256bh h = _mm512_cvtneps_pbh((__m512)f);
+    memcpy(p, &h, sizeof h);
+}
+static inline __attribute__((always_inline)) void nk_bf16_store2_flush(uint16_t *p, nk_vf f0, nk_vf f1) {
+    const __m512bh h = _mm512_cvtne2ps_pbh((__m512)f1, (__m512)f0);  // f0 in the low half
+    memcpy(p, &h, sizeof h);
+}
+#define NK_BF16_FLUSHES 1
 #else
 #define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_avx512
 #endif
@@ -207,12 +232,44 @@ static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_native(u
 /// Bytes per element of format `fmt`.
 #define NK_ELEM_SIZE(fmt) ((size_t)((fmt) == NK_ELEM_F32 ? 4 : 2))
 
+/// NK_W bfloat16 values at p, widened as nk_bf16_widen_bits widens them (the same bits),
+/// in one shuffle where the level has one that puts each 16-bit word in the top half of
+/// its 32-bit lane and zeroes the rest: AVX-512BW's VPERMW under a zeroing mask; AVX2's
+/// VPSHUFB on the 8 values broadcast to both 128-bit halves. Elsewhere a zero-extension
+/// and a shift (two operations, the first across 128-bit halves).
+static inline __attribute__((always_inline)) nk_vf nk_bf16_load_bits(const uint16_t *p) {
+#if NK_LEVEL == 2
+    // Word 2j + 1 of the result takes word j of the 16 loaded; the even words are zeroed.
+    const __m512i idx = _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5,
+                                         5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    __m256i h;
+    memcpy(&h, p, sizeof h);
+    const __m512i v = _mm512_maskz_permutexvar_epi16(0xaaaaaaaau, idx, _mm512_castsi256_si512(h));
+    nk_vf f;
+    memcpy(&f, &v, sizeof f);
+    return f;
+#elif NK_LEVEL == 1 && defined(__x86_64__)
+    // Bytes 2j, 2j + 1 of the 16 loaded into the top half of lane j (j = 0..3 in the low
+    // half, 4..7 in the high half, each half holding all 16 bytes); 0x80 zeroes a byte.
+    const __m256i idx = _mm256_setr_epi8(-128, -128, 0, 1, -128, -128, 2, 3, -128, -128, 4, 5, -128, -128, 6, 7,
+                                         -128, -128, 8, 9, -128, -128, 10, 11, -128, -128, 12, 13, -128, -128, 14, 15);
+    __m128i h;
+    memcpy(&h, p, sizeof h);
+    const __m256i v = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(h), idx);
+    nk_vf f;
+    memcpy(&f, &v, sizeof f);
+    return f;
+#else
+    return nk_bf16_widen_bits(nk_loadh(p));
+#endif
+}
+
 /// NK_W elements i ..< i + NK_W of a row of format `fmt`, as floats.
 static inline __attribute__((always_inline)) nk_vf nk_elem_load(const void *p, size_t i, const int fmt) {
     if (fmt == NK_ELEM_F32) return nk_load((const float *)p + i);
     // bfloat16 without the quiet bit: a row kernel only tests a NaN for being one.
-    const nk_vh h = nk_loadh((const uint16_t *)p + i);
-    return fmt == NK_ELEM_BF16 ? nk_bf16_widen_bits(h) : NK_F16_WIDEN(h);
+    if (fmt == NK_ELEM_BF16) return nk_bf16_load_bits((const uint16_t *)p + i);
+    return NK_F16_WIDEN(nk_loadh((const uint16_t *)p + i));
 }
 /// The k < NK_W elements from i on, the other lanes `fill`.
 static inline __attribute__((always_inline)) nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fill,
@@ -239,6 +296,36 @@ static inline __attribute__((always_inline)) void nk_elem_store2(void *p, size_t
     } else {
         NK_F16_NARROW_STORE2((uint16_t *)p + i, v0, v1);
     }
+}
+#ifndef NK_BF16_FLUSHES
+#define NK_BF16_FLUSHES 0
+#endif
+/// Whether nk_elem_store_flush and nk_elem_store2_flush differ from nk_elem_store and
+/// nk_elem_store2 for `fmt` (a constant): bfloat16 where the level narrows it by
+/// VCVTNEPS2BF16.
+#define NK_ELEM_STORE_FLUSHES(fmt) (NK_BF16_FLUSHES && (fmt) == NK_ELEM_BF16)
+/// nk_elem_store, except that where NK_ELEM_STORE_FLUSHES(fmt) a lane holding a float
+/// subnormal may be stored as a zero: the caller must find such lanes (a |v| below 2^-126)
+/// and store them again through nk_elem_store.
+static inline __attribute__((always_inline)) void nk_elem_store_flush(void *p, size_t i, nk_vf v, const int fmt) {
+#if NK_BF16_FLUSHES
+    if (fmt == NK_ELEM_BF16) {
+        nk_bf16_store_flush((uint16_t *)p + i, v);
+        return;
+    }
+#endif
+    nk_elem_store(p, i, v, fmt);
+}
+/// nk_elem_store2 as nk_elem_store_flush is nk_elem_store.
+static inline __attribute__((always_inline)) void nk_elem_store2_flush(void *p, size_t i, nk_vf v0, nk_vf v1,
+                                                                       const int fmt) {
+#if NK_BF16_FLUSHES
+    if (fmt == NK_ELEM_BF16) {
+        nk_bf16_store2_flush((uint16_t *)p + i, v0, v1);
+        return;
+    }
+#endif
+    nk_elem_store2(p, i, v0, v1, fmt);
 }
 /// Stores the first k < NK_W lanes of v, rounded to `fmt`, from element i on.
 static inline __attribute__((always_inline)) void nk_elem_store_partial(void *p, size_t i, size_t k, nk_vf v,

@@ -222,21 +222,34 @@ NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, fl
 /// element on (the elements before it take one partial vector: each y_i is the same
 /// function of x_i, w_i, b_i wherever it sits, and a maximum does not depend on order).
 /// `scaled`, `centred`, `store`, `want_m` and `stream` are constants at every call.
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_body)(
+/// With `flush` (a constant; only where nk_elem_store_flush flushes: a bfloat16 row with
+/// VCVTNEPS2BF16, y not x, `store` and not `stream`), whole vectors are narrowed by
+/// nk_elem_store_flush, which is exact unless a lane is a float subnormal: the pass keeps
+/// min |y| over those vectors, and when it is below 2^-126 (a subnormal, or a zero) stores
+/// them again through nk_elem_store, whose bits are the integer code's. x is still intact
+/// (y is not x), and each y_i is the same function of x_i, w_i, b_i both times.
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_loop)(
     const void *x, void *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
     const float *b, float kappa, float *m_out, int scaled, int centred, int store, int want_m, int stream,
-    const int fmt) {
+    const int flush, const int fmt) {
     const nk_vf pv = nk_splat(p), hi = nk_splat(mean_hi), lo = nk_splat(mean_lo), r = nk_splat(scale);
     const nk_vf kv = nk_splat(kappa);
     nk_vf ym = {}, ym1 = {}, mm = {}, mm1 = {};  // two chains of each maximum
+    nk_vf least = nk_splat(__builtin_inff());    // with `flush`: min |y| over the whole vectors
+#define NK_LN_CERT_Y(xv0, wv, bv)                                                \
+    ({                                                                           \
+        nk_vf xv_ = (xv0);                                                       \
+        if (scaled) xv_ = xv_ * pv;                                              \
+        t_ = centred ? NK_FMA(xv_, r, hi) : ((xv_ - hi) - lo) * r;               \
+        NK_FMA(t_, (wv), (bv));                                                  \
+    })
 #define NK_LN_CERT_STEP(xv0, wv, bv, STORE)                                 \
     do {                                                                    \
-        nk_vf xv_ = (xv0);                                                  \
-        if (scaled) xv_ = xv_ * pv;                                         \
-        const nk_vf t_ = centred ? NK_FMA(xv_, r, hi) : ((xv_ - hi) - lo) * r; \
-        const nk_vf y_ = NK_FMA(t_, (wv), (bv));                            \
+        nk_vf t_;                                                           \
+        const nk_vf y_ = NK_LN_CERT_Y(xv0, wv, bv);                          \
         STORE(y_);                                                          \
-        ym = nk_max_skip_nan(ym, nk_abs(y_));                               \
+        const nk_vf a_ = nk_abs(y_);                                        \
+        ym = nk_max_skip_nan(ym, a_);                                       \
         if (want_m) mm = nk_max_skip_nan(mm, nk_abs(wv) * (nk_abs(t_) + kv)); \
     } while (0)
     size_t i = 0;
@@ -269,6 +282,9 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_bod
         if (nt) {
             nk_store_stream((float *)y + i, y0);
             nk_store_stream((float *)y + i + NK_W, y1);
+        } else if (flush) {
+            nk_elem_store2_flush(y, i, y0, y1, fmt);
+            least = nk_min_skip_nan(least, nk_min_skip_nan(nk_abs(y0), nk_abs(y1)));
         } else if (store) {
             nk_elem_store2(y, i, y0, y1, fmt);
         }
@@ -277,7 +293,10 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_bod
     }
     for (; i + NK_W <= n; i += NK_W) {
         const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
-#define NK_LN_STORE_FULL(v) if (nt) nk_store_stream((float *)y + i, (v)); else if (store) nk_elem_store(y, i, (v), fmt)
+#define NK_LN_STORE_FULL(v)                                            \
+    if (nt) nk_store_stream((float *)y + i, (v));                      \
+    else if (flush) nk_elem_store_flush(y, i, (v), fmt), least = nk_min_skip_nan(least, nk_abs(v)); \
+    else if (store) nk_elem_store(y, i, (v), fmt)
         NK_LN_CERT_STEP(nk_elem_load(x, i, fmt), wv, bv, NK_LN_STORE_FULL);
 #undef NK_LN_STORE_FULL
     }
@@ -289,9 +308,31 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_bod
         NK_LN_CERT_STEP(nk_elem_load_partial(x, i, k, 0, fmt), wv, bv, NK_LN_STORE_PART);
 #undef NK_LN_STORE_PART
     }
+    if (flush && nk_hmin(least) < 0x1p-126f) {
+        // A subnormal (or zero) y: the whole vectors again, narrowed exactly (the partial
+        // one, if any, was).
+        for (size_t j = 0; j + NK_W <= n; j += NK_W) {
+            nk_vf t_;
+            nk_elem_store(y, j, NK_LN_CERT_Y(nk_elem_load(x, j, fmt), nk_load(w + j), nk_load(b + j)), fmt);
+            (void)t_;
+        }
+    }
 #undef NK_LN_CERT_STEP
+#undef NK_LN_CERT_Y
     if (want_m) *m_out = nk_hmax_magnitudes(nk_max_skip_nan(mm, mm1));
     return nk_hmax_magnitudes(nk_max_skip_nan(ym, ym1));
+}
+
+/// nk_ln_affine_cert_loop, with `flush` wherever nk_elem_store_flush may be used.
+static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_body)(
+    const void *x, void *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
+    const float *b, float kappa, float *m_out, int scaled, int centred, int store, int want_m, int stream,
+    const int fmt) {
+    if (NK_ELEM_STORE_FLUSHES(fmt) && store && !stream && x != (const void *)y)
+        return NK_NAME(nk_ln_affine_cert_loop)(x, y, n, p, mean_hi, mean_lo, scale, w, b, kappa, m_out, scaled,
+                                               centred, store, want_m, stream, 1, fmt);
+    return NK_NAME(nk_ln_affine_cert_loop)(x, y, n, p, mean_hi, mean_lo, scale, w, b, kappa, m_out, scaled, centred,
+                                           store, want_m, stream, 0, fmt);
 }
 
 /// y in Double, rounded once to float: the affine step for rows whose float affine the
@@ -576,6 +617,13 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_b
         return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_F32);
 #undef NK_LN_GET_F32
     }
+    if (fmt == NK_ELEM_BF16) {
+        // A bfloat16 sample widened where it is read: its bits in the top half of a float's
+        // (nk_bf16_widen_bits, a scalar at a time), then the same sum as a float row's.
+#define NK_LN_GET_BF16(j) nk_bf16_scalar_bits(((const uint16_t *)x)[(j) * stride])
+        return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_BF16);
+#undef NK_LN_GET_BF16
+    }
     // Gather the 16-bit samples, widen them a vector at a time (NK_LN_SAMPLE is a
     // multiple of NK_W), then the same sum as a float row's.
     uint16_t h[NK_LN_SAMPLE] = {0};
@@ -721,13 +769,23 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
     const nk_vf hv = nk_splat(f->hi), lv = nk_splat(f->lo), rv = nk_splat(f->r);
     nk_vd sa = {}, sq = {};
     nk_vf ym0 = {}, ym1 = {};
+    // Whole vectors narrowed by nk_elem_store_flush where it differs (yo is not xo), with
+    // min |y| kept to find a flushed subnormal (nk_ln_affine_cert_loop's `flush`).
+    const int flush = NK_ELEM_STORE_FLUSHES(fmt);
+    nk_vf least = nk_splat(__builtin_inff());
 #define NK_LN_OUT_Y(xv) NK_FMA(centred ? NK_FMA((xv), rv, hv) : (((xv) - hv) - lv) * rv, wv_, bv_)
 #define NK_LN_OUT_STEP(at, ym)                                             \
     do {                                                                   \
         const nk_vf wv_ = nk_load(w + (at)), bv_ = nk_load(b + (at));       \
         const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load(xo, (at), fmt));          \
-        nk_elem_store(yo, (at), y_, fmt);                                  \
-        ym = nk_max_skip_nan(ym, nk_abs(y_));                              \
+        const nk_vf a_ = nk_abs(y_);                                       \
+        if (flush) {                                                       \
+            nk_elem_store_flush(yo, (at), y_, fmt);                        \
+            least = nk_min_skip_nan(least, a_);                            \
+        } else {                                                           \
+            nk_elem_store(yo, (at), y_, fmt);                              \
+        }                                                                  \
+        ym = nk_max_skip_nan(ym, a_);                                      \
     } while (0)
 #define NK_LN_OUT_AFTER(at, c) \
     do {                       \
@@ -756,6 +814,12 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
 #undef NK_LN_OUT_AFTER
 #undef NK_LN_OUT_STEP
 #undef NK_LN_OUT_Y
+    if (flush && nk_hmin(least) < 0x1p-126f) {
+        // A subnormal (or zero) y: the row's output again, by the one-row pass (the same
+        // y_i; it narrows exactly where a lane needs it).
+        float unused = 0;
+        (void)NK_NAME(nk_ln_form_pass)(f, xo, yo, n, w, b, &unused, 1, 0, 0, fmt);
+    }
     *big = nk_hmax_magnitudes(nk_max_skip_nan(ym0, ym1));
     return (nk_moments){nk_sumd_tree(sa), nk_sumd_tree(sq)};
 }
