@@ -175,6 +175,13 @@ typedef struct nk_layernorm_kernels {
     float (*backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n, float rstd,
                              float beta, float gamma, float mean_hi, float mean_lo, float s, float *_Nullable pw,
                              float *_Nullable pb, const float *prefetch);
+    /// backward_affine over two consecutive rows (x, dy and out at +n for the second) into
+    /// the same partials, row 1 then row 2 at each vector: the bits of two backward_affine
+    /// calls, with each partial read and written once a vector instead of twice. q holds
+    /// rstd, beta, gamma, mean_hi, mean_lo, s of row 1, then of row 2; maxima[0], maxima[1]
+    /// get each row's max|out|. Prefetches `prefetch` and `prefetch` + n for writing.
+    void (*backward_affine2)(const float *dy, const float *w, const float *x, float *out, size_t n, const float *q,
+                             float *_Nullable pw, float *_Nullable pb, const float *prefetch, float *maxima);
     /// Careful pass 1: xhat = ((x - mean_hi) - mean_lo)·rstd (xhat may be x), p = dy·xhat.
     /// range[0], range[1] = min and max of x (NaN skipped).
     void (*backward_normalize)(const float *x, const float *dy, const float *w, float *xhat, float *p, size_t n,

@@ -1303,6 +1303,79 @@ static float NK_NAME(nk_ln_backward_affine)(const float *dy, const float *w, con
                                                prefetch, 0, 0);
 }
 
+/// backward_affine over two consecutive rows (x, dy, out at +n for the second) that add
+/// into the same partials: per vector, row 1's step then row 2's, with pw and pb kept in
+/// registers between them instead of stored and loaded again. The same operations in the
+/// same order as two backward_affine calls, so the same bits; one read and one write of
+/// each partial per vector instead of two. q[0..5] and q[6..11] are each row's rstd, beta,
+/// gamma, mean_hi, mean_lo, s; maxima[0], maxima[1] get the rows' max|out|.
+static inline __attribute__((always_inline)) void NK_NAME(nk_ln_backward_affine2_body)(
+    const float *dy, const float *w, const float *x, float *out, size_t n, const float *q, float *pw, float *pb,
+    const float *prefetch, float *maxima, int want_w, int want_b) {
+    const nk_vf rv = nk_splat(q[0]), bv = nk_splat(q[1]), gv = nk_splat(q[2]);
+    const nk_vf hv = nk_splat(q[3]), lv = nk_splat(q[4]), sv = nk_splat(q[5]);
+    const nk_vf rv2 = nk_splat(q[6]), bv2 = nk_splat(q[7]), gv2 = nk_splat(q[8]);
+    const nk_vf hv2 = nk_splat(q[9]), lv2 = nk_splat(q[10]), sv2 = nk_splat(q[11]);
+    const float *x2 = x + n, *dy2 = dy + n;
+    float *out2 = out + n;
+    nk_vf emax = {}, emax2 = {};
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) {
+        __builtin_prefetch(prefetch + i, 1, 2);
+        __builtin_prefetch(prefetch + n + i, 1, 2);
+        nk_vf pwv = {}, pbv = {};
+        if (want_w) pwv = nk_load(pw + i);
+        if (want_b) pbv = nk_load(pb + i);
+        const nk_vf wv = nk_load(w + i);
+        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load(x + i), nk_load(dy + i), wv, rv, bv, gv, hv, lv, sv, &pwv,
+                                                    &pbv, want_w, want_b);
+        const nk_vf e2 = NK_NAME(nk_ln_affine_step)(nk_load(x2 + i), nk_load(dy2 + i), wv, rv2, bv2, gv2, hv2, lv2,
+                                                     sv2, &pwv, &pbv, want_w, want_b);
+        nk_store(out + i, e);
+        nk_store(out2 + i, e2);
+        if (want_w) nk_store(pw + i, pwv);
+        if (want_b) nk_store(pb + i, pbv);
+        emax = nk_max_skip_nan(emax, nk_abs(e));
+        emax2 = nk_max_skip_nan(emax2, nk_abs(e2));
+    }
+    float m = NK_NAME(nk_hmax)(emax), m2 = NK_NAME(nk_hmax)(emax2);
+    if (i < n) {
+        const size_t k = n - i;
+        nk_vf pwv = {}, pbv = {};
+        if (want_w) pwv = nk_load_partial(pw + i, k, 0);
+        if (want_b) pbv = nk_load_partial(pb + i, k, 0);
+        const nk_vf wv = nk_load_partial(w + i, k, 0);
+        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load_partial(x + i, k, 0), nk_load_partial(dy + i, k, 0), wv, rv,
+                                                    bv, gv, hv, lv, sv, &pwv, &pbv, want_w, want_b);
+        const nk_vf e2 = NK_NAME(nk_ln_affine_step)(nk_load_partial(x2 + i, k, 0), nk_load_partial(dy2 + i, k, 0), wv,
+                                                     rv2, bv2, gv2, hv2, lv2, sv2, &pwv, &pbv, want_w, want_b);
+        nk_store_partial(out + i, k, e);
+        nk_store_partial(out2 + i, k, e2);
+        if (want_w) nk_store_partial(pw + i, k, pwv);
+        if (want_b) nk_store_partial(pb + i, k, pbv);
+        for (size_t j = 0; j < k; j++) {
+            const float a = __builtin_fabsf(e[j]), a2 = __builtin_fabsf(e2[j]);
+            m = a > m ? a : m;
+            m2 = a2 > m2 ? a2 : m2;
+        }
+    }
+    maxima[0] = m;
+    maxima[1] = m2;
+}
+
+static void NK_NAME(nk_ln_backward_affine2)(const float *dy, const float *w, const float *x, float *out, size_t n,
+                                            const float *q, float *pw, float *pb, const float *prefetch,
+                                            float *maxima) {
+    if (pw && pb)
+        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 1, 1);
+    else if (pw)
+        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 1, 0);
+    else if (pb)
+        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 0, 1);
+    else
+        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 0, 0);
+}
+
 static void NK_NAME(nk_ln_backward_normalize)(const float *x, const float *dy, const float *w, float *xhat, float *p,
                                               size_t n, float mean_hi, float mean_lo, float rstd, size_t ahead,
                                               double *sums, float *range) {
@@ -1404,6 +1477,7 @@ const nk_layernorm_kernels NK_NAME(nk_layernorm_kernels) = {
     .half_in_registers = NK_HALF_IN_REGISTERS,
     .backward_centre = NK_NAME(nk_ln_backward_centre),
     .backward_affine = NK_NAME(nk_ln_backward_affine),
+    .backward_affine2 = NK_NAME(nk_ln_backward_affine2),
     .backward_normalize = NK_NAME(nk_ln_backward_normalize),
     .backward_combine = NK_NAME(nk_ln_backward_combine),
     .backward_accumulate = NK_NAME(nk_ln_backward_accumulate),

@@ -43,6 +43,11 @@ struct BackwardJob: @unchecked Sendable {
         let scratch = ThreadScratch.rows.buffer(bytes: 3 &* stride &* MemoryLayout<Float>.stride)
             .bindMemory(to: Float.self, capacity: 3 &* stride)
         let xhat = scratch, p = scratch + stride, delta = scratch + 2 &* stride
+        // Two fast rows in a row share one second pass (`fastRows`) when the call's x, dy
+        // and dx stay in cache (measured from memory: 4% slower, docs/performance.md,
+        // "Backward: two rows a second pass"), and dx is not accumulated into (a row's
+        // gradient then goes through the scratch row). The bits are the same either way.
+        let pairs = !accumulate && !StreamingStores.outgrowsCache(rows: rows, length: n, streams: 3)
         for b in blocks {
             let first = b &* BackwardKernel.blockRows
             let end = min(rows, first &+ BackwardKernel.blockRows)
@@ -51,8 +56,15 @@ struct BackwardJob: @unchecked Sendable {
             pw?.update(repeating: 0, count: n)
             pb?.update(repeating: 0, count: n)
             var fallbacks = 0
-            for row in first..<end {
+            var row = first
+            while row < end {
+                if pairs && row &+ 1 < end && takesFastPath(row) && takesFastPath(row &+ 1) {
+                    fallbacks &+= fastRows(row, p: p, pw: pw, pb: pb)
+                    row &+= 2
+                    continue
+                }
                 if self.row(row, xhat: xhat, p: p, delta: delta, pw: pw, pb: pb) { fallbacks &+= 1 }
+                row &+= 1
             }
             fallbackRows[b] = fallbacks
         }
@@ -98,6 +110,75 @@ struct BackwardJob: @unchecked Sendable {
             fellBack = true
         }
         if wantPartials { kernels.backward_accumulate(pw, pb, p, dy, n, 1) }
+        return fellBack
+    }
+
+    /// Whether row `row` takes the fast path (finite statistics inside its gate).
+    @inline(__always)
+    func takesFastPath(_ row: Int) -> Bool {
+        let mu = mean[row], r = rstd[row]
+        return mu.isFinite && r.isFinite && r > 0 && BackwardBounds.fastRstdRange.contains(r)
+            && abs(mu) * r <= BackwardBounds.fastMeanRatio
+    }
+
+    /// Rows `row` and `row + 1`, both on the fast path and not accumulating: each row's
+    /// sums (`backward_centre`), then both rows' dx and partials in one second pass
+    /// (`backward_affine2`: the bits of `fastRow` on each, in row order), then each row's
+    /// check; a refused row is recomputed by `exactRow` (its partials stay, as in
+    /// `row`). Returns how many of the two took the fallback.
+    @inline(__always)
+    func fastRows(_ row: Int, p: UnsafeMutablePointer<Float>, pw: UnsafeMutablePointer<Float>?,
+                  pb: UnsafeMutablePointer<Float>?) -> Int {
+        let n = dim
+        let offset = row &* n
+        let x = self.x + offset, dy = self.dy + offset, dx = self.dx + offset
+        let invN = 1 / Double(n)
+        let ahead = offset &+ 2 &* n &+ BackwardKernel.prefetchDistance <= rows &* n ? BackwardKernel.prefetchDistance : 0
+        // Per row: rstd, beta, gamma, mean_hi, mean_lo, s (the affine pass's arguments),
+        // and what the check needs.
+        var q = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0),
+                 Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
+        var a = (0.0, 0.0), c = (0.0, 0.0), dMax = (Float(0), Float(0))
+        withUnsafeMutableBytes(of: &q) { qb in
+            let qp = qb.baseAddress!.assumingMemoryBound(to: Float.self)
+            for k in 0 ..< 2 {
+                let mu = mean[row &+ k], r = rstd[row &+ k]
+                let mHi = Float(mu)
+                let mLo = Float(mu - Double(mHi))
+                var sums = (0.0, 0.0)
+                let m = withUnsafeMutableBytes(of: &sums) { sp in
+                    kernels.backward_centre(x + k &* n, dy + k &* n, weight, n, mHi, mLo, ahead,
+                                            sp.baseAddress!.assumingMemoryBound(to: Double.self))
+                }
+                let ak = sums.0 * invN
+                let ck = r * (sums.1 * invN)
+                let beta = -(r * r * ck), gamma = r * (r * ck * mu - ak)
+                let base = qp + 6 &* k
+                base[0] = Float(r); base[1] = Float(beta); base[2] = Float(gamma)
+                base[3] = mHi; base[4] = mLo; base[5] = Float(r)
+                if k == 0 { a.0 = ak; c.0 = ck; dMax.0 = m } else { a.1 = ak; c.1 = ck; dMax.1 = m }
+            }
+        }
+        var eMax = (Float(0), Float(0))
+        withUnsafeBytes(of: &q) { qb in
+            withUnsafeMutableBytes(of: &eMax) { eb in
+                kernels.backward_affine2(dy, weight, x, dx, n, qb.baseAddress!.assumingMemoryBound(to: Float.self),
+                                         pw, pb, UnsafePointer(dx + ahead), eb.baseAddress!.assumingMemoryBound(to: Float.self))
+            }
+        }
+        var fellBack = 0
+        for k in 0 ..< 2 {
+            let mu = mean[row &+ k], r = rstd[row &+ k]
+            let (ak, ck, dk, ek) = k == 0 ? (a.0, c.0, dMax.0, eMax.0) : (a.1, c.1, dMax.1, eMax.1)
+            // As in `fastRow`: max|x̂| from max|d|.
+            let u = BackwardBounds.u
+            let M = abs(mu) * r
+            let X = Double(dk) * r * (1 + 4 * u) + 2 * u * u * M
+            if !BackwardBounds.acceptsFast(a: ak, c: ck, tMax: Double(ek) / r, xMax: X, meanRatio: M, r: r, n: n) {
+                exactRow(x + k &* n, dy + k &* n, dx + k &* n, p, n)
+                fellBack &+= 1
+            }
+        }
         return fellBack
     }
 

@@ -23,7 +23,11 @@
 //   2. `backward_affine`: dx = (dy·w)·r + (x·β + γ), max|dx|, and the row's share of
 //      the block's partial dweight and dbias: d·r·dy and dy. Three products and two
 //      sums per element for dx, x read again (from cache) instead of a stored x̂. β·x
-//      and γ cancel when |μ|·r is large, which is what the gate bounds.
+//      and γ cancel when |μ|·r is large, which is what the gate bounds. Two consecutive
+//      fast rows of a block (not accumulating) share this pass (`backward_affine2`): row
+//      1's step then row 2's at each vector, the partials kept in registers between them
+//      instead of stored and reloaded; the bits of two passes, each partial read and
+//      written once a vector instead of twice.
 // * Careful path, for every other row (a mean far from zero against the spread, a
 //   spread above ~1e9 or below ~1e-9, NaN): x̂ = ((x - μ_hi) - μ_lo)·r into a scratch
 //   row (rows with a spread above ~1e30 first scaled by a power of two, so that x - μ
