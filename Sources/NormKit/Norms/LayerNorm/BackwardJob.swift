@@ -44,7 +44,7 @@ struct BackwardJob: @unchecked Sendable {
             .bindMemory(to: Float.self, capacity: 3 &* stride)
         let xhat = scratch, p = scratch + stride, delta = scratch + 2 &* stride
         // Two fast rows in a row share one second pass (`fastRows`) when the call's x, dy
-        // and dx stay in cache (measured from memory: 4% slower, docs/performance.md,
+        // and dx stay in cache (from memory it was never clearly faster: docs/performance.md,
         // "Backward: two rows a second pass"), and dx is not accumulated into (a row's
         // gradient then goes through the scratch row). The bits are the same either way.
         let pairs = !accumulate && !StreamingStores.outgrowsCache(rows: rows, length: n, streams: 3)
