@@ -109,7 +109,7 @@ static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, floa
             q0 += nk_widen(f0);                                                     \
             q1 += nk_widen(f1);                                                     \
         }                                                                           \
-        (OUT) = nk_sumd(q0 + q1);                                                   \
+        (OUT) = nk_sumd_tree(q0 + q1);                                                 \
     } while (0)
 #define NK_RMS_NO_AFTER(i) ((void)0)
 #define NK_RMS_NO_AFTER_TAIL(i, k) ((void)0)
