@@ -1232,8 +1232,8 @@ static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, con
         sg += nk_widen(fg);
         sq += nk_widen(fq);
     }
-    sums[0] = nk_sumd(sg);
-    sums[1] = nk_sumd(sq);
+    sums[0] = nk_sumd_tree(sg);
+    sums[1] = nk_sumd_tree(sq);
     return NK_NAME(nk_hmax)(dmax);
 }
 #undef NK_LN_CENTRE_STEP
@@ -1406,8 +1406,8 @@ static void NK_NAME(nk_ln_backward_normalize)(const float *x, const float *dy, c
         sg += nk_widen(dyv * wv);
         sq += nk_widen(pv * wv);
     }
-    sums[0] = nk_sumd(sg);
-    sums[1] = nk_sumd(sq);
+    sums[0] = nk_sumd_tree(sg);
+    sums[1] = nk_sumd_tree(sq);
     range[0] = NK_NAME(nk_hmin)(lo);
     range[1] = NK_NAME(nk_hmax)(hi);
 }
