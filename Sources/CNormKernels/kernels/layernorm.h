@@ -1248,133 +1248,93 @@ static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_ln_affine_step)(
     return (dyv * wv) * rv + (xv * bv + gv);
 }
 
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_backward_affine_body)(
-    const float *dy, const float *w, const float *x, float *out, size_t n, float rstd, float beta, float gamma,
-    float mean_hi, float mean_lo, float s, float *pw, float *pb, const float *prefetch, int want_w, int want_b) {
-    const nk_vf rv = nk_splat(rstd), bv = nk_splat(beta), gv = nk_splat(gamma);
-    const nk_vf hv = nk_splat(mean_hi), lv = nk_splat(mean_lo), sv = nk_splat(s);
-    nk_vf emax = {};
-    size_t i = 0;
-    for (; i + NK_W <= n; i += NK_W) {
-        __builtin_prefetch(prefetch + i, 1, 2);
-        nk_vf pwv = {}, pbv = {};
-        if (want_w) pwv = nk_load(pw + i);
-        if (want_b) pbv = nk_load(pb + i);
-        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load(x + i), nk_load(dy + i), nk_load(w + i), rv, bv, gv, hv,
-                                                    lv, sv, &pwv, &pbv, want_w, want_b);
-        nk_store(out + i, e);
-        if (want_w) nk_store(pw + i, pwv);
-        if (want_b) nk_store(pb + i, pbv);
-        emax = nk_max_skip_nan(emax, nk_abs(e));
-    }
-    float m = NK_NAME(nk_hmax)(emax);
-    if (i < n) {
-        const size_t k = n - i;
-        nk_vf pwv = {}, pbv = {};
-        if (want_w) pwv = nk_load_partial(pw + i, k, 0);
-        if (want_b) pbv = nk_load_partial(pb + i, k, 0);
-        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load_partial(x + i, k, 0), nk_load_partial(dy + i, k, 0),
-                                                    nk_load_partial(w + i, k, 0), rv, bv, gv, hv, lv, sv, &pwv, &pbv,
-                                                    want_w, want_b);
-        nk_store_partial(out + i, k, e);
-        if (want_w) nk_store_partial(pw + i, k, pwv);
-        if (want_b) nk_store_partial(pb + i, k, pbv);
-        for (size_t j = 0; j < k; j++) {
-            const float a = __builtin_fabsf(e[j]);
-            m = a > m ? a : m;
-        }
-    }
-    return m;
-}
-
-static float NK_NAME(nk_ln_backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n,
-                                            float rstd, float beta, float gamma, float mean_hi, float mean_lo,
-                                            float s, float *pw, float *pb, const float *prefetch) {
-    if (pw && pb)
-        return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
-                                                   prefetch, 1, 1);
-    if (pw)
-        return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
-                                                   prefetch, 1, 0);
-    if (pb)
-        return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
-                                                   prefetch, 0, 1);
-    return NK_NAME(nk_ln_backward_affine_body)(dy, w, x, out, n, rstd, beta, gamma, mean_hi, mean_lo, s, pw, pb,
-                                               prefetch, 0, 0);
-}
-
-/// backward_affine over two consecutive rows (x, dy, out at +n for the second) that add
-/// into the same partials: per vector, row 1's step then row 2's, with pw and pb kept in
-/// registers between them instead of stored and loaded again. The same operations in the
-/// same order as two backward_affine calls, so the same bits; one read and one write of
-/// each partial per vector instead of two. q[0..5] and q[6..11] are each row's rstd, beta,
-/// gamma, mean_hi, mean_lo, s; maxima[0], maxima[1] get the rows' max|out|.
-static inline __attribute__((always_inline)) void NK_NAME(nk_ln_backward_affine2_body)(
+/// The fast pass 2 over `rows` (1 or 2, a constant) consecutive rows (x, dy and out of row
+/// k at +k·n) that add into the same partials: at each vector, row 1's step, then row 2's,
+/// with pw and pb kept in registers between them. Two rows give the same operations in the
+/// same order as two one-row passes, so the same bits, with each partial read and written
+/// once a vector instead of twice. q[6k ..< 6k + 6] are row k's rstd, beta, gamma,
+/// mean_hi, mean_lo, s; maxima[k] gets row k's max|out|. Prefetches `prefetch` + k·n, the
+/// rows' outputs ahead, for writing.
+static inline __attribute__((always_inline)) void NK_NAME(nk_ln_backward_affine_rows_body)(
     const float *dy, const float *w, const float *x, float *out, size_t n, const float *q, float *pw, float *pb,
-    const float *prefetch, float *maxima, int want_w, int want_b) {
-    const nk_vf rv = nk_splat(q[0]), bv = nk_splat(q[1]), gv = nk_splat(q[2]);
-    const nk_vf hv = nk_splat(q[3]), lv = nk_splat(q[4]), sv = nk_splat(q[5]);
-    const nk_vf rv2 = nk_splat(q[6]), bv2 = nk_splat(q[7]), gv2 = nk_splat(q[8]);
-    const nk_vf hv2 = nk_splat(q[9]), lv2 = nk_splat(q[10]), sv2 = nk_splat(q[11]);
-    const float *x2 = x + n, *dy2 = dy + n;
-    float *out2 = out + n;
-    nk_vf emax = {}, emax2 = {};
+    const float *prefetch, float *maxima, const int rows, int want_w, int want_b) {
+    nk_vf rv[2], bv[2], gv[2], hv[2], lv[2], sv[2], emax[2] = {};
+    for (int k = 0; k < rows; k++) {
+        const float *qk = q + 6 * k;
+        rv[k] = nk_splat(qk[0]), bv[k] = nk_splat(qk[1]), gv[k] = nk_splat(qk[2]);
+        hv[k] = nk_splat(qk[3]), lv[k] = nk_splat(qk[4]), sv[k] = nk_splat(qk[5]);
+    }
     size_t i = 0;
     for (; i + NK_W <= n; i += NK_W) {
-        __builtin_prefetch(prefetch + i, 1, 2);
-        __builtin_prefetch(prefetch + n + i, 1, 2);
+        for (int k = 0; k < rows; k++) __builtin_prefetch(prefetch + (size_t)k * n + i, 1, 2);
         nk_vf pwv = {}, pbv = {};
         if (want_w) pwv = nk_load(pw + i);
         if (want_b) pbv = nk_load(pb + i);
         const nk_vf wv = nk_load(w + i);
-        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load(x + i), nk_load(dy + i), wv, rv, bv, gv, hv, lv, sv, &pwv,
-                                                    &pbv, want_w, want_b);
-        const nk_vf e2 = NK_NAME(nk_ln_affine_step)(nk_load(x2 + i), nk_load(dy2 + i), wv, rv2, bv2, gv2, hv2, lv2,
-                                                     sv2, &pwv, &pbv, want_w, want_b);
-        nk_store(out + i, e);
-        nk_store(out2 + i, e2);
+        for (int k = 0; k < rows; k++) {
+            const size_t o = (size_t)k * n + i;
+            const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load(x + o), nk_load(dy + o), wv, rv[k], bv[k], gv[k], hv[k],
+                                                        lv[k], sv[k], &pwv, &pbv, want_w, want_b);
+            nk_store(out + o, e);
+            emax[k] = nk_max_skip_nan(emax[k], nk_abs(e));
+        }
         if (want_w) nk_store(pw + i, pwv);
         if (want_b) nk_store(pb + i, pbv);
-        emax = nk_max_skip_nan(emax, nk_abs(e));
-        emax2 = nk_max_skip_nan(emax2, nk_abs(e2));
     }
-    float m = NK_NAME(nk_hmax)(emax), m2 = NK_NAME(nk_hmax)(emax2);
+    float m[2];
+    for (int k = 0; k < rows; k++) m[k] = NK_NAME(nk_hmax)(emax[k]);
     if (i < n) {
-        const size_t k = n - i;
+        const size_t k_ = n - i;
         nk_vf pwv = {}, pbv = {};
-        if (want_w) pwv = nk_load_partial(pw + i, k, 0);
-        if (want_b) pbv = nk_load_partial(pb + i, k, 0);
-        const nk_vf wv = nk_load_partial(w + i, k, 0);
-        const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load_partial(x + i, k, 0), nk_load_partial(dy + i, k, 0), wv, rv,
-                                                    bv, gv, hv, lv, sv, &pwv, &pbv, want_w, want_b);
-        const nk_vf e2 = NK_NAME(nk_ln_affine_step)(nk_load_partial(x2 + i, k, 0), nk_load_partial(dy2 + i, k, 0), wv,
-                                                     rv2, bv2, gv2, hv2, lv2, sv2, &pwv, &pbv, want_w, want_b);
-        nk_store_partial(out + i, k, e);
-        nk_store_partial(out2 + i, k, e2);
-        if (want_w) nk_store_partial(pw + i, k, pwv);
-        if (want_b) nk_store_partial(pb + i, k, pbv);
-        for (size_t j = 0; j < k; j++) {
-            const float a = __builtin_fabsf(e[j]), a2 = __builtin_fabsf(e2[j]);
-            m = a > m ? a : m;
-            m2 = a2 > m2 ? a2 : m2;
+        if (want_w) pwv = nk_load_partial(pw + i, k_, 0);
+        if (want_b) pbv = nk_load_partial(pb + i, k_, 0);
+        const nk_vf wv = nk_load_partial(w + i, k_, 0);
+        for (int k = 0; k < rows; k++) {
+            const size_t o = (size_t)k * n + i;
+            const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load_partial(x + o, k_, 0), nk_load_partial(dy + o, k_, 0),
+                                                        wv, rv[k], bv[k], gv[k], hv[k], lv[k], sv[k], &pwv, &pbv,
+                                                        want_w, want_b);
+            nk_store_partial(out + o, k_, e);
+            for (size_t j = 0; j < k_; j++) {
+                const float a = __builtin_fabsf(e[j]);
+                m[k] = a > m[k] ? a : m[k];
+            }
         }
+        if (want_w) nk_store_partial(pw + i, k_, pwv);
+        if (want_b) nk_store_partial(pb + i, k_, pbv);
     }
-    maxima[0] = m;
-    maxima[1] = m2;
+    for (int k = 0; k < rows; k++) maxima[k] = m[k];
+}
+
+/// nk_ln_backward_affine_rows_body with `want_w`, `want_b` constants: pw or pb NULL means
+/// that partial is not wanted.
+#define NK_LN_AFFINE_ROWS(ROWS)                                                                                  \
+    do {                                                                                                         \
+        if (pw && pb)                                                                                            \
+            NK_NAME(nk_ln_backward_affine_rows_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, ROWS, 1, 1); \
+        else if (pw)                                                                                             \
+            NK_NAME(nk_ln_backward_affine_rows_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, ROWS, 1, 0); \
+        else if (pb)                                                                                             \
+            NK_NAME(nk_ln_backward_affine_rows_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, ROWS, 0, 1); \
+        else                                                                                                     \
+            NK_NAME(nk_ln_backward_affine_rows_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, ROWS, 0, 0); \
+    } while (0)
+
+static float NK_NAME(nk_ln_backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n,
+                                            float rstd, float beta, float gamma, float mean_hi, float mean_lo,
+                                            float s, float *pw, float *pb, const float *prefetch) {
+    const float q[6] = {rstd, beta, gamma, mean_hi, mean_lo, s};
+    float maxima[1];
+    NK_LN_AFFINE_ROWS(1);
+    return maxima[0];
 }
 
 static void NK_NAME(nk_ln_backward_affine2)(const float *dy, const float *w, const float *x, float *out, size_t n,
                                             const float *q, float *pw, float *pb, const float *prefetch,
                                             float *maxima) {
-    if (pw && pb)
-        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 1, 1);
-    else if (pw)
-        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 1, 0);
-    else if (pb)
-        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 0, 1);
-    else
-        NK_NAME(nk_ln_backward_affine2_body)(dy, w, x, out, n, q, pw, pb, prefetch, maxima, 0, 0);
+    NK_LN_AFFINE_ROWS(2);
 }
+#undef NK_LN_AFFINE_ROWS
 
 static void NK_NAME(nk_ln_backward_normalize)(const float *x, const float *dy, const float *w, float *xhat, float *p,
                                               size_t n, float mean_hi, float mean_lo, float rstd, size_t ahead,

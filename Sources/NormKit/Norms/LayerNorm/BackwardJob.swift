@@ -91,7 +91,7 @@ struct BackwardJob: @unchecked Sendable {
         // Prefetch this far ahead while the rest of the tensor lasts (the current
         // row, harmlessly, near the end).
         let ahead = offset &+ n &+ BackwardKernel.prefetchDistance <= rows &* n ? BackwardKernel.prefetchDistance : 0
-        if BackwardBounds.fastRstdRange.contains(r) && abs(mu) * r <= BackwardBounds.fastMeanRatio {
+        if takesFastPath(row) {
             // The second pass has added this row's partials, whether the row is kept or not:
             // they do not depend on the cancellation the check is about.
             if fastRow(x, dy, dx, delta, n, mean: mu, rstd: r, ahead: ahead, pw: pw, pb: pb) {
@@ -121,8 +121,45 @@ struct BackwardJob: @unchecked Sendable {
             && abs(mu) * r <= BackwardBounds.fastMeanRatio
     }
 
+    /// A fast row's first pass and what follows from it: the second pass's arguments
+    /// (rstd, beta, gamma, mean_hi, mean_lo, s, as `backward_affine` takes them) and the
+    /// check's a, c and max|d|.
+    struct FastPlan {
+        var q: (Float, Float, Float, Float, Float, Float)
+        var a: Double, c: Double, dMax: Float
+    }
+
+    /// The fast path's first pass over a row (see BackwardKernel.swift): the two sums
+    /// (`backward_centre`), then a = Σ dy·w / n, c = r·Σ p·w / n, β and γ.
+    @inline(__always)
+    func fastPlan(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, mean mu: Double, rstd r: Double,
+                  ahead: Int) -> FastPlan {
+        let invN = 1 / Double(n)
+        let mHi = Float(mu)
+        let mLo = Float(mu - Double(mHi))
+        var sums = (0.0, 0.0)
+        let dMax = withUnsafeMutableBytes(of: &sums) { s in
+            kernels.backward_centre(x, dy, weight, n, mHi, mLo, ahead, s.baseAddress!.assumingMemoryBound(to: Double.self))
+        }
+        let a = sums.0 * invN
+        let c = r * (sums.1 * invN)
+        let beta = -(r * r * c), gamma = r * (r * c * mu - a)
+        return FastPlan(q: (Float(r), Float(beta), Float(gamma), mHi, mLo, Float(r)), a: a, c: c, dMax: dMax)
+    }
+
+    /// The fast path's check of a row whose second pass gave max|dx| = `eMax`.
+    @inline(__always)
+    func fastAccepts(_ plan: FastPlan, eMax: Float, mean mu: Double, rstd r: Double, n: Int) -> Bool {
+        // max|x̂| from max|d|: d is x - μ up to 3u of itself (and 2u² of the mean).
+        let u = BackwardBounds.u
+        let M = abs(mu) * r
+        let X = Double(plan.dMax) * r * (1 + 4 * u) + 2 * u * u * M
+        return BackwardBounds.acceptsFast(a: plan.a, c: plan.c, tMax: Double(eMax) / r, xMax: X, meanRatio: M, r: r,
+                                          n: n)
+    }
+
     /// Rows `row` and `row + 1`, both on the fast path and not accumulating: each row's
-    /// sums (`backward_centre`), then both rows' dx and partials in one second pass
+    /// first pass (`fastPlan`), then both rows' dx and partials in one second pass
     /// (`backward_affine2`: the bits of `fastRow` on each, in row order), then each row's
     /// check; a refused row is recomputed by `exactRow` (its partials stay, as in
     /// `row`). Returns how many of the two took the fallback.
@@ -132,33 +169,10 @@ struct BackwardJob: @unchecked Sendable {
         let n = dim
         let offset = row &* n
         let x = self.x + offset, dy = self.dy + offset, dx = self.dx + offset
-        let invN = 1 / Double(n)
         let ahead = offset &+ 2 &* n &+ BackwardKernel.prefetchDistance <= rows &* n ? BackwardKernel.prefetchDistance : 0
-        // Per row: rstd, beta, gamma, mean_hi, mean_lo, s (the affine pass's arguments),
-        // and what the check needs.
-        var q = (Float(0), Float(0), Float(0), Float(0), Float(0), Float(0),
-                 Float(0), Float(0), Float(0), Float(0), Float(0), Float(0))
-        var a = (0.0, 0.0), c = (0.0, 0.0), dMax = (Float(0), Float(0))
-        withUnsafeMutableBytes(of: &q) { qb in
-            let qp = qb.baseAddress!.assumingMemoryBound(to: Float.self)
-            for k in 0 ..< 2 {
-                let mu = mean[row &+ k], r = rstd[row &+ k]
-                let mHi = Float(mu)
-                let mLo = Float(mu - Double(mHi))
-                var sums = (0.0, 0.0)
-                let m = withUnsafeMutableBytes(of: &sums) { sp in
-                    kernels.backward_centre(x + k &* n, dy + k &* n, weight, n, mHi, mLo, ahead,
-                                            sp.baseAddress!.assumingMemoryBound(to: Double.self))
-                }
-                let ak = sums.0 * invN
-                let ck = r * (sums.1 * invN)
-                let beta = -(r * r * ck), gamma = r * (r * ck * mu - ak)
-                let base = qp + 6 &* k
-                base[0] = Float(r); base[1] = Float(beta); base[2] = Float(gamma)
-                base[3] = mHi; base[4] = mLo; base[5] = Float(r)
-                if k == 0 { a.0 = ak; c.0 = ck; dMax.0 = m } else { a.1 = ak; c.1 = ck; dMax.1 = m }
-            }
-        }
+        let plans = (fastPlan(x, dy, n, mean: mean[row], rstd: rstd[row], ahead: ahead),
+                     fastPlan(x + n, dy + n, n, mean: mean[row &+ 1], rstd: rstd[row &+ 1], ahead: ahead))
+        var q = (plans.0.q, plans.1.q)  // 12 floats, row 1's then row 2's
         var eMax = (Float(0), Float(0))
         withUnsafeBytes(of: &q) { qb in
             withUnsafeMutableBytes(of: &eMax) { eb in
@@ -168,13 +182,8 @@ struct BackwardJob: @unchecked Sendable {
         }
         var fellBack = 0
         for k in 0 ..< 2 {
-            let mu = mean[row &+ k], r = rstd[row &+ k]
-            let (ak, ck, dk, ek) = k == 0 ? (a.0, c.0, dMax.0, eMax.0) : (a.1, c.1, dMax.1, eMax.1)
-            // As in `fastRow`: max|x̂| from max|d|.
-            let u = BackwardBounds.u
-            let M = abs(mu) * r
-            let X = Double(dk) * r * (1 + 4 * u) + 2 * u * u * M
-            if !BackwardBounds.acceptsFast(a: ak, c: ck, tMax: Double(ek) / r, xMax: X, meanRatio: M, r: r, n: n) {
+            let (plan, e) = k == 0 ? (plans.0, eMax.0) : (plans.1, eMax.1)
+            if !fastAccepts(plan, eMax: e, mean: mean[row &+ k], rstd: rstd[row &+ k], n: n) {
                 exactRow(x + k &* n, dy + k &* n, dx + k &* n, p, n)
                 fellBack &+= 1
             }
@@ -189,24 +198,11 @@ struct BackwardJob: @unchecked Sendable {
     func fastRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
                  _ delta: UnsafeMutablePointer<Float>, _ n: Int, mean mu: Double, rstd r: Double, ahead: Int,
                  pw: UnsafeMutablePointer<Float>?, pb: UnsafeMutablePointer<Float>?) -> Bool {
-        let invN = 1 / Double(n)
-        let mHi = Float(mu)
-        let mLo = Float(mu - Double(mHi))
-        var sums = (0.0, 0.0)
-        let dMax = withUnsafeMutableBytes(of: &sums) { s in
-            kernels.backward_centre(x, dy, weight, n, mHi, mLo, ahead, s.baseAddress!.assumingMemoryBound(to: Double.self))
-        }
-        let a = sums.0 * invN
-        let c = r * (sums.1 * invN)
-        let beta = -(r * r * c), gamma = r * (r * c * mu - a)
-        let eMax = kernels.backward_affine(
-            dy, weight, x, accumulate ? delta : dx, n, Float(r), Float(beta), Float(gamma), mHi, mLo, Float(r),
-            pw, pb, UnsafePointer(dx + ahead))
-        // max|x̂| from max|d|: d is x - μ up to 3u of itself (and 2u² of the mean).
-        let u = BackwardBounds.u
-        let M = abs(mu) * r
-        let X = Double(dMax) * r * (1 + 4 * u) + 2 * u * u * M
-        return BackwardBounds.acceptsFast(a: a, c: c, tMax: Double(eMax) / r, xMax: X, meanRatio: M, r: r, n: n)
+        let plan = fastPlan(x, dy, n, mean: mu, rstd: r, ahead: ahead)
+        let q = plan.q
+        let eMax = kernels.backward_affine(dy, weight, x, accumulate ? delta : dx, n, q.0, q.1, q.2, q.3, q.4, q.5,
+                                           pw, pb, UnsafePointer(dx + ahead))
+        return fastAccepts(plan, eMax: eMax, mean: mu, rstd: r, n: n)
     }
 
     /// The careful path (see BackwardKernel.swift): x̂ into `xhat`, p = dy·x̂, then
