@@ -13,7 +13,9 @@
 // (VCVTNE2PS2BF16 narrowing; the CPU must have it), without it for the integer narrowing.
 // A third argument `pipelined` times forward_rows_sampled over the ROWS rows at once (each
 // row's output pass interleaved with the next row's moments, or for short rows the batched
-// body), per row; `pipelined-bf16` the same over the bfloat16 rows. The environment variable N sets the row length (default 768):
+// body), per row; `pipelined-bf16` the same over the bfloat16 rows. `f16` and `pipelined-f16`
+// time the binary16 rows (VCVTPH2PS/VCVTPS2PH at this level). `add` times the fused residual
+// add (add_forward_rows_sampled: h += x in place in a stream of U[-2, 2) rows, then y = LN(h)). The environment variable N sets the row length (default 768):
 // `N=128 /tmp/time-row 256 2000 pipelined`.
 #include <math.h>
 #include <stdint.h>
@@ -40,33 +42,49 @@ int main(int argc, char **argv) {
     if (!__builtin_cpu_supports("avx512f")) { fprintf(stderr, "this CPU has no AVX-512\n"); return 1; }
     const size_t n = getenv("N") ? (size_t)atoi(getenv("N")) : 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
     const int reps = argc > 2 ? atoi(argv[2]) : 30000;
-    const int half = argc > 3 && (strcmp(argv[3], "bf16") == 0 || strcmp(argv[3], "pipelined-bf16") == 0);
+    const int f16 = argc > 3 && (strcmp(argv[3], "f16") == 0 || strcmp(argv[3], "pipelined-f16") == 0);
+    const int half = f16 || (argc > 3 && (strcmp(argv[3], "bf16") == 0 || strcmp(argv[3], "pipelined-bf16") == 0));
+    const int fmt = f16 ? NK_ELEM_F16 : NK_ELEM_BF16;
     const int pipelined = argc > 3 && strncmp(argv[3], "pipelined", 9) == 0;
+    const int add = argc > 3 && strcmp(argv[3], "add") == 0;
     size_t *refused_rows = malloc(rows * sizeof *refused_rows);
     float *x = malloc(n * rows * sizeof *x), *y = malloc(n * rows * sizeof *y), *w = malloc(n * sizeof *w),
           *b = malloc(n * sizeof *b);
     for (size_t i = 0; i < n; i++) w[i] = (float)(1 + 0.2 * normal()), b[i] = (float)(0.1 * normal());
     for (size_t i = 0; i < n * rows; i++) x[i] = (float)(-2 + 4 * uniform());
+    float *r_stream = malloc(n * rows * sizeof *r_stream);
+    for (size_t i = 0; i < n * rows; i++) r_stream[i] = (float)(-2 + 4 * uniform());
     uint16_t *xh = malloc(n * rows * sizeof *xh), *yh = malloc(n * rows * sizeof *yh);
     for (size_t i = 0; i < n * rows; i++) {
         uint32_t u;
         memcpy(&u, &x[i], sizeof u);
         xh[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // round to nearest even (finite values)
+        if (f16) {
+            const _Float16 h = (_Float16)x[i];
+            memcpy(&xh[i], &h, sizeof h);
+        }
     }
     float w_max = 0, b_max = 0;
     for (size_t i = 0; i < n; i++) w_max = fmaxf(w_max, fabsf(w[i])), b_max = fmaxf(b_max, fabsf(b[i]));
     size_t refused = 0;
     double stats[2], times[15];
 #define ROW(r)                                                                                                 \
-    (half ? NK_NAME(nk_ln_forward_row_sampled_half)(xh + (r) * n, yh + (r) * n, n, NK_ELEM_BF16, 1e-5, w, b, w_max, \
+    (half ? NK_NAME(nk_ln_forward_row_sampled_half)(xh + (r) * n, yh + (r) * n, n, fmt, 1e-5, w, b, w_max, \
                                                     b_max, stats)                                              \
           : NK_NAME(nk_ln_forward_row_sampled)(x + (r) * n, y + (r) * n, n, 1e-5, w, b, w_max, b_max, stats))
     for (size_t row = 0; row < rows; row++) refused += ROW(row) != 0;
     for (int t = 0; t < 15; t++) {
         const double start = now();
         for (int r = 0; r < reps; r++) {
+            if (add) {
+                // h = x + r, in place in the stream r (which grows by x each call; far from
+                // overflow in the repetitions timed).
+                (void)NK_NAME(nk_ln_add_forward_rows_sampled)(x, r_stream, r_stream, y, rows, n, 1e-5, w, b, w_max, b_max,
+                                                              NULL, NULL, refused_rows);
+                continue;
+            }
             if (pipelined && half) {
-                (void)NK_NAME(nk_ln_forward_rows_sampled_half)(xh, yh, rows, n, NK_ELEM_BF16, 1e-5, w, b, w_max, b_max,
+                (void)NK_NAME(nk_ln_forward_rows_sampled_half)(xh, yh, rows, n, fmt, 1e-5, w, b, w_max, b_max,
                                                                NULL, NULL, refused_rows);
                 continue;
             }
@@ -82,6 +100,6 @@ int main(int argc, char **argv) {
     }
     qsort(times, 15, sizeof times[0], ascending);
     printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu%s, %zu refused)\n", times[7], times[0], rows, n,
-           half && pipelined ? " bf16, pipelined" : half ? " bf16" : pipelined ? ", pipelined" : "", refused);
+           add ? ", fused add" : half && pipelined ? (f16 ? " f16, pipelined" : " bf16, pipelined") : half ? (f16 ? " f16" : " bf16") : pipelined ? ", pipelined" : "", refused);
     return 0;
 }

@@ -75,8 +75,8 @@ typedef struct nk_layernorm_kernels {
     /// squared can neither overflow nor underflow a double).
     nk_moments (*row_moments)(const float *x, size_t n, float shift);
     /// The fast path's float moments about `shift` (docs/numerics.md, "Blocked float
-    /// moments"): Σ (x[i] - shift) and Σ (x[i] - shift)² in float lanes, at most
-    /// NK_LN_FAST_TERMS terms a lane before each partial is added in double. Every fast
+    /// moments"): Σ (x[i] - shift) and Σ (x[i] - shift)² in float lanes, each term meeting
+    /// at most NK_LN_FAST_TERMS - 1 float additions before its partial is added in double. Every fast
     /// form's moments are these, bit for bit; the table has them for the tests of their bound.
     nk_moments (*row_moments_fast)(const float *x, size_t n, float shift);
     /// y = ((x - mean_hi) - mean_lo)·scale·w + b (the mean as the sum of two floats).

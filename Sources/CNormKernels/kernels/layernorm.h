@@ -71,17 +71,20 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 
 // ---- Forward: the certified float fast path (docs/numerics.md, "The fast path") ----
 
-/// Float terms per lane in one block of the fast moments: every float partial adds at
-/// most this many terms before it is widened and added in double. The bounds
-/// nk_ln_fast_stats uses are functions of it.
+/// B of the fast moments' bound: every term meets at most B - 1 float additions (after
+/// its own roundings) before its lane's partial is widened and added in double. The
+/// bounds nk_ln_fast_stats uses are functions of it.
 #define NK_LN_FAST_TERMS 4
-/// Accumulators per sum (independent chains), so a block is NK_LN_FAST_TERMS·NK_LN_FAST_CHAINS vectors.
-#define NK_LN_FAST_CHAINS 4
+/// Vectors in a whole block of the fast moments: added as a balanced tree, so each term
+/// meets log2(8) = 3 = NK_LN_FAST_TERMS - 1 float additions, as in a chain of 4 terms,
+/// with one widening per sum for 8 vectors instead of one for 4.
+#define NK_LN_TREE_VECTORS 8
 #define NK_LN_U 0x1p-24
 #define NK_LN_EPS53 0x1p-53
 
-/// One vector of the fast moments: d = x - s in float, fa += d, fq += d² (fused where
-/// the level has FMA: one rounding either way per term and step).
+/// One vector of a chain of the fast moments (the partial last block): d = x - s in
+/// float, fa += d, fq += d² (fused where the level has FMA: one rounding either way per
+/// term and step).
 #define NK_LN_FAST_STEP(c, v)                  \
     do {                                       \
         const nk_vf d_ = (v) - sv;             \
@@ -97,7 +100,7 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 #define NK_LN_PREFETCH_ROWS 2
 
 /// The walk's last, partial block (from i_ to n, fewer than a block's vectors) over CH
-/// chains (a constant: 1, 2 or NK_LN_FAST_CHAINS, the fewest that keep every chain at
+/// chains (a constant: 1 or 2, the fewest that keep every chain at
 /// NK_LN_FAST_TERMS terms or fewer), vector v into chain v mod CH, walked a group of CH
 /// vectors at a time so that every chain index is a constant (the chains stay in
 /// registers); then the CH chains widened and added. The bound is the same for any
@@ -125,55 +128,70 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
             sq += nk_widen(fq[c_]);                                                                        \
         }                                                                                                  \
     } while (0)
-/// The fast moments' walk over a row of n elements about `shift` (sv, fa, fq, sa, sq as
-/// NK_LN_FAST_STEP and the bodies below name them): blocks of
-/// NK_LN_FAST_TERMS·NK_LN_FAST_CHAINS vectors, a block's v-th vector into chain
-/// v mod NK_LN_FAST_CHAINS, each chain's partial widened and added into sa, sq after its
-/// block. The last, partial block (NK_LN_PARTIAL_BLOCK) takes as few chains as keep each
-/// at NK_LN_FAST_TERMS terms or fewer; its last vector may be partial, its padding lanes
-/// `shift` (difference 0). LOAD(at) gives the float vector of elements at ..< at + NK_W,
-/// LOAD_PART(at, k) the last k < NK_W with padding `shift`; PREFETCH(at) runs before each
-/// vector of a whole block. AFTER(at, c)
-/// runs after each whole vector (element `at`, chain c), AFTER_PART(at, k) after the
-/// partial one (k elements): the pipelined body's output steps. One walk for every form,
-/// so the moments' bits are the same in each.
+/// The first level of a whole block's tree: vectors 2k and 2k + 1 of the block at i_ (each
+/// loaded, then AFTER), their differences' sum into PA and their squares' sum into PQ (the
+/// square of the first rounded, the second added to it in one fused operation where the
+/// level has FMA). Written out, not as arrays indexed in a loop, so that the partials stay
+/// in registers (a loop over arrays kept them on the stack in the fused add's walk).
+#define NK_LN_TREE_PAIR(k, PA, PQ, LOAD, PREFETCH, AFTER)                                                \
+    do {                                                                                                   \
+        const size_t at_ = i_ + (size_t)(2 * (k)) * NK_W;                                                  \
+        PREFETCH(at_);                                                                                     \
+        const nk_vf d0_ = LOAD(at_) - sv;                                                                  \
+        AFTER(at_, 2 * (k));                                                                               \
+        PREFETCH(at_ + NK_W);                                                                              \
+        const nk_vf d1_ = LOAD(at_ + NK_W) - sv;                                                           \
+        AFTER(at_ + NK_W, 2 * (k) + 1);                                                                    \
+        (PA) = d0_ + d1_;                                                                                  \
+        (PQ) = NK_FMA(d1_, d1_, d0_ * d0_);                                                                \
+    } while (0)
+/// The fast moments' walk over a row of n elements about `shift` (sv, sa, sq, and fa, fq
+/// in the partial block, as the bodies below name them): whole blocks of
+/// NK_LN_TREE_VECTORS vectors, each block's differences d = x - s and their squares added
+/// as a balanced tree in float (pairs of squares as d1·d1 + d0·d0, one fused operation
+/// where the level has FMA), the two block sums widened and added into sa, sq. The last,
+/// partial block (NK_LN_PARTIAL_BLOCK) takes one chain, or two, of NK_LN_FAST_TERMS
+/// terms or fewer; its last vector may be partial, its padding lanes `shift`
+/// (difference 0). Either way no term meets more than NK_LN_FAST_TERMS - 1 float
+/// additions (docs/numerics.md, "Blocked float moments"). LOAD(at) gives the float vector
+/// of elements at ..< at + NK_W, LOAD_PART(at, k) the last k < NK_W with padding `shift`;
+/// PREFETCH(at) runs before each vector of a whole block, for the element `ahead_` on
+/// (defined here: NK_LN_PREFETCH_ROWS rows, or 0 for a row of one block). AFTER(at, c) runs after each
+/// whole vector (element `at`, c its index in the block or chain), AFTER_PART(at, k)
+/// after the partial one (k elements): the pipelined body's output steps. One walk for
+/// every form, so the moments' bits are the same in each.
 #define NK_LN_MOMENTS_WALK(LOAD, LOAD_PART, PREFETCH, AFTER, AFTER_PART)                                  \
     do {                                                                                                   \
-        const size_t block_ = (size_t)NK_LN_FAST_TERMS * NK_LN_FAST_CHAINS * NK_W;                        \
+        _Static_assert(NK_LN_TREE_VECTORS == 8 && NK_LN_FAST_TERMS == 4, "the tree below is written for 8"); \
+        const size_t block_ = (size_t)NK_LN_TREE_VECTORS * NK_W;                                           \
+        /* Elements ahead that PREFETCH asks for: NK_LN_PREFETCH_ROWS rows, or for rows of one block or   \
+           less none (the line being read; ahead cost 8% on [32768, 128] from memory). */                  \
+        const size_t ahead_ = n > block_ ? NK_LN_PREFETCH_ROWS * n : 0;                                    \
         size_t i_ = 0;                                                                                     \
         for (; i_ + block_ <= n; i_ += block_) {                                                           \
-            nk_vf fa[NK_LN_FAST_CHAINS] = {}, fq[NK_LN_FAST_CHAINS] = {};                                  \
-            for (int t_ = 0; t_ < NK_LN_FAST_TERMS; t_++)                                                  \
-                for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {                                           \
-                    const size_t at_ = i_ + (size_t)(t_ * NK_LN_FAST_CHAINS + c_) * NK_W;                  \
-                    PREFETCH(at_);                                                                         \
-                    NK_LN_FAST_STEP(c_, LOAD(at_));                                                        \
-                    AFTER(at_, c_);                                                                        \
-                }                                                                                          \
-            NK_LN_WIDEN_CHAINS();                                                                          \
+            nk_vf a0_, q0_, a1_, q1_, a2_, q2_, a3_, q3_;                                                  \
+            NK_LN_TREE_PAIR(0, a0_, q0_, LOAD, PREFETCH, AFTER);                                           \
+            NK_LN_TREE_PAIR(1, a1_, q1_, LOAD, PREFETCH, AFTER);                                           \
+            const nk_vf a01_ = a0_ + a1_, q01_ = q0_ + q1_;                                                \
+            NK_LN_TREE_PAIR(2, a2_, q2_, LOAD, PREFETCH, AFTER);                                           \
+            NK_LN_TREE_PAIR(3, a3_, q3_, LOAD, PREFETCH, AFTER);                                           \
+            sa += nk_widen(a01_ + (a2_ + a3_));                                                            \
+            sq += nk_widen(q01_ + (q2_ + q3_));                                                            \
         }                                                                                                  \
         if (i_ < n) {                                                                                      \
             const size_t left_ = (n - i_ + NK_W - 1) / NK_W; /* vectors, fewer than a block's */             \
             if (left_ <= NK_LN_FAST_TERMS)                                                                 \
                 NK_LN_PARTIAL_BLOCK(1, LOAD, LOAD_PART, AFTER, AFTER_PART);                                \
-            else if (left_ <= 2 * NK_LN_FAST_TERMS)                                                        \
-                NK_LN_PARTIAL_BLOCK(2, LOAD, LOAD_PART, AFTER, AFTER_PART);                                \
             else                                                                                           \
-                NK_LN_PARTIAL_BLOCK(NK_LN_FAST_CHAINS, LOAD, LOAD_PART, AFTER, AFTER_PART);                \
+                NK_LN_PARTIAL_BLOCK(2, LOAD, LOAD_PART, AFTER, AFTER_PART);                                \
         }                                                                                                  \
     } while (0)
-/// A block's end: each chain's float partials widened and added into sa, sq.
-#define NK_LN_WIDEN_CHAINS()                                \
-    for (int c_ = 0; c_ < NK_LN_FAST_CHAINS; c_++) {        \
-        sa += nk_widen(fa[c_]);                             \
-        sq += nk_widen(fq[c_]);                             \
-    }
 /// The walk's loads of a row `xp` of format fmt, and its prefetch: one line per vector
-/// read, NK_LN_PREFETCH_ROWS rows ahead.
+/// read, `ahead_` elements ahead (NK_LN_MOMENTS_WALK).
 #define NK_LN_ROW_LOAD(at) nk_elem_load(xp_, (at), fmt)
 #define NK_LN_ROW_LOAD_PART(at, k) nk_elem_load_partial(xp_, (at), (k), shift, fmt)
 #define NK_LN_ROW_PREFETCH(at) \
-    __builtin_prefetch((const char *)xp_ + ((at) + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3)
+    __builtin_prefetch((const char *)xp_ + ((at) + ahead_) * NK_ELEM_SIZE(fmt), 0, 3)
 /// The fused add's loads (rows of format fmt at xa_, ra_, sum at sa_out_): s = x + res in
 /// float, stored to sum (a half format rounds it there: the stream's value), is the vector
 /// the moments take (for a half format, the rounded sum read back); padding lanes
@@ -194,14 +212,14 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
     })
 #define NK_LN_ADD_PREFETCH(at)                                                                              \
     do {                                                                                                    \
-        __builtin_prefetch((const char *)xa_ + ((at) + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3); \
-        __builtin_prefetch((const char *)ra_ + ((at) + NK_LN_PREFETCH_ROWS * n) * NK_ELEM_SIZE(fmt), 0, 3); \
+        __builtin_prefetch((const char *)xa_ + ((at) + ahead_) * NK_ELEM_SIZE(fmt), 0, 3); \
+        __builtin_prefetch((const char *)ra_ + ((at) + ahead_) * NK_ELEM_SIZE(fmt), 0, 3); \
     } while (0)
 #define NK_LN_NO_STEP(at, c) ((void)0)
 #define NK_LN_NO_PART(at, k) ((void)0)
 
-/// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_FAST_TERMS terms per lane, the
-/// block partials added in double. A non-finite result means an infinity or NaN in the
+/// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_TREE_VECTORS vectors added as
+/// trees (NK_LN_MOMENTS_WALK), the block partials added in double. A non-finite result means an infinity or NaN in the
 /// row, or an overflow of a difference, a square or a partial: the caller falls back.
 static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moments_fast_body)(
     const void *x, size_t n, float shift, const int fmt) {
@@ -1156,8 +1174,8 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
 
 #undef NK_LN_FAST_STEP
 #undef NK_LN_MOMENTS_WALK
+#undef NK_LN_TREE_PAIR
 #undef NK_LN_PARTIAL_BLOCK
-#undef NK_LN_WIDEN_CHAINS
 #undef NK_LN_ROW_LOAD
 #undef NK_LN_ROW_LOAD_PART
 #undef NK_LN_ROW_PREFETCH
