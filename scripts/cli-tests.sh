@@ -259,6 +259,7 @@ check "demo --seed -1 is a value, refused with its range" error "--seed must be 
 check "bench --input-mean -5 is a legitimate mean" ok "" -- "$dev" bench --shape 2,16 --iterations 3 --input-mean -5
 check "bench --seed -2" error "--seed must be a whole number" -- "$dev" bench --shape 2,16 --seed -2
 check "bench --threads -3" error "--threads must be in 1...256, got -3" -- "$dev" bench --shape 2,16 --threads -3
+check "bench --gap-us -1" error "--gap-us must be in 0...100000, got -1" -- "$dev" bench --shape 2,16 --gap-us -1
 check "accuracy --dims -1: a range error" error "--dims items must be >= 1; item 1 of '-1' is -1" -- "$dev" accuracy --dims -1
 check "accuracy --seeds -4: a range error" error "--seeds must be in 1...10000, got -4" -- "$dev" accuracy --seeds -4
 check "--weight-offset -1 with --kind rms is a value" ok "weightOffset: -1.0" -- "$bin" apply --kind rms --weight-offset -1 --weights "$fixtures/llama_f32.safetensors" --prefix model.norm --input "$fixtures/llama_activations.npy" --output wo-ok.npy

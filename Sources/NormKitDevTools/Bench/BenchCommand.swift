@@ -9,7 +9,7 @@ import NormKitCLISupport
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time LayerNorm or RMSNorm (plain, backward, fused with the residual add) per call against streaming the same bytes, interleaved.",
-        discussion: "Rounds of about 20 ms alternate: workload calls back to back, then as many single-thread passes that only stream the call's bytes (forward: a memcpy of the input into the output; backward: dx = x + dy, reading x and dy and writing dx; fused: h += x and y = h, reading x and h and writing h and y) and, with --threads above 1, the same pass split over as many threads, so all timings see the same load. GB/s counts the bytes a call must move (forward: input read once, output written once; backward: x and dy read, dx written). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
+        discussion: "After a warm-up of at least 0.25 s of workload calls, rounds of about 20 ms alternate: workload calls back to back, then as many single-thread passes that only stream the call's bytes (forward: a memcpy of the input into the output; backward: dx = x + dy, reading x and dy and writing dx; fused: h += x and y = h, reading x and h and writing h and y) and, with --threads above 1, the same pass split over as many threads, so all timings see the same load. GB/s counts the bytes a call must move (forward: input read once, output written once; backward: x and dy read, dx written). Calls shorter than 20 us are repeated within one timing and divided. Progress goes to stderr on runs longer than two seconds."
     )
 
     // Numeric options parse unconditionally: `-5` is a value (a legitimate --input-mean,
@@ -47,6 +47,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "GPT-2-like input rows (N(0, 1) with three massive channels) instead of N(input-mean, 2).")
     var gpt2Like = false
 
+    @Option(parsing: .unconditional, help: "Microseconds the calling thread busy-waits between timed workload calls, 0...100000 (default 0: calls back to back), as a model's other work would: past the pool's 50 us spin its helper is asleep when the next call starts.")
+    var gapUs: Int = 0
+
     func validate() throws {
         let dims = try parsedShape()
         guard dims.last! >= 1 else { throw ValidationError("the last dimension of --shape must be >= 1") }
@@ -64,6 +67,7 @@ struct Bench: ParsableCommand {
             do { _ = try InstructionSet(supportedNamed: isa) } catch { throw ValidationError("--isa: \(error)") }
         }
         if let iterations { _ = try CommandInput.integer(iterations, flag: "--iterations", in: 1...Bench.maxIterations) }
+        _ = try CommandInput.integer(gapUs, flag: "--gap-us", in: 0...100_000)
         _ = try CommandInput.seed(seed)
         if let inputMean {
             _ = try CommandInput.finiteFloat(inputMean, flag: "--input-mean", example: "-5")
@@ -107,10 +111,11 @@ struct Bench: ParsableCommand {
         let state = try BenchState(workload: workload, shape: dims, seed: seed, inputMean: inputMean, gpt2Like: gpt2Like,
                                    data: data)
         let paths = FallbackFraction.measure(rows: dims.dropLast().reduce(1, *)) { workload.runOnce(state) }
-        let result = state.measure(iterations: iterations, threads: threadCount, progress: Progress())
+        let result = state.measure(iterations: iterations, threads: threadCount, gapNanoseconds: UInt64(gapUs) * 1000,
+                                   progress: Progress())
         let report = BenchReport(
             workload: workload, shape: dims, threads: threadCount, isa: level, data: data.rawValue, inputMean: inputMean, gpt2Like: gpt2Like,
-            result: result, bytes: state.bytes, load: (before: loadBefore, after: LoadAverage.read()), paths: paths)
+            gapUs: gapUs, result: result, bytes: state.bytes, load: (before: loadBefore, after: LoadAverage.read()), paths: paths)
         print(json ? report.json : report.text)
     }
 }

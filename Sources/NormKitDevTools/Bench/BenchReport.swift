@@ -17,6 +17,8 @@ struct BenchReport {
     let data: String
     let inputMean: Float
     let gpt2Like: Bool
+    /// `--gap-us`: the caller's busy-wait between timed calls.
+    var gapUs = 0
     let result: BenchState.Timings
     let bytes: Int
     let load: (before: Double?, after: Double?)
@@ -51,6 +53,7 @@ struct BenchReport {
         var lines = [
             "normkit-dev bench: \(workload.rawValue), shape \(shape)" + (data != "normal" ? ", data \(data)" : "") + (inputMean != 0 ? ", input mean \(inputMean)" : "")
                 + (gpt2Like ? ", GPT-2-like input" : "")
+                + (gapUs > 0 ? ", \(gapUs) us between calls" : "")
                 + ", threads \(threads), isa \(isa.rawValue)"
                 + ", \(result.workload.count) iterations"
                 + (result.inner > 1 ? " x \(result.inner) calls each" : "")
@@ -82,6 +85,7 @@ struct BenchReport {
         let record = Record(
             workload: workload.rawValue, shape: shape, rows: shape.dropLast().reduce(1, *), dim: shape.last!,
             threads: threads, isa: isa.rawValue, data: data, inputMean: Record.number(Double(inputMean)), gpt2Like: gpt2Like,
+            gapUs: gapUs,
             baseline: workload.isFused ? "stream x+h->h,y" : workload.isBackward ? "stream x+dy->dx" : "memcpy",
             iterations: result.workload.count, callsPerIteration: result.inner,
             bytes: bytes, trafficBytes: workload.streams * bytes,
@@ -119,6 +123,7 @@ extension BenchReport {
         let data: String
         let inputMean: Double?
         let gpt2Like: Bool
+        let gapUs: Int
         let baseline: String
         let iterations: Int
         let callsPerIteration: Int
@@ -151,7 +156,7 @@ extension BenchReport {
 
         enum CodingKeys: String, CodingKey {
             case workload, shape, rows, dim, threads, isa, data
-            case inputMean = "input_mean", gpt2Like = "gpt2_like", baseline, iterations
+            case inputMean = "input_mean", gpt2Like = "gpt2_like", gapUs = "gap_us", baseline, iterations
             case callsPerIteration = "calls_per_iteration", bytes, trafficBytes = "traffic_bytes"
             case medianUs = "median_us", minUs = "min_us", gbps
             case memcpyMedianUs = "memcpy_median_us", memcpyMinUs = "memcpy_min_us", memcpyGbps = "memcpy_gbps"

@@ -14,19 +14,30 @@ extension BenchState {
         var inner = 1
     }
 
+    /// The shortest warm-up of the workload before timing (see `measure`).
+    static let warmUpSeconds = 0.25
+
     /// Times `iterations` samples of the workload and as many baseline samples (and
     /// parallel baseline samples when `threads > 1`), in alternating rounds of about
     /// 20 ms each: both see the same load over the run, and workload calls still come
     /// back to back within a round, as in a model (and as PyTorch's timing script
     /// calls its kernel), so helper threads stay awake between calls.
-    func measure(iterations requested: Int?, threads: Int, progress: Progress) -> Timings {
-        // Warm up (page faults, caches, helper threads), then estimate one call.
+    /// With `gapNanoseconds`, the calling thread busy-waits that long after each timed
+    /// workload sample (untimed), and samples are single calls.
+    func measure(iterations requested: Int?, threads: Int, gapNanoseconds: UInt64 = 0, progress: Progress) -> Timings {
+        // Warm up (page faults, caches, helper threads), then estimate one call. The
+        // workload runs for at least `warmUpSeconds`: OpenBLAS (pthread builds) starts its
+        // server threads when the library loads, and they spin on sched_yield for about
+        // 0.1 s before they sleep, on the core NormKit's helper needs (docs/performance.md,
+        // "OpenBLAS's idle threads at start-up").
         for _ in 0..<3 { workload.runOnce(self); baselineOnce() }
+        let warmUpStart = monotonicNanoseconds()
+        while Double(monotonicNanoseconds() &- warmUpStart) * 1e-9 < Self.warmUpSeconds { workload.runOnce(self) }
         var estimate = Double.infinity
         for _ in 0..<5 { estimate = min(estimate, seconds { self.workload.runOnce(self) }) }
         var t = Timings()
-        t.inner = estimate < 20e-6 ? Int((20e-6 / max(estimate, 1e-9)).rounded(.up)) : 1
-        let perSample = estimate * Double(t.inner)
+        t.inner = estimate < 20e-6 && gapNanoseconds == 0 ? Int((20e-6 / max(estimate, 1e-9)).rounded(.up)) : 1
+        let perSample = estimate * Double(t.inner) + Double(gapNanoseconds) * 1e-9
         let iterations = requested ?? min(20_000, max(11, Int(1.0 / max(perSample, 1e-9))))
         let round = max(1, min(iterations, Int(20e-3 / max(perSample, 1e-9))))
         progress.expect(seconds: perSample * Double(iterations) * (threads > 1 ? 3 : 2), total: iterations)
@@ -36,6 +47,10 @@ extension BenchState {
             let n = min(round, iterations - done)
             for _ in 0..<n {
                 t.workload.append(seconds { for _ in 0..<inner { self.workload.runOnce(self) } } / Double(inner))
+                if gapNanoseconds > 0 {
+                    let until = monotonicNanoseconds() &+ gapNanoseconds
+                    while monotonicNanoseconds() < until {}
+                }
             }
             for _ in 0..<n {
                 t.memcpy.append(seconds { for _ in 0..<inner { self.baselineOnce() } } / Double(inner))
