@@ -1,10 +1,12 @@
 // The fast backward pass's row sums (kernel layer `backward_centre`): float within
-// blocks of 4 vectors per lane, the blocks in Double. docs/numerics.md ("Backward")
-// bounds each term's error by its product roundings plus 3u of float additions; the
-// check's constants (8u for Σ dy·w, 12u for Σ p·w) rest on that. These rows put the
-// chain to work: equal positive terms just above 1, whose float partial sums round from
-// the third term on, at lengths around each block boundary. (A float chain of 64 such
-// terms is off by 6u, one of 4 by 0; these rows measure 0.58u at every level.)
+// blocks per lane (trees over 8 vectors, then chains of at most 4), the blocks in Double.
+// docs/numerics.md ("Backward") bounds each term's error by its product roundings plus
+// 3u of float additions; the check's constants (8u for Σ dy·w, 12u for Σ p·w) rest on
+// that. These rows put the sums to work: equal positive terms just above 1, whose chained
+// float partial sums round from the third term on, at lengths around each block
+// boundary, and a row at the tree's edge: products [1, a, a, 0, a, 0, 0, 0] by position in
+// the block (a just over u), each of the tree's three roundings about 0.99u up.
+// (A float chain of 64 equal terms is off by 6u, one of 4 by 0.)
 @testable import NormKit
 import CNormKernels
 import NormKitTesting
@@ -28,14 +30,34 @@ struct BlockedRowSumTests {
                 ("random", rx, rdy, rw)]
     }
 
+    /// Elements per vector at each level (NK_W).
+    static func width(_ level: InstructionSet) -> Int {
+        switch level {
+        case .baseline: 4
+        case .avx2: 8
+        case .avx512: 16
+        }
+    }
+
+    /// The tree-edge row: dy by position in the block [1, a, a, 0, a, 0, 0, 0], a = 1.01u,
+    /// w = 1 (exact products), x = 5 (every d = 0).
+    static func treeEdge(dim n: Int, width: Int) -> (String, [Float], [Float], [Float]) {
+        let a: Float = 1.01 * 0x1p-24
+        let pattern: [Float] = [1, a, a, 0, a, 0, 0, 0]
+        return ("tree edge", [Float](repeating: 5, count: n), (0..<n).map { pattern[($0 / width) % 8] },
+                [Float](repeating: 1, count: n))
+    }
+
     @Test(arguments: InstructionSet.supported)
     func sumsWithinTheirBound(level: InstructionSet) throws {
         try InstructionSet.with(level) {
             let kernels = Kernels.layerNorm
             let u = 0x1p-24
             var worst = (0.0, 0.0)
+            var edge = 0.0  // the tree-edge row with a whole block
+            let width = Self.width(level)
             for n in Self.dims {
-                for (name, x, dy, w) in Self.rows(dim: n) {
+                for (name, x, dy, w) in Self.rows(dim: n) + [Self.treeEdge(dim: n, width: width)] {
                     let mean = x.reduce(0.0) { $0 + Double($1) } / Double(n)
                     let hi = Float(mean), lo = Float(mean - Double(hi))
                     var sums = (0.0, 0.0)
@@ -57,12 +79,16 @@ struct BlockedRowSumTests {
                     // Σ p·w: d (3u), p (u), ·w (u), 3 additions; d is exact here only near the mean.
                     let eq = qAbs > 0 ? abs(sums.1 - q) / (u * qAbs) : 0
                     worst = (max(worst.0, eg), max(worst.1, eq))
+                    if name == "tree edge" && n >= 8 * width { edge = max(edge, eg) }
                     #expect(eg <= 4.001, "\(level) dim \(n) \(name): Σ dy·w off by \(eg)u of Σ|dy·w|")
                     #expect(eq <= 8.001, "\(level) dim \(n) \(name): Σ p·w off by \(eq)u of Σ|p·w|")
                 }
             }
             // The rows must reach a visible part of the bound, or they test nothing.
             #expect(worst.0 > 0.25, "\(level): worst Σ dy·w error only \(worst.0)u")
+            // The edge row must reach most of the tree's 3u.
+            #expect(edge > 2.5, "\(level): the tree-edge row only \(edge)u")
+            print("BlockedRowSumTests \(level): worst Σ dy·w \(worst.0)u, Σ p·w \(worst.1)u; tree edge \(edge)u")
         }
     }
 }

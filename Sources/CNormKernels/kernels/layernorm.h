@@ -1187,7 +1187,8 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
 
 // ---- Backward ----
 
-/// Vectors per block of the fast pass's float row sums (docs/numerics.md, "Backward").
+/// The longest float chain of the fast pass's row sums, in vectors: whole blocks are
+/// twice this, added as trees of the same depth (docs/numerics.md, "Backward").
 #define NK_LN_BLOCK 4
 
 /// The largest lane (NaN lanes were skipped by the running maximum that built `v`).
@@ -1218,9 +1219,37 @@ static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, con
     nk_vf dmax = {};
     nk_vd sg = {}, sq = {};
     size_t i = 0;
-    // Blocks of NK_LN_BLOCK vectors: each lane adds at most NK_LN_BLOCK float terms
-    // (the first into zero, exactly), then the block's partials are widened and added
-    // in Double (docs/numerics.md, "Backward": at most 4 float additions per term).
+    // Whole blocks of 2·NK_LN_BLOCK vectors, each sum's terms added per lane as a balanced
+    // tree: pairs of vectors joined by one fused multiply-add (the second product exact in
+    // it where the level has FMA), then two additions; the block's partials widened and
+    // added in Double. Then chains of at most NK_LN_BLOCK terms a lane (the first into
+    // zero, exactly). Either way a term meets at most 3 float roundings after its own
+    // products (docs/numerics.md, "Backward").
+#define NK_LN_CENTRE_PAIR(o, PG, PQ)                                                       \
+    do {                                                                                   \
+        __builtin_prefetch(x + (o) + ahead, 0, 2);                                         \
+        __builtin_prefetch(dy + (o) + ahead, 0, 2);                                        \
+        __builtin_prefetch(x + (o) + NK_W + ahead, 0, 2);                                  \
+        __builtin_prefetch(dy + (o) + NK_W + ahead, 0, 2);                                 \
+        const nk_vf x0_ = nk_load(x + (o)), dy0_ = nk_load(dy + (o)), w0_ = nk_load(w + (o)); \
+        const nk_vf x1_ = nk_load(x + (o) + NK_W), dy1_ = nk_load(dy + (o) + NK_W),        \
+                    w1_ = nk_load(w + (o) + NK_W);                                         \
+        const nk_vf d0_ = (x0_ - hv) - lv, d1_ = (x1_ - hv) - lv;                          \
+        dmax = nk_max_skip_nan(dmax, nk_abs(d0_));                                         \
+        dmax = nk_max_skip_nan(dmax, nk_abs(d1_));                                         \
+        (PG) = NK_FMA(dy1_, w1_, dy0_ * w0_);                                              \
+        (PQ) = NK_FMA(d1_ * dy1_, w1_, (d0_ * dy0_) * w0_);                                \
+    } while (0)
+    for (; i + 2 * NK_LN_BLOCK * NK_W <= n; i += 2 * NK_LN_BLOCK * NK_W) {
+        nk_vf g0, q0, g1, q1, g2, q2, g3, q3;
+        NK_LN_CENTRE_PAIR(i, g0, q0);
+        NK_LN_CENTRE_PAIR(i + 2 * NK_W, g1, q1);
+        NK_LN_CENTRE_PAIR(i + 4 * NK_W, g2, q2);
+        NK_LN_CENTRE_PAIR(i + 6 * NK_W, g3, q3);
+        sg += nk_widen((g0 + g1) + (g2 + g3));
+        sq += nk_widen((q0 + q1) + (q2 + q3));
+    }
+#undef NK_LN_CENTRE_PAIR
     for (; i + NK_LN_BLOCK * NK_W <= n; i += NK_LN_BLOCK * NK_W) {
         nk_vf fg = {}, fq = {};
         for (int j = 0; j < NK_LN_BLOCK; j++) {
