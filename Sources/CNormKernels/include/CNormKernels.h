@@ -169,8 +169,8 @@ typedef struct nk_layernorm_kernels {
     /// partials added in double). Returns max|d|.
     float (*backward_centre)(const float *x, const float *dy, const float *w, size_t n, float mean_hi,
                              float mean_lo, size_t ahead, double *sums);
-    /// Fast pass 2: out = (dy·w)·rstd + (x·beta + gamma), and the row's share of the
-    /// block's partials: pw += ((x - mean_hi) - mean_lo)·s·dy, pb += dy (either may be
+    /// Fast pass 2: out = fma(dy·w, rstd, fma(x, beta, gamma)), and the row's share of the
+    /// block's partials: pw = fma(((x - mean_hi) - mean_lo)·s, dy, pw), pb += dy (either may be
     /// NULL). Returns max|out|. Prefetches `prefetch` (the output rows ahead) for writing.
     float (*backward_affine)(const float *dy, const float *w, const float *x, float *out, size_t n, float rstd,
                              float beta, float gamma, float mean_hi, float mean_lo, float s, float *_Nullable pw,

@@ -1285,14 +1285,15 @@ static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, con
 }
 #undef NK_LN_CENTRE_STEP
 
-/// One vector of the fast pass 2: e = (dy·w)·r + (x·beta + gamma), and the block's
-/// partials pw += ((x - hi) - lo)·s·dy, pb += dy where wanted.
+/// One vector of the fast pass 2: e = fma(dy·w, r, fma(x, beta, gamma)), and the block's
+/// partials pw = fma(((x - hi) - lo)·s, dy, pw), pb += dy where wanted (NK_FMA: one rounding
+/// where the level has FMA, two at the baseline level; the bound counts two).
 static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_ln_affine_step)(
     nk_vf xv, nk_vf dyv, nk_vf wv, nk_vf rv, nk_vf bv, nk_vf gv, nk_vf hv, nk_vf lv, nk_vf sv, nk_vf *pwv,
     nk_vf *pbv, int want_w, int want_b) {
-    if (want_w) *pwv = *pwv + ((xv - hv) - lv) * sv * dyv;
+    if (want_w) *pwv = NK_FMA(((xv - hv) - lv) * sv, dyv, *pwv);
     if (want_b) *pbv = *pbv + dyv;
-    return (dyv * wv) * rv + (xv * bv + gv);
+    return NK_FMA(dyv * wv, rv, NK_FMA(xv, bv, gv));
 }
 
 /// The fast pass 2 over `rows` (1 or 2, a constant) consecutive rows (x, dy and out of row

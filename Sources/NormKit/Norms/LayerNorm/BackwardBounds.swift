@@ -25,7 +25,8 @@ enum BackwardBounds {
 
     /// The fast path's check: whether the first-order bound on the row's |dx - dx64|
     /// (docs/numerics.md, "Backward") is within `tolerance·max(1, max|dx|)`. Per element
-    /// of dx = (dy·w)·r + (x·β + γ), in units of r: 3u·|g| from the product and r's
+    /// of dx = (dy·w)·r + (x·β + γ) (each product and sum rounded, as at the baseline level;
+    /// the other levels fuse two pairs, leaving two of these roundings out), in units of r: 3u·|g| from the product and r's
     /// rounding, 2u·r·C·|x| from x·β and β's rounding, u·(|γ|/r + |a + x̂·c|) from the
     /// inner sum and γ's rounding, u·|t| from the outer sum; with |g| <= T + A + X·C and
     /// r·|x| <= M + X that is u·(4T + 5A + 6X·C + 3M·C). Then as for the careful path:

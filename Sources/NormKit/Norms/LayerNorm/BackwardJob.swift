@@ -192,7 +192,7 @@ struct BackwardJob: @unchecked Sendable {
     }
 
     /// The fast path (see BackwardKernel.swift): the two sums, then
-    /// dx = (dy·w)·r + (x·β + γ) into dx (into `delta` when accumulating) with the
+    /// dx = fma(dy·w, r, fma(x, β, γ)) into dx (into `delta` when accumulating) with the
     /// row's partials. Returns whether the check accepts the row.
     @inline(__always)
     func fastRow(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,

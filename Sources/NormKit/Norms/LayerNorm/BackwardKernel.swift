@@ -20,7 +20,7 @@
 //      near the mean) and p = d·dy, max|d|, and in the same pass Σ dy·w and Σ p·w
 //      (float products added in float within blocks of 4 vectors per lane, the block
 //      partials in Double), so a = Σ dy·w / n and c = r·Σ p·w / n. Nothing is stored.
-//   2. `backward_affine`: dx = (dy·w)·r + (x·β + γ), max|dx|, and the row's share of
+//   2. `backward_affine`: dx = fma(dy·w, r, fma(x, β, γ)), max|dx|, and the row's share of
 //      the block's partial dweight and dbias: d·r·dy and dy. Three products and two
 //      sums per element for dx, x read again (from cache) instead of a stored x̂. β·x
 //      and γ cancel when |μ|·r is large, which is what the gate bounds. Two consecutive
