@@ -94,9 +94,20 @@ struct RMSPipelinedTests {
         for dim in Self.dims {
             let batch = Self.batch(dim: dim), rows = batch.count
             let x = batch.flatMap { $0 }
-            let weight = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.2, seed: 7).scalars
-            for offset: Float in [0, 1] {
-                let what = "\(level) dim \(dim) offset \(offset)"
+            let random = Tensor.randomNormal([dim], mean: 1, standardDeviation: 0.2, seed: 7).scalars
+            // Weights whose sum with the offset is not themselves, bit for bit: -0 (0 + -0 is +0)
+            // and a signalling NaN (the sum quietens it). The multi-row kernel multiplies by w
+            // itself only when the sum is w for every weight (nk_rms_offset_is_exact); with
+            // these it must keep the sum, or the -0 columns' outputs change sign.
+            var signed = random
+            for j in stride(from: 0, to: dim, by: 3) { signed[j] = j % 2 == 0 ? -0.0 : 0.0 }
+            if dim > 2 { signed[dim - 1] = Float(bitPattern: 0x7fa0_0000) }
+            let offsets: [Float] = [0, 1, -0.0]
+            let cases: [(String, [Float], Float)] = [("random", random), ("signed zeros", signed)].flatMap { kind in
+                offsets.map { (kind.0, kind.1, $0) }
+            }
+            for (weightKind, weight, offset) in cases {
+                let what = "\(level) dim \(dim) offset \(offset) \(weightKind) weights"
                 // Apart, into y with guard elements after it, keeping 1/rms.
                 var y = [Float](repeating: Self.guardValue, count: x.count + 16)
                 var refused = [Int](repeating: -1, count: rows)

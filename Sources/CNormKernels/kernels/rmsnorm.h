@@ -148,9 +148,34 @@ static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size
 }
 
 /// One vector of the output pass: (x·r)·(offset + w), in float. Every form of the pass
-/// (one row, pipelined rows) computes y with it, so their bits cannot drift apart.
-static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_scaled)(nk_vf x, nk_vf r, nk_vf offset, nk_vf w) {
-    return (x * r) * (offset + w);
+/// (one row, pipelined rows) computes y with it, so their bits cannot drift apart. With
+/// `plain` (a constant; only where nk_rms_offset_is_exact holds for the row's w and
+/// offset) the sum is left out: it is w, bit for bit.
+static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_scaled)(nk_vf x, nk_vf r, nk_vf offset, nk_vf w,
+                                                                          const int plain) {
+    return plain ? (x * r) * w : (x * r) * (offset + w);
+}
+
+/// Whether the output pass's offset + w[i] (the offset as nk_splat makes it: a -0 offset is
+/// +0 there) is w[i], bit for bit, for every i < n: an offset of ±0 with no -0 (0 + -0 is
+/// +0) and no signalling NaN (the sum quietens it) among the weights. Then
+/// the output pass may multiply by w itself (nk_rms_scaled's `plain`): one operation a
+/// vector fewer, the same bits (6% of a pipelined row of 768, docs/performance.md).
+static inline int NK_NAME(nk_rms_offset_is_exact)(const float *w, size_t n, float offset) {
+    const nk_vf ov = nk_splat(offset);
+    nk_vi differ = {};
+    size_t i = 0;
+    for (; i + NK_W <= n; i += NK_W) {
+        const nk_vf wv = nk_load(w + i);
+        differ |= (nk_vi)(ov + wv) ^ (nk_vi)wv;
+    }
+    if (i < n) {  // padding lanes 0: ov + 0 is 0 unless the offset is not finite (then not exact)
+        const nk_vf wv = nk_load_partial(w + i, n - i, 0);
+        differ |= (nk_vi)(ov + wv) ^ (nk_vi)wv;
+    }
+    for (int j = 0; j < NK_W; j++)
+        if (differ[j]) return 0;
+    return 1;
 }
 
 /// 1/sqrt(Σ/n + eps) in double, as RMSKernel computes r from a row's sum of squares (and
@@ -163,26 +188,27 @@ static inline __attribute__((always_inline)) double NK_NAME(nk_rms_reciprocal)(d
 /// before it is written).
 static inline __attribute__((always_inline)) void NK_NAME(nk_rms_scale_body)(const void *x, void *y, size_t n, float r,
                                                                             const float *w, float offset,
-                                                                            const int fmt) {
+                                                                            const int plain, const int fmt) {
     const nk_vf rv = nk_splat(r), ov = nk_splat(offset);
     size_t i = 0;
     for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
-        const nk_vf a = NK_NAME(nk_rms_scaled)(nk_elem_load(x, i, fmt), rv, ov, nk_load(w + i));
-        const nk_vf b = NK_NAME(nk_rms_scaled)(nk_elem_load(x, i + NK_W, fmt), rv, ov, nk_load(w + i + NK_W));
+        const nk_vf a = NK_NAME(nk_rms_scaled)(nk_elem_load(x, i, fmt), rv, ov, nk_load(w + i), plain);
+        const nk_vf b = NK_NAME(nk_rms_scaled)(nk_elem_load(x, i + NK_W, fmt), rv, ov, nk_load(w + i + NK_W), plain);
         nk_elem_store2(y, i, a, b, fmt);
     }
     for (; i + NK_W <= n; i += NK_W)
-        nk_elem_store(y, i, NK_NAME(nk_rms_scaled)(nk_elem_load(x, i, fmt), rv, ov, nk_load(w + i)), fmt);
+        nk_elem_store(y, i, NK_NAME(nk_rms_scaled)(nk_elem_load(x, i, fmt), rv, ov, nk_load(w + i), plain), fmt);
     if (i < n) {
         const size_t k = n - i;
         nk_elem_store_partial(
             y, i, k,
-            NK_NAME(nk_rms_scaled)(nk_elem_load_partial(x, i, k, 0, fmt), rv, ov, nk_load_partial(w + i, k, 0)), fmt);
+            NK_NAME(nk_rms_scaled)(nk_elem_load_partial(x, i, k, 0, fmt), rv, ov, nk_load_partial(w + i, k, 0), plain),
+            fmt);
     }
 }
 
 static void NK_NAME(nk_rms_scale)(const float *x, float *y, size_t n, float r, const float *w, float offset) {
-    NK_NAME(nk_rms_scale_body)(x, y, n, r, w, offset, NK_ELEM_F32);
+    NK_NAME(nk_rms_scale_body)(x, y, n, r, w, offset, 0, NK_ELEM_F32);
 }
 
 /// A row of 16-bit elements through the certified float sum and the scale, converted in
@@ -193,7 +219,7 @@ static inline __attribute__((always_inline)) int32_t NK_NAME(nk_rms_forward_row_
     const double s = NK_NAME(nk_rms_row_sumsq_f_body)(x, n, fmt);
     // A certified sum is below n·2^128, so ms <= 2^240 and RMSKernel's scaling is not needed.
     if (!nk_rms_sum_certified(s, n)) return 1;
-    NK_NAME(nk_rms_scale_body)(x, y, n, (float)NK_NAME(nk_rms_reciprocal)(s, n, eps), w, offset, fmt);
+    NK_NAME(nk_rms_scale_body)(x, y, n, (float)NK_NAME(nk_rms_reciprocal)(s, n, eps), w, offset, 0, fmt);
     return 0;
 }
 
@@ -224,7 +250,7 @@ static int32_t NK_NAME(nk_rms_forward_row_half)(const uint16_t *x, uint16_t *y, 
 /// the rows ahead cost 7-18% (docs/performance.md, "RMSNorm rows pipelined").
 static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_body)(
     const void *x, const float *res, float *sum, void *y, size_t rows, size_t n, double eps, const float *w,
-    float offset, double *rrms, size_t *refused, const int add, const int fmt) {
+    float offset, double *rrms, size_t *refused, const int add, const int plain, const int fmt) {
     size_t count = 0;
     const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
     const void *const input = add ? (const void *)sum : x;
@@ -238,13 +264,13 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_
         void *const yo = (char *)y + o * stride;
         const nk_vf rv = nk_splat(r_o);
         double s;
-#define NK_RMS_OUT_V(i) NK_NAME(nk_rms_scaled)(nk_elem_load(xo, (i), fmt), rv, ov, nk_load(w + (i)))
+#define NK_RMS_OUT_V(i) NK_NAME(nk_rms_scaled)(nk_elem_load(xo, (i), fmt), rv, ov, nk_load(w + (i)), plain)
 #define NK_RMS_OUT(i) nk_elem_store(yo, (i), NK_RMS_OUT_V(i), fmt)
 #define NK_RMS_OUT2(i) nk_elem_store2(yo, (i), NK_RMS_OUT_V(i), NK_RMS_OUT_V((i) + NK_W), fmt)
 #define NK_RMS_OUT_TAIL(i, k)                                                                              \
     nk_elem_store_partial(yo, (i), (k),                                                                    \
                           NK_NAME(nk_rms_scaled)(nk_elem_load_partial(xo, (i), (k), 0, fmt), rv, ov,      \
-                                                 nk_load_partial(w + (i), (k), 0)),                        \
+                                                 nk_load_partial(w + (i), (k), 0), plain),                 \
                           fmt)
 #define NK_RMS_ROW_LOAD(i) nk_elem_load(xr, (i), fmt)
 #define NK_RMS_ROW_TAIL(i, k) nk_elem_load_partial(xr, (i), (k), 0, fmt)
@@ -287,26 +313,34 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_
         pending = 1;
     }
     if (pending)
-        NK_NAME(nk_rms_scale_body)((const char *)input + o * stride, (char *)y + o * stride, n, r_o, w, offset, fmt);
+        NK_NAME(nk_rms_scale_body)((const char *)input + o * stride, (char *)y + o * stride, n, r_o, w, offset, plain,
+                                   fmt);
     return count;
 }
 
 static size_t NK_NAME(nk_rms_forward_rows)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w,
                                            float offset, double *rrms, size_t *refused) {
-    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, rrms, refused, 0, NK_ELEM_F32);
+    if (NK_NAME(nk_rms_offset_is_exact)(w, n, offset))
+        return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, rrms, refused, 0, 1, NK_ELEM_F32);
+    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, rrms, refused, 0, 0, NK_ELEM_F32);
 }
 
 static size_t NK_NAME(nk_rms_add_forward_rows)(const float *x, const float *res, float *sum, float *y, size_t rows,
                                                size_t n, double eps, const float *w, float offset, double *rrms,
                                                size_t *refused) {
-    return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, 1, NK_ELEM_F32);
+    if (NK_NAME(nk_rms_offset_is_exact)(w, n, offset))
+        return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, 1, 1, NK_ELEM_F32);
+    return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, 1, 0, NK_ELEM_F32);
 }
 
 static size_t NK_NAME(nk_rms_forward_rows_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n, int32_t format,
                                                 double eps, const float *w, float offset, size_t *refused) {
+    const int plain = NK_NAME(nk_rms_offset_is_exact)(w, n, offset);
     if (format == NK_ELEM_BF16)
-        return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, NK_ELEM_BF16);
-    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, NK_ELEM_F16);
+        return plain ? NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 1, NK_ELEM_BF16)
+                     : NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 0, NK_ELEM_BF16);
+    return plain ? NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 1, NK_ELEM_F16)
+                 : NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 0, NK_ELEM_F16);
 }
 
 static double NK_NAME(nk_rms_backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n) {
