@@ -30,22 +30,11 @@ struct BlockedRowSumTests {
                 ("random", rx, rdy, rw)]
     }
 
-    /// Elements per vector at each level (NK_W).
-    static func width(_ level: InstructionSet) -> Int {
-        switch level {
-        case .baseline: 4
-        case .avx2: 8
-        case .avx512: 16
-        }
-    }
-
-    /// The tree-edge row: dy by position in the block [1, a, a, 0, a, 0, 0, 0], a = 1.01u,
-    /// w = 1 (exact products), x = 5 (every d = 0).
+    /// The tree-edge row: dy at BlockedSums.treeEdge with a = 1.01u, w = 1 (exact products),
+    /// x = 5 (every d = 0).
     static func treeEdge(dim n: Int, width: Int) -> (String, [Float], [Float], [Float]) {
-        let a: Float = 1.01 * 0x1p-24
-        let pattern: [Float] = [1, a, a, 0, a, 0, 0, 0]
-        return ("tree edge", [Float](repeating: 5, count: n), (0..<n).map { pattern[($0 / width) % 8] },
-                [Float](repeating: 1, count: n))
+        ("tree edge", [Float](repeating: 5, count: n), BlockedSums.treeEdge(count: n, width: width, a: 1.01 * 0x1p-24),
+         [Float](repeating: 1, count: n))
     }
 
     @Test(arguments: InstructionSet.supported)
@@ -55,7 +44,7 @@ struct BlockedRowSumTests {
             let u = 0x1p-24
             var worst = (0.0, 0.0)
             var edge = 0.0  // the tree-edge row with a whole block
-            let width = Self.width(level)
+            let width = BlockedSums.width(level)
             for n in Self.dims {
                 for (name, x, dy, w) in Self.rows(dim: n) + [Self.treeEdge(dim: n, width: width)] {
                     let mean = x.reduce(0.0) { $0 + Double($1) } / Double(n)
@@ -79,7 +68,7 @@ struct BlockedRowSumTests {
                     // Σ p·w: d (3u), p (u), ·w (u), 3 additions; d is exact here only near the mean.
                     let eq = qAbs > 0 ? abs(sums.1 - q) / (u * qAbs) : 0
                     worst = (max(worst.0, eg), max(worst.1, eq))
-                    if name == "tree edge" && n >= 8 * width { edge = max(edge, eg) }
+                    if name == "tree edge" && n >= BlockedSums.treeVectors * width { edge = max(edge, eg) }
                     #expect(eg <= 4.001, "\(level) dim \(n) \(name): Σ dy·w off by \(eg)u of Σ|dy·w|")
                     #expect(eq <= 8.001, "\(level) dim \(n) \(name): Σ p·w off by \(eq)u of Σ|p·w|")
                 }

@@ -19,23 +19,11 @@ import Testing
 struct ForwardMomentSumTests {
     static let dims = [1, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257, 320, 768, 4099]
 
-    /// Elements per vector at each level (NK_W).
-    static func width(_ level: InstructionSet) -> Int {
-        switch level {
-        case .baseline: 4
-        case .avx2: 8
-        case .avx512: 16
-        }
-    }
-
-    /// A row whose whole blocks make every tree addition of a lane round up by almost half
-    /// an ulp: by vector position in the block, [1, a, a, 0, a, 0, 0, 0] with `a` just over
-    /// u for Σd (1 + a, then + a, then + a, each about 0.99u below the float above), and
-    /// the same with `a` the square root of that for Σd². About 2.97u of Σ|d| (of Σd²).
+    /// The tree-edge rows (BlockedSums.treeEdge): `a` just over u for Σd, its square root
+    /// for Σd².
     static func treeEdge(dim n: Int, width w: Int, squares: Bool) -> [Float] {
         let a: Float = squares ? Float((1.01 * 0x1p-24).squareRoot()) : 1.01 * 0x1p-24
-        let pattern: [Float] = [1, a, a, 0, a, 0, 0, 0]
-        return (0..<n).map { pattern[($0 / w) % 8] }
+        return BlockedSums.treeEdge(count: n, width: w, a: a)
     }
 
     /// (name, row, shift).
@@ -55,7 +43,7 @@ struct ForwardMomentSumTests {
         var worst = (0.0, 0.0)
         var edge = (0.0, 0.0)  // the tree-edge rows with a whole block
         for n in Self.dims {
-            for (name, x, s) in Self.rows(dim: n, width: Self.width(level)) {
+            for (name, x, s) in Self.rows(dim: n, width: BlockedSums.width(level)) {
                 let m = kernels.row_moments_fast(x, n, s)
                 // The differences are exact in Double; their sums are off by at most nε of
                 // Σ|d|, far below the u-sized bounds checked.
@@ -69,8 +57,8 @@ struct ForwardMomentSumTests {
                 let e1 = d1Abs > 0 ? abs(m.sum - d1) / (u * d1Abs) : 0
                 let e2 = d2 > 0 ? abs(m.sum_squares - d2) / (u * d2) : 0
                 worst = (max(worst.0, e1), max(worst.1, e2))
-                if n >= 8 * Self.width(level) && name == "tree edge Σd" { edge.0 = max(edge.0, e1) }
-                if n >= 8 * Self.width(level) && name == "tree edge Σd²" { edge.1 = max(edge.1, e2) }
+                if n >= BlockedSums.treeVectors * BlockedSums.width(level) && name == "tree edge Σd" { edge.0 = max(edge.0, e1) }
+                if n >= BlockedSums.treeVectors * BlockedSums.width(level) && name == "tree edge Σd²" { edge.1 = max(edge.1, e2) }
                 #expect(e1 <= 4.001, "\(level) dim \(n) \(name): Σd off by \(e1)u of Σ|d|")
                 #expect(e2 <= 6.001, "\(level) dim \(n) \(name): Σd² off by \(e2)u of Σd²")
             }

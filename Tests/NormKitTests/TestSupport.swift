@@ -93,3 +93,29 @@ func bits(_ g: LayerNorm.Gradients) -> [[UInt32]] { [bits(g.input), bits(g.weigh
 
 /// The bit patterns of every gradient (input, weight).
 func bits(_ g: RMSNorm.Gradients) -> [[UInt32]] { [bits(g.input), bits(g.weight)] }
+
+/// The kernel layer's blocked float sums (the forward fast moments, the backward row sums)
+/// as their bound tests see them.
+enum BlockedSums {
+    /// Elements per vector at each level (NK_W).
+    static func width(_ level: InstructionSet) -> Int {
+        switch level {
+        case .baseline: 4
+        case .avx2: 8
+        case .avx512: 16
+        }
+    }
+
+    /// Vectors in a whole block, added as a tree of depth 3 (NK_LN_TREE_VECTORS, and
+    /// 2·NK_LN_BLOCK in the backward).
+    static let treeVectors = 8
+
+    /// `count` values at a whole block's tree edge: by the position of their vector in the
+    /// block, [1, a, a, 0, a, 0, 0, 0]. With `a` just over u (1.01u), each of the tree's three
+    /// levels adds about a to a float just below a rounding boundary and rounds up by 0.99u:
+    /// 2.97u in all, of the 3u that three additions allow.
+    static func treeEdge(count: Int, width: Int, a: Float) -> [Float] {
+        let pattern: [Float] = [1, a, a, 0, a, 0, 0, 0]
+        return (0..<count).map { pattern[($0 / width) % treeVectors] }
+    }
+}
