@@ -318,30 +318,30 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_
     return count;
 }
 
+/// nk_rms_forward_rows_body with `plain` a constant: nk_rms_offset_is_exact, checked once a
+/// call (the names y, rows, n, eps, w, offset, refused are the callers' parameters).
+#define NK_RMS_ROWS(x, res, sum, rrms, add, fmt)                                                                \
+    (NK_NAME(nk_rms_offset_is_exact)(w, n, offset)                                                              \
+         ? NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, add, 1, fmt) \
+         : NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, add, 0, fmt))
+
 static size_t NK_NAME(nk_rms_forward_rows)(const float *x, float *y, size_t rows, size_t n, double eps, const float *w,
                                            float offset, double *rrms, size_t *refused) {
-    if (NK_NAME(nk_rms_offset_is_exact)(w, n, offset))
-        return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, rrms, refused, 0, 1, NK_ELEM_F32);
-    return NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, rrms, refused, 0, 0, NK_ELEM_F32);
+    return NK_RMS_ROWS(x, 0, 0, rrms, 0, NK_ELEM_F32);
 }
 
 static size_t NK_NAME(nk_rms_add_forward_rows)(const float *x, const float *res, float *sum, float *y, size_t rows,
                                                size_t n, double eps, const float *w, float offset, double *rrms,
                                                size_t *refused) {
-    if (NK_NAME(nk_rms_offset_is_exact)(w, n, offset))
-        return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, 1, 1, NK_ELEM_F32);
-    return NK_NAME(nk_rms_forward_rows_body)(x, res, sum, y, rows, n, eps, w, offset, rrms, refused, 1, 0, NK_ELEM_F32);
+    return NK_RMS_ROWS(x, res, sum, rrms, 1, NK_ELEM_F32);
 }
 
 static size_t NK_NAME(nk_rms_forward_rows_half)(const uint16_t *x, uint16_t *y, size_t rows, size_t n, int32_t format,
                                                 double eps, const float *w, float offset, size_t *refused) {
-    const int plain = NK_NAME(nk_rms_offset_is_exact)(w, n, offset);
-    if (format == NK_ELEM_BF16)
-        return plain ? NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 1, NK_ELEM_BF16)
-                     : NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 0, NK_ELEM_BF16);
-    return plain ? NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 1, NK_ELEM_F16)
-                 : NK_NAME(nk_rms_forward_rows_body)(x, 0, 0, y, rows, n, eps, w, offset, 0, refused, 0, 0, NK_ELEM_F16);
+    if (format == NK_ELEM_BF16) return NK_RMS_ROWS(x, 0, 0, 0, 0, NK_ELEM_BF16);
+    return NK_RMS_ROWS(x, 0, 0, 0, 0, NK_ELEM_F16);
 }
+#undef NK_RMS_ROWS
 
 static double NK_NAME(nk_rms_backward_dot)(const float *x, const float *dy, const float *w, float offset, size_t n) {
     const nk_vd ov = nk_splatd(offset);
