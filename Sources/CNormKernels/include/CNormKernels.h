@@ -165,8 +165,8 @@ typedef struct nk_layernorm_kernels {
     // `ahead` (in floats) is how far on x and dy are prefetched.
 
     /// Fast pass 1: d = (x - mean_hi) - mean_lo and p = d·dy, not stored: only the sums
-    /// (Σ dy·w and Σ p·w here in float within blocks of 4 vectors per lane, the block
-    /// partials added in double). Returns max|d|.
+    /// (Σ dy·w and Σ p·w here in float lanes, as trees over blocks of 8 vectors and chains
+    /// of at most 4 for the rest, the block partials added in double). Returns max|d|.
     float (*backward_centre)(const float *x, const float *dy, const float *w, size_t n, float mean_hi,
                              float mean_lo, size_t ahead, double *sums);
     /// Fast pass 2: out = fma(dy·w, rstd, fma(x, beta, gamma)), and the row's share of the

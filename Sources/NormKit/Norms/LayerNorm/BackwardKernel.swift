@@ -18,8 +18,9 @@
 //   zero (|μ|·r <= 16) and whose rstd is in [2^-30, 2^30]: random and real activations.
 //   1. `backward_centre`: d = (x - μ_hi) - μ_lo (μ split into two floats, so d is exact
 //      near the mean) and p = d·dy, max|d|, and in the same pass Σ dy·w and Σ p·w
-//      (float products added in float within blocks of 4 vectors per lane, the block
-//      partials in Double), so a = Σ dy·w / n and c = r·Σ p·w / n. Nothing is stored.
+//      (float products added per lane in float, as trees over blocks of 8 vectors and
+//      chains of at most 4 for the rest, the block partials in Double), so
+//      a = Σ dy·w / n and c = r·Σ p·w / n. Nothing is stored.
 //   2. `backward_affine`: dx = fma(dy·w, r, fma(x, β, γ)), max|dx|, and the row's share of
 //      the block's partial dweight and dbias: d·r·dy and dy. Three products and two
 //      sums per element for dx, x read again (from cache) instead of a stored x̂. β·x
