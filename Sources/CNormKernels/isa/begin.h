@@ -190,6 +190,22 @@ static inline __attribute__((always_inline)) float nk_hmin(nk_vf v) {
 }
 /// |v| (clears the sign bits).
 static inline __attribute__((always_inline)) nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
+/// max(m, |v|) per lane, m where v is NaN: nk_max_skip_nan(m, nk_abs(v)), for a running
+/// maximum m >= +0 (never NaN) of an arithmetic result v (never a signalling NaN). On
+/// AVX-512 one VRANGEPS (imm8 0b1011: the larger magnitude, sign cleared), which returns
+/// the other operand where one is a quiet NaN (Intel SDM, VRANGEPS, its NaN table); the
+/// two-operation form at the other levels. One vector operation fewer per element in the
+/// output passes, whose vector pipes are full (docs/performance.md, "One operation fewer
+/// for the certificate's maximum").
+static inline __attribute__((always_inline)) nk_vf nk_max_magnitude(nk_vf m, nk_vf v) {
+#if NK_LEVEL == 2
+    return (nk_vf)__builtin_ia32_rangeps512_mask((__attribute__((vector_size(64))) float)m,
+                                                 (__attribute__((vector_size(64))) float)v, 0x0B,
+                                                 (__attribute__((vector_size(64))) float)m, (unsigned short)0xffff, 4);
+#else
+    return nk_max_skip_nan(m, nk_abs(v));
+#endif
+}
 
 #if NK_HAS_FMA
 #define NK_FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))

@@ -266,9 +266,8 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_loo
         nk_vf t_;                                                           \
         const nk_vf y_ = NK_LN_CERT_Y(xv0, wv, bv);                          \
         STORE(y_);                                                          \
-        const nk_vf a_ = nk_abs(y_);                                        \
-        ym = nk_max_skip_nan(ym, a_);                                       \
-        if (want_m) mm = nk_max_skip_nan(mm, nk_abs(wv) * (nk_abs(t_) + kv)); \
+        ym = nk_max_magnitude(ym, y_);                                      \
+        if (want_m) mm = nk_max_magnitude(mm, nk_abs(wv) * (nk_abs(t_) + kv)); \
     } while (0)
     size_t i = 0;
     const int nt = stream && store && fmt == NK_ELEM_F32;
@@ -796,14 +795,13 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
     do {                                                                   \
         const nk_vf wv_ = nk_load(w + (at)), bv_ = nk_load(b + (at));       \
         const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load(xo, (at), fmt));          \
-        const nk_vf a_ = nk_abs(y_);                                       \
         if (flush) {                                                       \
             nk_elem_store_flush(yo, (at), y_, fmt);                        \
-            least = nk_min_skip_nan(least, a_);                            \
+            least = nk_min_skip_nan(least, nk_abs(y_));                    \
         } else {                                                           \
             nk_elem_store(yo, (at), y_, fmt);                              \
         }                                                                  \
-        ym = nk_max_skip_nan(ym, a_);                                      \
+        ym = nk_max_magnitude(ym, y_);                                     \
     } while (0)
 #define NK_LN_OUT_AFTER(at, c) \
     do {                       \
@@ -818,7 +816,7 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
         const nk_vf wv_ = nk_load_partial(w + (at), (k), 0), bv_ = nk_load_partial(b + (at), (k), 0); \
         const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load_partial(xo, (at), (k), 0, fmt));                    \
         nk_elem_store_partial(yo, (at), (k), y_, fmt);                                                 \
-        ym0 = nk_max_skip_nan(ym0, nk_abs(y_));                                                        \
+        ym0 = nk_max_magnitude(ym0, y_);                                                               \
     } while (0)
     if (add) {
         const void *const xa_ = xm, *const ra_ = res;
