@@ -59,6 +59,17 @@
 #endif
 
 #if NK_ENABLED
+// NK_INLINE: how every function of the math is declared. Optimised builds inline them
+// always, so the constant arguments that pick a form (an element format, the fused add)
+// fold away. Unoptimised builds (`swift build` in debug) keep them functions: at -O0
+// clang still inlines always_inline functions but gives each inlined copy's locals their
+// own stack slots, and the row kernels, built from hundreds of such copies, needed frames
+// of up to 11 MB, more than a thread's stack (docs/reliability.md, "Stack use").
+#if defined(__OPTIMIZE__)
+#define NK_INLINE static inline __attribute__((always_inline))
+#else
+#define NK_INLINE static inline
+#endif
 #define NK_CAT2(a, b) a##_##b
 #define NK_CAT(a, b) NK_CAT2(a, b)
 #define NK_NAME(f) NK_CAT(f, NK_SUFFIX)
@@ -78,23 +89,23 @@ typedef int32_t nk_vi __attribute__((vector_size(NK_W * 4)));
 /// A comparison of two nk_vd: all ones in a lane where it holds, else 0.
 typedef __typeof__((nk_vd){} > (nk_vd){}) nk_vl;
 
-static inline __attribute__((always_inline)) nk_vf nk_load(const float *p) {
+NK_INLINE nk_vf nk_load(const float *p) {
     nk_vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline __attribute__((always_inline)) void nk_store(float *p, nk_vf v) { memcpy(p, &v, sizeof v); }
+NK_INLINE void nk_store(float *p, nk_vf v) { memcpy(p, &v, sizeof v); }
 /// A non-temporal store of v at p, which must be aligned to the vector's size: the
 /// line goes to memory without being read first or kept in cache (a plain store off
 /// x86). Ordered with other threads' reads only after nk_stream_fence().
-static inline __attribute__((always_inline)) void nk_store_stream(float *p, nk_vf v) {
+NK_INLINE void nk_store_stream(float *p, nk_vf v) {
 #if defined(__x86_64__)
     __builtin_nontemporal_store(v, (nk_vf *)(void *)p);
 #else
     nk_store(p, v);
 #endif
 }
-static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (nk_vf){} + s; }
+NK_INLINE nk_vf nk_splat(float s) { return (nk_vf){} + s; }
 // Macros, not functions, for double vectors: at the AVX2 level they are 512 bits wide,
 // which no AVX2 calling convention passes in registers.
 #define nk_splatd(s) ((nk_vd){} + (double)(s))
@@ -140,23 +151,23 @@ static inline __attribute__((always_inline)) nk_vf nk_splat(float s) { return (n
 #include <immintrin.h>
 /// The first `k` (< NK_W) floats of `p` in a vector, the other lanes `fill`: a masked
 /// load, which reads (and can fault on) none of the masked-off lanes.
-static inline __attribute__((always_inline)) nk_vf nk_load_partial(const float *p, size_t k, float fill) {
+NK_INLINE nk_vf nk_load_partial(const float *p, size_t k, float fill) {
     return (nk_vf)_mm512_mask_loadu_ps(_mm512_set1_ps(fill), (__mmask16)((1u << k) - 1), p);
 }
 /// Stores the first `k` (< NK_W) lanes of `v` at `p` (a masked store: nothing else is written).
-static inline __attribute__((always_inline)) void nk_store_partial(float *p, size_t k, nk_vf v) {
+NK_INLINE void nk_store_partial(float *p, size_t k, nk_vf v) {
     _mm512_mask_storeu_ps(p, (__mmask16)((1u << k) - 1), (__m512)v);
 }
 #else
 /// The first `k` (< NK_W) floats of `p` in a vector, the other lanes `fill`.
-static inline __attribute__((always_inline)) nk_vf nk_load_partial(const float *p, size_t k, float fill) {
+NK_INLINE nk_vf nk_load_partial(const float *p, size_t k, float fill) {
     float tmp[NK_W];
     for (size_t i = 0; i < NK_W; i++) tmp[i] = fill;
     memcpy(tmp, p, k * sizeof(float));
     return nk_load(tmp);
 }
 /// Stores the first `k` (< NK_W) lanes of `v` at `p`.
-static inline __attribute__((always_inline)) void nk_store_partial(float *p, size_t k, nk_vf v) {
+NK_INLINE void nk_store_partial(float *p, size_t k, nk_vf v) {
     float tmp[NK_W];
     nk_store(tmp, v);
     memcpy(p, tmp, k * sizeof(float));
@@ -165,31 +176,31 @@ static inline __attribute__((always_inline)) void nk_store_partial(float *p, siz
 
 /// a > m ? a : m per lane (m where a is NaN): one maxps/vmaxps, not the NaN-ordering
 /// maxNum sequence, so a running maximum is no long dependency chain.
-static inline __attribute__((always_inline)) nk_vf nk_max_skip_nan(nk_vf m, nk_vf a) {
+NK_INLINE nk_vf nk_max_skip_nan(nk_vf m, nk_vf a) {
     const nk_vi gt = a > m;
     return (nk_vf)((gt & (nk_vi)a) | (~gt & (nk_vi)m));
 }
 /// a < m ? a : m per lane (m where a is NaN).
-static inline __attribute__((always_inline)) nk_vf nk_min_skip_nan(nk_vf m, nk_vf a) {
+NK_INLINE nk_vf nk_min_skip_nan(nk_vf m, nk_vf a) {
     const nk_vi lt = a < m;
     return (nk_vf)((lt & (nk_vi)a) | (~lt & (nk_vi)m));
 }
 /// The largest lane of a vector of values >= +0 (no NaN, no -0: a running maximum of
 /// magnitudes), as a tree: log2(NK_W) dependent steps. Exact, so the same value as any
 /// other order.
-static inline __attribute__((always_inline)) float nk_hmax_magnitudes(nk_vf v) {
+NK_INLINE float nk_hmax_magnitudes(nk_vf v) {
     for (int h = NK_W / 2; h >= 1; h /= 2)
         for (int i = 0; i < h; i++) v[i] = v[i + h] > v[i] ? v[i + h] : v[i];
     return v[0];
 }
 /// The smallest lane of a vector holding no NaN, as a tree.
-static inline __attribute__((always_inline)) float nk_hmin(nk_vf v) {
+NK_INLINE float nk_hmin(nk_vf v) {
     for (int h = NK_W / 2; h >= 1; h /= 2)
         for (int i = 0; i < h; i++) v[i] = v[i + h] < v[i] ? v[i + h] : v[i];
     return v[0];
 }
 /// |v| (clears the sign bits).
-static inline __attribute__((always_inline)) nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
+NK_INLINE nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
 /// max(m, |v|) per lane, m where v is NaN: nk_max_skip_nan(m, nk_abs(v)), for a running
 /// maximum m >= +0 (never NaN) of an arithmetic result v (never a signalling NaN). On
 /// AVX-512 one VRANGEPS (imm8 0b1011: the larger magnitude, sign cleared), which returns
@@ -197,7 +208,7 @@ static inline __attribute__((always_inline)) nk_vf nk_abs(nk_vf v) { return (nk_
 /// two-operation form at the other levels. One vector operation fewer per element in the
 /// output passes, whose vector pipes are full (docs/performance.md, "One operation fewer
 /// for the certificate's maximum").
-static inline __attribute__((always_inline)) nk_vf nk_max_magnitude(nk_vf m, nk_vf v) {
+NK_INLINE nk_vf nk_max_magnitude(nk_vf m, nk_vf v) {
 #if NK_LEVEL == 2
     return (nk_vf)__builtin_ia32_rangeps512_mask((__attribute__((vector_size(64))) float)m,
                                                  (__attribute__((vector_size(64))) float)v, 0x0B,

@@ -29,7 +29,7 @@
             memcpy(y + i, t, (n - i) * sizeof(uint16_t));                                       \
         }                                                                                       \
     }                                                                                           \
-    static inline __attribute__((always_inline)) void NK_NAME(prefix##_add_body)(                            \
+    NK_INLINE void NK_NAME(prefix##_add_body)(                            \
         const uint16_t *a, const uint16_t *b, uint16_t *sum, float *rounded, size_t n, const int keep) {   \
         size_t i = 0;                                                                           \
         for (; i + NK_W <= n; i += NK_W) {                                                      \

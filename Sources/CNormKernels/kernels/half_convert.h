@@ -16,17 +16,17 @@
 typedef uint32_t nk_vu __attribute__((vector_size(NK_W * 4)));
 typedef uint16_t nk_vh __attribute__((vector_size(NK_W * 2)));
 
-static inline __attribute__((always_inline)) nk_vh nk_loadh(const uint16_t *p) {
+NK_INLINE nk_vh nk_loadh(const uint16_t *p) {
     nk_vh v;
     memcpy(&v, p, sizeof v);
     return v;
 }
-static inline __attribute__((always_inline)) void nk_storeh(uint16_t *p, nk_vh v) { memcpy(p, &v, sizeof v); }
+NK_INLINE void nk_storeh(uint16_t *p, nk_vh v) { memcpy(p, &v, sizeof v); }
 /// Lane-wise `m ? a : b` for a comparison mask `m` (all ones or zeros per lane).
 #define nk_selu(m, a, b) ((((nk_vu)(m)) & (a)) | (~((nk_vu)(m)) & (b)))
 
 /// bfloat16 -> float: the top half of the float's bits. Exact; a NaN gets its quiet bit.
-static inline __attribute__((always_inline)) nk_vf nk_bf16_widen_int(nk_vh h) {
+NK_INLINE nk_vf nk_bf16_widen_int(nk_vh h) {
     nk_vu u = __builtin_convertvector(h, nk_vu) << 16;
     const nk_vu nan = (nk_vu)((u & 0x7fffffffu) > 0x7f800000u);
     u |= nan & 0x00400000u;
@@ -35,12 +35,12 @@ static inline __attribute__((always_inline)) nk_vf nk_bf16_widen_int(nk_vh h) {
 
 /// bfloat16 -> float as bits alone: exact for every value, and a NaN stays a NaN (with
 /// its quiet bit as it came), for kernels that only test a NaN for being one.
-static inline __attribute__((always_inline)) nk_vf nk_bf16_widen_bits(nk_vh h) {
+NK_INLINE nk_vf nk_bf16_widen_bits(nk_vh h) {
     return (nk_vf)(__builtin_convertvector(h, nk_vu) << 16);
 }
 
 /// nk_bf16_widen_bits of one value.
-static inline __attribute__((always_inline)) float nk_bf16_scalar_bits(uint16_t h) {
+NK_INLINE float nk_bf16_scalar_bits(uint16_t h) {
     const uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, sizeof f);
@@ -50,7 +50,7 @@ static inline __attribute__((always_inline)) float nk_bf16_scalar_bits(uint16_t 
 /// float -> bfloat16, round to nearest even: add 0x7fff plus the kept part's lowest
 /// bit, keep the top half (a carry out of the significand bumps the exponent, and out
 /// of the largest finite exponent gives infinity). NaN: the top half with the quiet bit.
-static inline __attribute__((always_inline)) nk_vh nk_bf16_narrow_int(nk_vf f) {
+NK_INLINE nk_vh nk_bf16_narrow_int(nk_vf f) {
     const nk_vu u = (nk_vu)f;
     const nk_vu rounded = (u + (0x7fffu + ((u >> 16) & 1u))) >> 16;
     const nk_vu quiet = (u >> 16) | 0x40u;
@@ -60,7 +60,7 @@ static inline __attribute__((always_inline)) nk_vh nk_bf16_narrow_int(nk_vf f) {
 
 /// binary16 -> float. Normal: re-bias the exponent; subnormal: m·2^-24 (exact in
 /// float); infinity and NaN: exponent all ones, a NaN gets its quiet bit.
-static inline __attribute__((always_inline)) nk_vf nk_f16_widen_int(nk_vh h) {
+NK_INLINE nk_vf nk_f16_widen_int(nk_vh h) {
     const nk_vu x = __builtin_convertvector(h, nk_vu);
     const nk_vu sign = (x & 0x8000u) << 16;
     const nk_vu em = x & 0x7fffu;
@@ -77,7 +77,7 @@ static inline __attribute__((always_inline)) nk_vf nk_f16_widen_int(nk_vh h) {
 /// rounds up to the next binade, or to infinity from 65520 on). Below 2^-14: add 0.5
 /// in float, which rounds |f| to a multiple of 2^-24 (to nearest even, the float
 /// ulp there), and take the low bits. NaN: quiet, with the top payload bits.
-static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_int(nk_vf f) {
+NK_INLINE nk_vh nk_f16_narrow_int(nk_vf f) {
     const nk_vu u = (nk_vu)f;
     const nk_vu sign = (u >> 16) & 0x8000u;
     const nk_vu a = u & 0x7fffffffu;
@@ -106,13 +106,13 @@ typedef __m256 nk_ps_reg;
 #define NK_CVTPS_PH _mm256_cvtps_ph
 #endif
 /// binary16 -> float (exact, NaN quietened).
-static inline __attribute__((always_inline)) nk_vf nk_f16_widen_hw(nk_vh h) {
+NK_INLINE nk_vf nk_f16_widen_hw(nk_vh h) {
     nk_ph_bits v;
     memcpy(&v, &h, sizeof v);
     return (nk_vf)NK_CVTPH_PS(v);
 }
 /// float -> binary16, round to nearest even.
-static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_hw(nk_vf f) {
+NK_INLINE nk_vh nk_f16_narrow_hw(nk_vf f) {
     const nk_ph_bits v = NK_CVTPS_PH((nk_ps_reg)f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     nk_vh h;
     memcpy(&h, &v, sizeof h);
@@ -130,7 +130,7 @@ static inline __attribute__((always_inline)) nk_vh nk_f16_narrow_hw(nk_vf f) {
 #if NK_LEVEL == 2
 /// Two vectors narrowed to bfloat16 with nk_bf16_narrow_int's bits, stored as one: the
 /// rounding in 32-bit lanes, then one two-source word permute takes every high half.
-static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_avx512(uint16_t *p, nk_vf f0, nk_vf f1) {
+NK_INLINE void nk_bf16_narrow_store2_avx512(uint16_t *p, nk_vf f0, nk_vf f1) {
     const __m512i idx = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27,
                                          25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     nk_vu r[2];
@@ -149,7 +149,7 @@ static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_avx512(u
     memcpy(p, &h, sizeof h);
 }
 /// Two vectors narrowed to binary16, stored as one.
-static inline __attribute__((always_inline)) void nk_f16_narrow_store2_hw(uint16_t *p, nk_vf f0, nk_vf f1) {
+NK_INLINE void nk_f16_narrow_store2_hw(uint16_t *p, nk_vf f0, nk_vf f1) {
     const __m256i a = _mm512_cvtps_ph((__m512)f0, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m256i b = _mm512_cvtps_ph((__m512)f1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
@@ -161,7 +161,7 @@ static inline __attribute__((always_inline)) void nk_f16_narrow_store2_hw(uint16
 /// float -> bfloat16 by VCVTNEPS2BF16 (round to nearest even; a NaN gets the integer
 /// code's quiet NaN). It flushes float subnormals to zero, so lanes holding one take
 /// the integer result: the integer code's bits in every lane.
-static inline __attribute__((always_inline)) nk_vh nk_bf16_narrow_native(nk_vf f) {
+NK_INLINE nk_vh nk_bf16_narrow_native(nk_vf f) {
     const __m512 v = (__m512)f;
     __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
     const __mmask16 subnormal = _mm512_fpclass_ps_mask(v, 0x20);
@@ -177,7 +177,7 @@ static inline __attribute__((always_inline)) nk_vh nk_bf16_narrow_native(nk_vf f
 }
 /// Two vectors by one VCVTNE2PS2BF16, stored as one; a pair holding a float subnormal
 /// takes the integer code (nk_bf16_narrow_store2_avx512).
-static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_native(uint16_t *p, nk_vf f0, nk_vf f1) {
+NK_INLINE void nk_bf16_narrow_store2_native(uint16_t *p, nk_vf f0, nk_vf f1) {
     if (_mm512_fpclass_ps_mask((__m512)f0, 0x20) | _mm512_fpclass_ps_mask((__m512)f1, 0x20)) {
         nk_bf16_narrow_store2_avx512(p, f0, f1);
         return;
@@ -191,11 +191,11 @@ static inline __attribute__((always_inline)) void nk_bf16_narrow_store2_native(u
 /// code's bits in every lane that does not hold a float subnormal (those become a zero of
 /// their sign). For callers that check for subnormals themselves, once per row, instead of
 /// once per vector (nk_elem_store_flush).
-static inline __attribute__((always_inline)) void nk_bf16_store_flush(uint16_t *p, nk_vf f) {
+NK_INLINE void nk_bf16_store_flush(uint16_t *p, nk_vf f) {
     const __m256bh h = _mm512_cvtneps_pbh((__m512)f);
     memcpy(p, &h, sizeof h);
 }
-static inline __attribute__((always_inline)) void nk_bf16_store2_flush(uint16_t *p, nk_vf f0, nk_vf f1) {
+NK_INLINE void nk_bf16_store2_flush(uint16_t *p, nk_vf f0, nk_vf f1) {
     const __m512bh h = _mm512_cvtne2ps_pbh((__m512)f1, (__m512)f0);  // f0 in the low half
     memcpy(p, &h, sizeof h);
 }
@@ -237,7 +237,7 @@ static inline __attribute__((always_inline)) void nk_bf16_store2_flush(uint16_t 
 /// its 32-bit lane and zeroes the rest: AVX-512BW's VPERMW under a zeroing mask; AVX2's
 /// VPSHUFB on the 8 values broadcast to both 128-bit halves. Elsewhere a zero-extension
 /// and a shift (two operations, the first across 128-bit halves).
-static inline __attribute__((always_inline)) nk_vf nk_bf16_load_bits(const uint16_t *p) {
+NK_INLINE nk_vf nk_bf16_load_bits(const uint16_t *p) {
 #if NK_LEVEL == 2
     // Word 2j + 1 of the result takes word j of the 16 loaded; the even words are zeroed.
     const __m512i idx = _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5,
@@ -265,15 +265,15 @@ static inline __attribute__((always_inline)) nk_vf nk_bf16_load_bits(const uint1
 }
 
 /// NK_W elements i ..< i + NK_W of a row of format `fmt`, as floats.
-static inline __attribute__((always_inline)) nk_vf nk_elem_load(const void *p, size_t i, const int fmt) {
+NK_INLINE nk_vf nk_elem_load(const void *p, size_t i, const int fmt) {
     if (fmt == NK_ELEM_F32) return nk_load((const float *)p + i);
     // bfloat16 without the quiet bit: a row kernel only tests a NaN for being one.
     if (fmt == NK_ELEM_BF16) return nk_bf16_load_bits((const uint16_t *)p + i);
     return NK_F16_WIDEN(nk_loadh((const uint16_t *)p + i));
 }
 /// The k < NK_W elements from i on, the other lanes `fill`.
-static inline __attribute__((always_inline)) nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fill,
-                                                                        const int fmt) {
+NK_INLINE nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fill,
+                                     const int fmt) {
     if (fmt == NK_ELEM_F32) return nk_load_partial((const float *)p + i, k, fill);
     uint16_t t[NK_W] = {0};
     memcpy(t, (const uint16_t *)p + i, k * sizeof(uint16_t));
@@ -282,12 +282,12 @@ static inline __attribute__((always_inline)) nk_vf nk_elem_load_partial(const vo
     return v;
 }
 /// Stores v, rounded to `fmt`, at elements i ..< i + NK_W.
-static inline __attribute__((always_inline)) void nk_elem_store(void *p, size_t i, nk_vf v, const int fmt) {
+NK_INLINE void nk_elem_store(void *p, size_t i, nk_vf v, const int fmt) {
     if (fmt == NK_ELEM_F32) nk_store((float *)p + i, v);
     else nk_storeh((uint16_t *)p + i, fmt == NK_ELEM_BF16 ? NK_BF16_NARROW(v) : NK_F16_NARROW(v));
 }
 /// Stores v0, v1, rounded to `fmt`, at elements i ..< i + 2·NK_W.
-static inline __attribute__((always_inline)) void nk_elem_store2(void *p, size_t i, nk_vf v0, nk_vf v1, const int fmt) {
+NK_INLINE void nk_elem_store2(void *p, size_t i, nk_vf v0, nk_vf v1, const int fmt) {
     if (fmt == NK_ELEM_F32) {
         nk_store((float *)p + i, v0);
         nk_store((float *)p + i + NK_W, v1);
@@ -307,7 +307,7 @@ static inline __attribute__((always_inline)) void nk_elem_store2(void *p, size_t
 /// nk_elem_store, except that where NK_ELEM_STORE_FLUSHES(fmt) a lane holding a float
 /// subnormal may be stored as a zero: the caller must find such lanes (a |v| below 2^-126)
 /// and store them again through nk_elem_store.
-static inline __attribute__((always_inline)) void nk_elem_store_flush(void *p, size_t i, nk_vf v, const int fmt) {
+NK_INLINE void nk_elem_store_flush(void *p, size_t i, nk_vf v, const int fmt) {
 #if NK_BF16_FLUSHES
     if (fmt == NK_ELEM_BF16) {
         nk_bf16_store_flush((uint16_t *)p + i, v);
@@ -317,8 +317,8 @@ static inline __attribute__((always_inline)) void nk_elem_store_flush(void *p, s
     nk_elem_store(p, i, v, fmt);
 }
 /// nk_elem_store2 as nk_elem_store_flush is nk_elem_store.
-static inline __attribute__((always_inline)) void nk_elem_store2_flush(void *p, size_t i, nk_vf v0, nk_vf v1,
-                                                                       const int fmt) {
+NK_INLINE void nk_elem_store2_flush(void *p, size_t i, nk_vf v0, nk_vf v1,
+                                    const int fmt) {
 #if NK_BF16_FLUSHES
     if (fmt == NK_ELEM_BF16) {
         nk_bf16_store2_flush((uint16_t *)p + i, v0, v1);
@@ -328,8 +328,8 @@ static inline __attribute__((always_inline)) void nk_elem_store2_flush(void *p, 
     nk_elem_store2(p, i, v0, v1, fmt);
 }
 /// Stores the first k < NK_W lanes of v, rounded to `fmt`, from element i on.
-static inline __attribute__((always_inline)) void nk_elem_store_partial(void *p, size_t i, size_t k, nk_vf v,
-                                                                        const int fmt) {
+NK_INLINE void nk_elem_store_partial(void *p, size_t i, size_t k, nk_vf v,
+                                     const int fmt) {
     if (fmt == NK_ELEM_F32) {
         nk_store_partial((float *)p + i, k, v);
         return;

@@ -44,7 +44,7 @@ static nk_moments NK_NAME(nk_ln_row_moments)(const float *x, size_t n, float shi
     return (nk_moments){nk_sumd(a0 + a1), nk_sumd(q0 + q1)};
 }
 
-static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_ln_affine_v)(
+NK_INLINE nk_vf NK_NAME(nk_ln_affine_v)(
     nk_vf x, nk_vf w, nk_vf b, nk_vf hi, nk_vf lo, nk_vf r) {
     return NK_FMA(((x - hi) - lo) * r, w, b);
 }
@@ -221,7 +221,7 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// Σ(x - s) and Σ(x - s)² in float lanes, blocks of NK_LN_TREE_VECTORS vectors added as
 /// trees (NK_LN_MOMENTS_WALK), the block partials added in double. A non-finite result means an infinity or NaN in the
 /// row, or an overflow of a difference, a square or a partial: the caller falls back.
-static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moments_fast_body)(
+NK_INLINE nk_moments NK_NAME(nk_ln_row_moments_fast_body)(
     const void *x, size_t n, float shift, const int fmt) {
     const nk_vf sv = nk_splat(shift);
     nk_vd sa = {}, sq = {};
@@ -246,7 +246,7 @@ NK_LN_BY_FORMAT(nk_moments, nk_ln_row_moments_fast, (const void *x, size_t n, fl
 /// min |y| over those vectors, and when it is below 2^-126 (a subnormal, or a zero) stores
 /// them again through nk_elem_store, whose bits are the integer code's. x is still intact
 /// (y is not x), and each y_i is the same function of x_i, w_i, b_i both times.
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_loop)(
+NK_INLINE float NK_NAME(nk_ln_affine_cert_loop)(
     const void *x, void *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
     const float *b, float kappa, float *m_out, int scaled, int centred, int store, int want_m, int stream,
     const int flush, const int fmt) {
@@ -341,7 +341,7 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_loo
 }
 
 /// nk_ln_affine_cert_loop, with `flush` wherever nk_elem_store_flush may be used.
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_affine_cert_body)(
+NK_INLINE float NK_NAME(nk_ln_affine_cert_body)(
     const void *x, void *y, size_t n, float p, float mean_hi, float mean_lo, float scale, const float *w,
     const float *b, float kappa, float *m_out, int scaled, int centred, int store, int want_m, int stream,
     const int fmt) {
@@ -385,8 +385,8 @@ typedef struct {
 /// *st), else 1.
 /// Twin: nk_ln_forward_rows_batched_body computes the same, a row per vector lane, with the
 /// same operations in the same order; change both (PipelinedForwardTests compares their bits).
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_moments_certified)(nk_moments m, size_t n, float shift, double eps,
-                                                   NK_NAME(nk_ln_stats) *st) {
+NK_INLINE int NK_NAME(nk_ln_moments_certified)(nk_moments m, size_t n, float shift, double eps,
+                                               NK_NAME(nk_ln_stats) *st) {
     if (n > ((size_t)1 << 24)) return 1;
     if (!(m.sum - m.sum == 0 && m.sum_squares - m.sum_squares == 0)) return 1;  // non-finite, or overflowed
     const double nd = (double)n, inv_n = 1.0 / nd;
@@ -421,7 +421,7 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_moments_certified
 
 /// The float fast moments and their certificate. Returns 0 when the row is certified
 /// (and fills *st), else 1.
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_fast_stats_body)(
+NK_INLINE int NK_NAME(nk_ln_fast_stats_body)(
     const void *x, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st, const int fmt) {
     if (n > ((size_t)1 << 24)) return 1;
     return NK_NAME(nk_ln_moments_certified)(NK_LN_FMT(nk_ln_row_moments_fast, fmt)(x, n, shift), n, shift, eps, st);
@@ -488,7 +488,7 @@ typedef struct {
 /// Twin: nk_ln_forward_rows_batched_body computes the same, a row per vector lane, with the
 /// same operations in the same order (a scaled form it takes from here); change both
 /// (PipelinedForwardTests compares their bits).
-static inline __attribute__((always_inline)) void NK_NAME(nk_ln_form_of)(const NK_NAME(nk_ln_stats) *st, NK_NAME(nk_ln_form) *f) {
+NK_INLINE void NK_NAME(nk_ln_form_of)(const NK_NAME(nk_ln_stats) *st, NK_NAME(nk_ln_form) *f) {
     const double mean = st->mean, rstd = st->rstd, variance = st->variance;
     f->scaled = variance > 0 && (variance < 0x1p-200 || variance > 0x1p200 || __builtin_fabs(mean) > 0x1p100);
     f->centred = NK_HAS_FMA && !f->scaled && variance > 0 && mean * mean <= 4 * variance;
@@ -521,7 +521,7 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_ln_form_of)(const N
 }
 
 /// nk_ln_affine_cert_body in form *f (the branch picks a specialised pass).
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_form_pass)(
+NK_INLINE float NK_NAME(nk_ln_form_pass)(
     const NK_NAME(nk_ln_form) *f, const void *x, void *y, size_t n, const float *w, const float *b, float *m_out,
     int store, int want_m, int stream, const int fmt) {
     const float kappa = (float)f->kappa;
@@ -540,7 +540,7 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_form_pass)(
 /// that stores nothing computes M = max|w_i|·(|t_i| + κ) element by element, which
 /// certifies what it did before the cheaper bound existed. The cheaper bound's
 /// twin is in nk_ln_forward_rows_batched_body (a row per vector lane; change both).
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_form_certified)(
+NK_INLINE int NK_NAME(nk_ln_form_certified)(
     const NK_NAME(nk_ln_form) *f, const void *x, size_t n, const float *w, const float *b, float w_max, float b_max,
     float big, const int fmt) {
     const double bound = (1 + 4 * NK_LN_U) * ((double)big + (double)b_max) + 0x1p-140 + f->kappa * (double)w_max;
@@ -550,7 +550,7 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_form_certified)(
     return NK_NAME(nk_ln_certified)(f->a, (double)m, big);
 }
 
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_body)(
+NK_INLINE int NK_NAME(nk_ln_output_body)(
     const void *x, void *y, size_t n, const NK_NAME(nk_ln_stats) *st, const float *w, const float *b, float w_max,
     float b_max, int stream, const int fmt) {
     NK_NAME(nk_ln_form) f;
@@ -625,8 +625,8 @@ _Static_assert((NK_LN_SAMPLE & (NK_LN_SAMPLE - 1)) == 0, "the sampled mean multi
 
 /// The sampled shift of a row of n >= 1 elements of format `fmt`: NaN or ±inf when one
 /// was sampled, or when the mean overflowed float.
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_body)(const void *x, size_t n,
-                                                                                    const int fmt) {
+NK_INLINE float NK_NAME(nk_ln_sampled_shift_body)(const void *x, size_t n,
+                                                  const int fmt) {
     const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
     const size_t stride = n / k;
     if (fmt == NK_ELEM_F32) {
@@ -667,7 +667,7 @@ static __attribute__((noinline)) int NK_NAME(nk_ln_recentre_body)(
            NK_LN_FMT(nk_ln_output, fmt)(x, y, n, st, w, b, w_max, b_max, stream) != 0;
 }
 
-static inline __attribute__((always_inline)) int32_t NK_NAME(nk_ln_forward_row_sampled_body)(
+NK_INLINE int32_t NK_NAME(nk_ln_forward_row_sampled_body)(
     const void *x, void *y, size_t n, double eps, const float *w, const float *b, float w_max, float b_max,
     double *stats, int stream, const int fmt) {
     if (n == 0) return 1;
@@ -716,7 +716,7 @@ static int32_t NK_NAME(nk_ln_forward_row_sampled_half)(const uint16_t *x, uint16
 /// The fused add's fast moments (rows of format fmt): sum = x + res stored as it is read
 /// (rounded to a half format), and the moments of the stored sum about `shift`, bit for
 /// bit nk_ln_row_moments_fast's on that sum.
-static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moments_fast_add)(
+NK_INLINE nk_moments NK_NAME(nk_ln_row_moments_fast_add)(
     const void *x, const void *res, void *sum, size_t n, float shift, const int fmt) {
     const nk_vf sv = nk_splat(shift);
     nk_vd sa = {}, sq = {};
@@ -729,8 +729,8 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_row_moment
 /// sum = x + res over n elements of format fmt, one float addition each, rounded to a
 /// half format as NK_LN_ADD_LOAD rounds it (the fused add's rows the sampled shift refuses
 /// before any moments ran).
-static inline __attribute__((always_inline)) void NK_NAME(nk_ln_add_row)(const void *x, const void *res, void *sum,
-                                                                        size_t n, const int fmt) {
+NK_INLINE void NK_NAME(nk_ln_add_row)(const void *x, const void *res, void *sum,
+                                      size_t n, const int fmt) {
     size_t i = 0;
     for (; i + NK_W <= n; i += NK_W) nk_elem_store(sum, i, nk_elem_load(x, i, fmt) + nk_elem_load(res, i, fmt), fmt);
     if (i < n)
@@ -742,8 +742,8 @@ static inline __attribute__((always_inline)) void NK_NAME(nk_ln_add_row)(const v
 /// The sampled shift of the sum x + res (rows of format fmt): nk_ln_sampled_shift_body's
 /// on the stored sum, each sample the value the add stores (for a half format, the float
 /// sum rounded to the format, made a vector at a time as the add makes it).
-static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_add)(const void *x, const void *res,
-                                                                                   size_t n, const int fmt) {
+NK_INLINE float NK_NAME(nk_ln_sampled_shift_add)(const void *x, const void *res,
+                                                 size_t n, const int fmt) {
     const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
     const size_t stride = n / k;
     if (fmt == NK_ELEM_F32) {
@@ -778,7 +778,7 @@ static inline __attribute__((always_inline)) float NK_NAME(nk_ln_sampled_shift_a
 /// statistics. Rows are of element format `fmt` (a constant).
 /// With `add`, the moments' row is the sum x + res of rows xm and res, stored to `sum` as
 /// it is read (NK_LN_ADD_LOAD).
-static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_and_output_body)(
+NK_INLINE nk_moments NK_NAME(nk_ln_moments_and_output_body)(
     const void *xm, const void *res, void *sum, size_t n, float shift, const void *xo, void *yo,
     const NK_NAME(nk_ln_form) *f, const float *w, const float *b, float *big, const int centred, const int add,
     const int fmt) {
@@ -843,7 +843,7 @@ static inline __attribute__((always_inline)) nk_moments NK_NAME(nk_ln_moments_an
 /// A multi-row driver's decision on a row whose output pass in form *f (statistics *st,
 /// about `shift`) wrote yo and gave max|y| = `big`: the output certificate, and when it
 /// refuses, the re-centring (which rewrites yo and *st). Returns 1 when the row is done.
-static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_verdict)(
+NK_INLINE int NK_NAME(nk_ln_output_verdict)(
     const NK_NAME(nk_ln_form) *f, const void *xo, void *yo, size_t n, float shift, double eps, NK_NAME(nk_ln_stats) *st,
     const float *w, const float *b, float w_max, float b_max, float big, const int fmt) {
     return NK_NAME(nk_ln_form_certified)(f, xo, n, w, b, w_max, b_max, big, fmt) ||
@@ -852,7 +852,7 @@ static inline __attribute__((always_inline)) int NK_NAME(nk_ln_output_verdict)(
 
 /// Row r's outcome in a multi-row driver: its statistics stored when `done`, else the row
 /// counted and listed as refused. Returns the new count of refused rows.
-static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_row_outcome)(
+NK_INLINE size_t NK_NAME(nk_ln_row_outcome)(
     int done, size_t r, const NK_NAME(nk_ln_stats) *st, double *mean, double *rstd, size_t *refused, size_t count) {
     if (done) {
         if (mean) mean[r] = st->mean;
@@ -868,7 +868,7 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_row_outcome)(
 /// add_forward_rows_sampled(_half): row r's input is sum_r = x_r + res_r, written as its
 /// moments read it (or by nk_ln_add_row when the sampled shift refuses the row), and the
 /// output passes, certificates and re-centring read the sum.
-static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
+NK_INLINE size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
     const void *x, const void *res, void *sum, void *y, size_t rows, size_t n, double eps, const float *w,
     const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
     const int fmt) {
@@ -951,7 +951,7 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_s
 /// `add`, a batch's sums are all written (phase 1) before any of its outputs, so the
 /// aliasing the pipelined body allows holds here too. `rows` >= 1 and 0 < n <= 2^24 (the
 /// callers pick this body only then).
-static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_batched_body)(
+NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batched_body)(
     const void *x, const void *res, void *sum, void *y, size_t rows, size_t n, double eps, const float *w,
     const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
     const int fmt) {
@@ -1109,7 +1109,7 @@ static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_b
 /// The pipelined or the batched body (the same contract, refusals and bits): batched for
 /// short rows, whose per-row certificate the pipelined body would wait for (measured:
 /// docs/performance.md, "Short rows in batches").
-static inline __attribute__((always_inline)) size_t NK_NAME(nk_ln_forward_rows_chosen)(
+NK_INLINE size_t NK_NAME(nk_ln_forward_rows_chosen)(
     const void *x, const void *res, void *sum, void *y, size_t rows, size_t n, double eps, const float *w,
     const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
     const int fmt) {
@@ -1286,7 +1286,7 @@ static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, con
 /// One vector of the fast pass 2: e = fma(dy·w, r, fma(x, beta, gamma)), and the block's
 /// partials pw = fma(((x - hi) - lo)·s, dy, pw), pb += dy where wanted (NK_FMA: one rounding
 /// where the level has FMA, two at the baseline level; the bound counts two).
-static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_ln_affine_step)(
+NK_INLINE nk_vf NK_NAME(nk_ln_affine_step)(
     nk_vf xv, nk_vf dyv, nk_vf wv, nk_vf rv, nk_vf bv, nk_vf gv, nk_vf hv, nk_vf lv, nk_vf sv, nk_vf *pwv,
     nk_vf *pbv, int want_w, int want_b) {
     if (want_w) *pwv = NK_FMA(((xv - hv) - lv) * sv, dyv, *pwv);
@@ -1301,7 +1301,7 @@ static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_ln_affine_step)(
 /// once a vector instead of twice. q[6k ..< 6k + 6] are row k's rstd, beta, gamma,
 /// mean_hi, mean_lo, s; maxima[k] gets row k's max|out|. Prefetches `prefetch` + k·n, the
 /// rows' outputs ahead, for writing.
-static inline __attribute__((always_inline)) void NK_NAME(nk_ln_backward_affine_rows_body)(
+NK_INLINE void NK_NAME(nk_ln_backward_affine_rows_body)(
     const float *dy, const float *w, const float *x, float *out, size_t n, const float *q, float *pw, float *pb,
     const float *prefetch, float *maxima, const int rows, int want_w, int want_b) {
     nk_vf rv[2], bv[2], gv[2], hv[2], lv[2], sv[2], emax[2] = {};

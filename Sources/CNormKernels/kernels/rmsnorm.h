@@ -39,15 +39,15 @@ static double NK_NAME(nk_rms_row_sumsq)(const float *x, size_t n) {
     NK_RMS_SUMSQ_WALK(n, NK_X_LOAD, NK_X_TAIL)
 }
 
-static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_v)(const float *a, const float *b, float *s,
-                                                                         size_t i) {
+NK_INLINE nk_vf NK_NAME(nk_rms_add_v)(const float *a, const float *b, float *s,
+                                      size_t i) {
     const nk_vf v = nk_load(a + i) + nk_load(b + i);
     nk_store(s + i, v);
     return v;
 }
 
-static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_add_tail)(const float *a, const float *b, float *s,
-                                                                            size_t i, size_t k) {
+NK_INLINE nk_vf NK_NAME(nk_rms_add_tail)(const float *a, const float *b, float *s,
+                                         size_t i, size_t k) {
     const nk_vf v = nk_load_partial(a + i, k, 0) + nk_load_partial(b + i, k, 0);
     nk_store_partial(s + i, k, v);
     return v;
@@ -120,8 +120,8 @@ static double NK_NAME(nk_rms_add_row_sumsq)(const float *a, const float *b, floa
     return nk_walk_sum_;
 
 /// The float sum of squares of a row of format `fmt` (NK_ELEM_*), converted as loaded.
-static inline __attribute__((always_inline)) double NK_NAME(nk_rms_row_sumsq_f_body)(const void *x, size_t n,
-                                                                                    const int fmt) {
+NK_INLINE double NK_NAME(nk_rms_row_sumsq_f_body)(const void *x, size_t n,
+                                                  const int fmt) {
 #define NK_E_LOAD(i) nk_elem_load(x, (i), fmt)
 #define NK_E_TAIL(i, k) nk_elem_load_partial(x, (i), (k), 0, fmt)
     NK_RMS_SUMSQ_F_WALK(n, NK_E_LOAD, NK_E_TAIL)
@@ -151,8 +151,8 @@ static void NK_NAME(nk_rms_add)(const float *a, const float *b, float *sum, size
 /// (one row, pipelined rows) computes y with it, so their bits cannot drift apart. With
 /// `plain` (a constant; only where nk_rms_offset_is_exact holds for the row's w and
 /// offset) the sum is left out: it is w, bit for bit.
-static inline __attribute__((always_inline)) nk_vf NK_NAME(nk_rms_scaled)(nk_vf x, nk_vf r, nk_vf offset, nk_vf w,
-                                                                          const int plain) {
+NK_INLINE nk_vf NK_NAME(nk_rms_scaled)(nk_vf x, nk_vf r, nk_vf offset, nk_vf w,
+                                       const int plain) {
     return plain ? (x * r) * w : (x * r) * (offset + w);
 }
 
@@ -180,15 +180,15 @@ static inline int NK_NAME(nk_rms_offset_is_exact)(const float *w, size_t n, floa
 
 /// 1/sqrt(Σ/n + eps) in double, as RMSKernel computes r from a row's sum of squares (and
 /// savedReciprocal its kept 1/rms from the Double sum).
-static inline __attribute__((always_inline)) double NK_NAME(nk_rms_reciprocal)(double sum, size_t n, double eps) {
+NK_INLINE double NK_NAME(nk_rms_reciprocal)(double sum, size_t n, double eps) {
     return 1 / __builtin_sqrt(sum / (double)n + eps);
 }
 
 /// y = (x·r)·(offset + w), x and y of format `fmt` (y may be x: each vector is read
 /// before it is written).
-static inline __attribute__((always_inline)) void NK_NAME(nk_rms_scale_body)(const void *x, void *y, size_t n, float r,
-                                                                            const float *w, float offset,
-                                                                            const int plain, const int fmt) {
+NK_INLINE void NK_NAME(nk_rms_scale_body)(const void *x, void *y, size_t n, float r,
+                                          const float *w, float offset,
+                                          const int plain, const int fmt) {
     const nk_vf rv = nk_splat(r), ov = nk_splat(offset);
     size_t i = 0;
     for (; i + 2 * NK_W <= n; i += 2 * NK_W) {
@@ -214,7 +214,7 @@ static void NK_NAME(nk_rms_scale)(const float *x, float *y, size_t n, float r, c
 /// A row of 16-bit elements through the certified float sum and the scale, converted in
 /// registers: RMSKernel's certificate and arithmetic (Sources/NormKit/Norms/RMSNorm/
 /// RMSKernel.swift), in the same order, so the bits are the float row's, narrowed once.
-static inline __attribute__((always_inline)) int32_t NK_NAME(nk_rms_forward_row_half_body)(
+NK_INLINE int32_t NK_NAME(nk_rms_forward_row_half_body)(
     const uint16_t *x, uint16_t *y, size_t n, double eps, const float *w, float offset, const int fmt) {
     const double s = NK_NAME(nk_rms_row_sumsq_f_body)(x, n, fmt);
     // A certified sum is below n·2^128, so ms <= 2^240 and RMSKernel's scaling is not needed.
@@ -248,7 +248,7 @@ static int32_t NK_NAME(nk_rms_forward_row_half)(const uint16_t *x, uint16_t *y, 
 /// of x, res, sum): a row's output is written one row after its elements were read.
 /// No prefetch: callers use it on rows in cache (RMSKernel.pipelines), where prefetching
 /// the rows ahead cost 7-18% (docs/performance.md, "RMSNorm rows pipelined").
-static inline __attribute__((always_inline)) size_t NK_NAME(nk_rms_forward_rows_body)(
+NK_INLINE size_t NK_NAME(nk_rms_forward_rows_body)(
     const void *x, const float *res, float *sum, void *y, size_t rows, size_t n, double eps, const float *w,
     float offset, double *rrms, size_t *refused, const int add, const int plain, const int fmt) {
     size_t count = 0;
