@@ -119,7 +119,9 @@ struct PipelinedForwardTests {
     }
 
     /// Short rows take the batched body (a batch as many rows as a double vector has lanes:
-    /// 4, 8 or 16): every row count from 1 to 35 (whole batches and a partial last one),
+    /// 4, 8 or 16), and rows of up to 2 KB the pipelined batches (dim 300; each batch's
+    /// output passes beside the next batch's moments): every row count from 1 to 35 (whole
+    /// batches and a partial last one),
     /// with a row the sampled path refuses (a NaN) at a different position each time, and
     /// none at every fifth count, against the one-row kernel. (The layer's affine makes the
     /// output certificate refuse a few of these short rows too: the one-row kernel's refusals
@@ -127,7 +129,7 @@ struct PipelinedForwardTests {
     @Test func batchedRowsAtEveryCount() throws {
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
-            for dim in [17, 100] {
+            for dim in [17, 100, 300] {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 let noise = Tensor.randomNormal([35 * dim], mean: 1, seed: 7).scalars
                 for rows in 1 ... 35 {
@@ -156,7 +158,7 @@ struct PipelinedForwardTests {
     @Test func thresholdRowsEqualTheOneRowKernel() throws {
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
-            for dim in [40, 100, 128] {
+            for dim in [40, 100, 128, 300] {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 let noise = Tensor.randomNormal([dim], seed: 3).scalars
                 var sweeps: [(String, [[Float]])] = []

@@ -110,7 +110,9 @@ typedef struct nk_layernorm_kernels {
                                           const float *b, float w_max, float b_max, double *stats);
     /// forward_row_sampled over `rows` contiguous rows of n floats of x into y, which must
     /// not overlap x: each row's outcome, y and statistics are forward_row_sampled's, but
-    /// the output pass of one row runs interleaved with the moments of the next. Writes
+    /// the output pass of one row runs interleaved with the moments of a later one (the
+    /// next, or for rows of up to 2 KB the same place in the next batch of a vector's
+    /// lanes of rows; short rows in batches, phase by phase). Writes
     /// mean[r] and rstd[r] (either may be NULL) for each row it certifies and the index of
     /// each row it refuses, in increasing order, to refused[] (room for `rows`); returns
     /// the number refused. A refused row's y holds no result.

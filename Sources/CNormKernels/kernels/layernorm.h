@@ -932,6 +932,156 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
 /// Rows per batch of nk_ln_forward_rows_batched_body: one lane of a double vector each.
 #define NK_LN_BATCH NK_W
 
+/// A batch of up to NK_LN_BATCH rows, r0 ..< r0 + g, between its moments and its
+/// outcomes: each row's sampled shift, statistics and output form (`ok[j]`: certified by
+/// the moments), and the lanes the cheap output bound needs.
+typedef struct {
+    size_t r0, g;
+    float shift[NK_LN_BATCH];
+    double mean[NK_LN_BATCH], rstd[NK_LN_BATCH], var[NK_LN_BATCH], rho[NK_LN_BATCH], mu[NK_LN_BATCH];
+    int64_t ok[NK_LN_BATCH];
+    NK_NAME(nk_ln_form) f[NK_LN_BATCH];
+    nk_vl ok_v;
+    nk_vd a_v, kappa_v;
+} NK_NAME(nk_ln_batch);
+
+/// The sampled shifts of rows r0 ..< r0 + g into bt->shift (lanes past g: 0).
+NK_INLINE void NK_NAME(nk_ln_batch_shifts)(
+    NK_NAME(nk_ln_batch) *bt, size_t r0, size_t g, const void *x, const void *res, size_t n, size_t stride,
+    const int add, const int fmt) {
+    bt->r0 = r0;
+    bt->g = g;
+    for (size_t j = 0; j < NK_LN_BATCH; j++) bt->shift[j] = 0;
+    for (size_t j = 0; j < g; j++) {
+        const size_t r = r0 + j;
+        const void *xr = (const char *)x + r * stride;
+        bt->shift[j] = add ? NK_NAME(nk_ln_sampled_shift_add)(xr, (const char *)res + r * stride, n, fmt)
+                           : NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt);
+    }
+}
+
+/// nk_ln_moments_certified and nk_ln_form_of for a batch, a row per lane, from its
+/// moments s1, s2 (NaN for a row with no moments, and for lanes past g: refused), with the
+/// same operations in the same order (contraction is off, and + - · / and the square
+/// root round alike in a lane and in a scalar); a scaled row's form (a spread near
+/// float's limits) by nk_ln_form_of itself.
+NK_INLINE void NK_NAME(nk_ln_batch_certify)(NK_NAME(nk_ln_batch) *bt,
+                                            const double *s1, const double *s2,
+                                            size_t n, double eps) {
+    // nk_ln_moments_certified's constants, computed as it computes them.
+    const double nd = (double)n, inv_n = 1.0 / nd;
+    const double tiny = nd * 0x1p-149;
+    const double alpha = 1.0001 * ((NK_LN_FAST_TERMS + 2) * NK_LN_U + nd * NK_LN_EPS53);
+    const double beta = 1.0001 * (NK_LN_FAST_TERMS * NK_LN_U + nd * NK_LN_EPS53);
+    const double one_minus_alpha = 1 - alpha;
+    nk_vd sum1, sum2;
+    memcpy(&sum1, s1, sizeof sum1);
+    memcpy(&sum2, s2, sizeof sum2);
+    nk_vf shift_f;
+    memcpy(&shift_f, bt->shift, sizeof shift_f);
+    nk_vl ok = (sum1 - sum1 == 0) & (sum2 - sum2 == 0);
+    const nk_vd d2_upper = (sum2 + tiny) / one_minus_alpha;
+    const nk_vd e_delta = beta * nk_sqrtd(nd * d2_upper) * inv_n * 1.0001;
+    const nk_vd delta = sum1 * inv_n, mean_square = sum2 * inv_n;
+    ok &= ~(nk_vl)(mean_square < 0x1p-90);
+    const nk_vd variance = mean_square - delta * delta;
+    const nk_vd e_var = (alpha * d2_upper + tiny) * inv_n + 2 * nk_absd(delta) * e_delta + e_delta * e_delta +
+                        8 * NK_LN_EPS53 * (mean_square + delta * delta);
+    ok &= (nk_vl)(e_var <= 0.25 * variance);
+    const nk_vd v_eps = variance + eps;
+    const nk_vd mean_v = nk_widen(shift_f) + delta;
+    const nk_vd rstd_v = 1.0 / nk_sqrtd(v_eps);
+    const nk_vd rho = 0.6 * e_var / v_eps + 1e-15;
+    const nk_vd mu = 1.25 * (e_delta + 2 * NK_LN_EPS53 * nk_absd(mean_v)) * rstd_v;
+    ok &= ~(nk_vl)(rho > 64 * NK_LN_U) & ~(nk_vl)(mu > 64 * NK_LN_U);
+    // nk_ln_form_of, a row per lane (a scaled row's form by nk_ln_form_of below).
+    const nk_vl scaled = (nk_vl)(variance > 0) & ((nk_vl)(variance < 0x1p-200) | (nk_vl)(variance > 0x1p200) |
+                                                   (nk_vl)(nk_absd(mean_v) > 0x1p100));
+    const nk_vl centred = NK_HAS_FMA ? ~scaled & (nk_vl)(variance > 0) & (nk_vl)(mean_v * mean_v <= 4 * variance)
+                                     : (nk_vl){};
+    const nk_vd a_v = nk_selectd(centred, nk_splatd(3.0), nk_splatd(NK_HAS_FMA ? 5.0 : 6.0)) + rho / NK_LN_U;
+    const nk_vd c_v = nk_selectd(centred, nk_splatd(2.01), nk_splatd(2.0)) + mu / NK_LN_U;
+    const nk_vd kappa_v = (c_v + 2e-5 * a_v) / (1.0001 * a_v);
+    const nk_vf r_v = __builtin_convertvector(rstd_v, nk_vf);
+    const nk_vf hi_centred = __builtin_convertvector(-(mean_v * __builtin_convertvector(r_v, nk_vd)), nk_vf);
+    const nk_vf hi_plain = __builtin_convertvector(mean_v, nk_vf);
+    const nk_vf lo_plain = __builtin_convertvector(mean_v - __builtin_convertvector(hi_plain, nk_vd), nk_vf);
+    // The form's numbers a row at a time (lane by lane extraction from registers would
+    // spill the vectors once per row).
+    double a_a[NK_LN_BATCH], kappa_a[NK_LN_BATCH];
+    float r_a[NK_LN_BATCH], hi_a[NK_LN_BATCH], lo_a[NK_LN_BATCH];
+    int64_t scaled_a[NK_LN_BATCH], centred_a[NK_LN_BATCH];
+    memcpy(bt->mean, &mean_v, sizeof bt->mean), memcpy(bt->rstd, &rstd_v, sizeof bt->rstd);
+    memcpy(bt->var, &variance, sizeof bt->var), memcpy(bt->rho, &rho, sizeof bt->rho);
+    memcpy(bt->mu, &mu, sizeof bt->mu);
+    memcpy(a_a, &a_v, sizeof a_a), memcpy(kappa_a, &kappa_v, sizeof kappa_a);
+    const nk_vi centred_f = __builtin_convertvector(centred, nk_vi);  // the mask on float lanes
+    const nk_vf hi_v = (nk_vf)((centred_f & (nk_vi)hi_centred) | (~centred_f & (nk_vi)hi_plain));
+    const nk_vf lo_v = (nk_vf)(~centred_f & (nk_vi)lo_plain);
+    memcpy(r_a, &r_v, sizeof r_a), memcpy(hi_a, &hi_v, sizeof hi_a), memcpy(lo_a, &lo_v, sizeof lo_a);
+    memcpy(bt->ok, &ok, sizeof bt->ok), memcpy(scaled_a, &scaled, sizeof scaled_a);
+    memcpy(centred_a, &centred, sizeof centred_a);
+    for (size_t j = 0; j < bt->g; j++) {
+        if (!bt->ok[j]) continue;
+        NK_NAME(nk_ln_form) *const f = &bt->f[j];
+        if (scaled_a[j]) {
+            const NK_NAME(nk_ln_stats) st = {bt->mean[j], bt->rstd[j], bt->var[j], bt->rho[j], bt->mu[j]};
+            NK_NAME(nk_ln_form_of)(&st, f);
+        } else {
+            f->scaled = 0;
+            f->centred = centred_a[j] != 0;
+            f->p = 1;
+            f->r = r_a[j];
+            f->hi = hi_a[j];
+            f->lo = lo_a[j];
+            f->a = a_a[j];
+            f->kappa = kappa_a[j];
+        }
+    }
+    bt->ok_v = ok;
+    bt->a_v = a_v;
+    bt->kappa_v = kappa_v;
+}
+
+/// A batch's outcomes, in row order, once its output passes have run (big[j]: row j's max
+/// |y|; 0 for a row not certified): the cheap bound of nk_ln_form_certified and
+/// nk_ln_certified a row per lane, and for a row it refuses, nk_ln_output_verdict as the
+/// pipelined body takes it (the element-wise bound, then the re-centring). Returns the
+/// new count of refused rows.
+NK_INLINE size_t NK_NAME(nk_ln_batch_outcomes)(
+    NK_NAME(nk_ln_batch) *bt, const float *big, const void *input, void *y, size_t n, size_t stride, double eps,
+    const float *w, const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused,
+    size_t count, const int fmt) {
+    nk_vf big_f;
+    memcpy(&big_f, big, sizeof big_f);
+    const nk_vd big_v = nk_widen(big_f);
+    const nk_vd m_bound = (1 + 4 * NK_LN_U) * (big_v + (double)b_max) + 0x1p-140 + bt->kappa_v * (double)w_max;
+    const nk_vd bound = 1.001 * NK_LN_U * (1.0001 * bt->a_v * m_bound + big_v);
+    const nk_vd margin = big_v - bound;
+    const nk_vd scale = nk_selectd(margin > 1, margin, nk_splatd(1.0));
+    const nk_vl cheap = bt->ok_v & (nk_vl)(bound <= 1e-6 * scale);
+    int64_t cheap_a[NK_LN_BATCH];
+    memcpy(cheap_a, &cheap, sizeof cheap_a);
+    for (size_t j = 0; j < bt->g; j++) {
+        const size_t r = bt->r0 + j;
+        if (cheap_a[j]) {
+            if (mean) mean[r] = bt->mean[j];
+            if (rstd) rstd[r] = bt->rstd[j];
+            continue;
+        }
+        NK_NAME(nk_ln_stats) st = {bt->mean[j], bt->rstd[j], bt->var[j], bt->rho[j], bt->mu[j]};
+        int done = 0;
+        if (bt->ok[j]) {
+            const void *xo = (const char *)input + r * stride;
+            void *yo = (char *)y + r * stride;
+            done = NK_NAME(nk_ln_output_verdict)(&bt->f[j], xo, yo, n, bt->shift[j], eps, &st, w, b, w_max, b_max,
+                                                 big[j], fmt);
+        }
+        count = NK_NAME(nk_ln_row_outcome)(done, r, &st, mean, rstd, refused, count);
+    }
+    return count;
+}
+
 /// forward_rows_sampled_body's contract and bits, for short rows. A row's certificate is a
 /// chain of dependent double operations (square roots, divisions) that the pipelined body
 /// waits for once per row before the next row's output can start, and on a short row that
@@ -940,13 +1090,9 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
 /// the lanes of double vectors, one row per lane:
 ///   1. the sampled shifts of the batch's rows, then their fast moments (each row's walk
 ///      and sums exactly nk_ln_row_moments_fast's, or the fused add's);
-///   2. the moments' certificate and the output's form, lane by lane the same operations
-///      in the same order as nk_ln_moments_certified and nk_ln_form_of (contraction is
-///      off, and + - · / and the square root round alike in a lane and in a scalar), a
-///      scaled form (a spread near float's limits) by nk_ln_form_of itself;
+///   2. the moments' certificates and the output forms (nk_ln_batch_certify);
 ///   3. each certified row's output pass (nk_ln_form_pass, as the one-row kernel makes
-///      it), then the cheap output bound in lanes, and for a row that bound refuses,
-///      nk_ln_form_certified and the re-centring, as the pipelined body takes them.
+///      it), then the outcomes (nk_ln_batch_outcomes).
 /// Refused rows are listed in increasing order, as the pipelined body lists them. With
 /// `add`, a batch's sums are all written (phase 1) before any of its outputs, so the
 /// aliasing the pipelined body allows holds here too. `rows` >= 1 and 0 < n <= 2^24 (the
@@ -958,30 +1104,19 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batched_body)(
     size_t count = 0;
     const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
     const void *const input = add ? (const void *)sum : x;
-    // nk_ln_moments_certified's constants, computed as it computes them.
-    const double nd = (double)n, inv_n = 1.0 / nd;
-    const double tiny = nd * 0x1p-149;
-    const double alpha = 1.0001 * ((NK_LN_FAST_TERMS + 2) * NK_LN_U + nd * NK_LN_EPS53);
-    const double beta = 1.0001 * (NK_LN_FAST_TERMS * NK_LN_U + nd * NK_LN_EPS53);
-    const double one_minus_alpha = 1 - alpha;
+    NK_NAME(nk_ln_batch) bt;
     for (size_t r0 = 0; r0 < rows; r0 += NK_LN_BATCH) {
         const size_t g = rows - r0 < NK_LN_BATCH ? rows - r0 : NK_LN_BATCH;
+        NK_NAME(nk_ln_batch_shifts)(&bt, r0, g, x, res, n, stride, add, fmt);
         // Lanes past g, and rows whose sampled shift is not finite, get moments that
         // refuse (NaN).
-        float shift[NK_LN_BATCH] = {0};
         double s1[NK_LN_BATCH], s2[NK_LN_BATCH];
-        for (size_t j = 0; j < g; j++) {
-            const size_t r = r0 + j;
-            const void *xr = (const char *)x + r * stride;
-            shift[j] = add ? NK_NAME(nk_ln_sampled_shift_add)(xr, (const char *)res + r * stride, n, fmt)
-                           : NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt);
-        }
         for (size_t j = 0; j < NK_LN_BATCH; j++) {
             const size_t r = r0 + j;
             s1[j] = s2[j] = __builtin_nan("");
             if (j >= g) continue;
             const void *xr = (const char *)x + r * stride;
-            const int sampled = shift[j] - shift[j] == 0;
+            const int sampled = bt.shift[j] - bt.shift[j] == 0;
             if (add) {
                 const void *rr = (const char *)res + r * stride;
                 void *sr = (char *)sum + r * stride;
@@ -989,116 +1124,89 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batched_body)(
                     NK_NAME(nk_ln_add_row)(xr, rr, sr, n, fmt);
                     continue;
                 }
-                const nk_moments m = NK_NAME(nk_ln_row_moments_fast_add)(xr, rr, sr, n, shift[j], fmt);
+                const nk_moments m = NK_NAME(nk_ln_row_moments_fast_add)(xr, rr, sr, n, bt.shift[j], fmt);
                 s1[j] = m.sum, s2[j] = m.sum_squares;
             } else if (sampled) {
-                const nk_moments m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift[j]);
+                const nk_moments m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, bt.shift[j]);
                 s1[j] = m.sum, s2[j] = m.sum_squares;
             }
         }
-        // 2. nk_ln_moments_certified, a row per lane.
-        nk_vd sum1, sum2;
-        memcpy(&sum1, s1, sizeof sum1);
-        memcpy(&sum2, s2, sizeof sum2);
-        nk_vf shift_f;
-        memcpy(&shift_f, shift, sizeof shift_f);
-        nk_vl ok = (sum1 - sum1 == 0) & (sum2 - sum2 == 0);
-        const nk_vd d2_upper = (sum2 + tiny) / one_minus_alpha;
-        const nk_vd e_delta = beta * nk_sqrtd(nd * d2_upper) * inv_n * 1.0001;
-        const nk_vd delta = sum1 * inv_n, mean_square = sum2 * inv_n;
-        ok &= ~(nk_vl)(mean_square < 0x1p-90);
-        const nk_vd variance = mean_square - delta * delta;
-        const nk_vd e_var = (alpha * d2_upper + tiny) * inv_n + 2 * nk_absd(delta) * e_delta +
-                            e_delta * e_delta + 8 * NK_LN_EPS53 * (mean_square + delta * delta);
-        ok &= (nk_vl)(e_var <= 0.25 * variance);
-        const nk_vd v_eps = variance + eps;
-        const nk_vd mean_v = nk_widen(shift_f) + delta;
-        const nk_vd rstd_v = 1.0 / nk_sqrtd(v_eps);
-        const nk_vd rho = 0.6 * e_var / v_eps + 1e-15;
-        const nk_vd mu = 1.25 * (e_delta + 2 * NK_LN_EPS53 * nk_absd(mean_v)) * rstd_v;
-        ok &= ~(nk_vl)(rho > 64 * NK_LN_U) & ~(nk_vl)(mu > 64 * NK_LN_U);
-        // nk_ln_form_of, a row per lane (a scaled row's form by nk_ln_form_of below).
-        const nk_vl scaled = (nk_vl)(variance > 0) & ((nk_vl)(variance < 0x1p-200) | (nk_vl)(variance > 0x1p200) |
-                                                       (nk_vl)(nk_absd(mean_v) > 0x1p100));
-        const nk_vl centred = NK_HAS_FMA ? ~scaled & (nk_vl)(variance > 0) & (nk_vl)(mean_v * mean_v <= 4 * variance)
-                                         : (nk_vl){};
-        const nk_vd a_v = nk_selectd(centred, nk_splatd(3.0), nk_splatd(NK_HAS_FMA ? 5.0 : 6.0)) + rho / NK_LN_U;
-        const nk_vd c_v = nk_selectd(centred, nk_splatd(2.01), nk_splatd(2.0)) + mu / NK_LN_U;
-        const nk_vd kappa_v = (c_v + 2e-5 * a_v) / (1.0001 * a_v);
-        const nk_vf r_v = __builtin_convertvector(rstd_v, nk_vf);
-        const nk_vf hi_centred = __builtin_convertvector(-(mean_v * __builtin_convertvector(r_v, nk_vd)), nk_vf);
-        const nk_vf hi_plain = __builtin_convertvector(mean_v, nk_vf);
-        const nk_vf lo_plain = __builtin_convertvector(mean_v - __builtin_convertvector(hi_plain, nk_vd), nk_vf);
-        // The form's numbers a row at a time (lane by lane extraction from registers
-        // would spill the vectors once per row).
-        double mean_a[NK_LN_BATCH], rstd_a[NK_LN_BATCH], var_a[NK_LN_BATCH], rho_a[NK_LN_BATCH], mu_a[NK_LN_BATCH],
-            a_a[NK_LN_BATCH], kappa_a[NK_LN_BATCH];
-        float r_a[NK_LN_BATCH], hi_a[NK_LN_BATCH], lo_a[NK_LN_BATCH];
-        int64_t ok_a[NK_LN_BATCH], scaled_a[NK_LN_BATCH], centred_a[NK_LN_BATCH];
-        memcpy(mean_a, &mean_v, sizeof mean_a), memcpy(rstd_a, &rstd_v, sizeof rstd_a);
-        memcpy(var_a, &variance, sizeof var_a), memcpy(rho_a, &rho, sizeof rho_a), memcpy(mu_a, &mu, sizeof mu_a);
-        memcpy(a_a, &a_v, sizeof a_a), memcpy(kappa_a, &kappa_v, sizeof kappa_a);
-        const nk_vi centred_f = __builtin_convertvector(centred, nk_vi);  // the mask on float lanes
-        const nk_vf hi_v = (nk_vf)((centred_f & (nk_vi)hi_centred) | (~centred_f & (nk_vi)hi_plain));
-        const nk_vf lo_v = (nk_vf)(~centred_f & (nk_vi)lo_plain);
-        memcpy(r_a, &r_v, sizeof r_a), memcpy(hi_a, &hi_v, sizeof hi_a), memcpy(lo_a, &lo_v, sizeof lo_a);
-        memcpy(ok_a, &ok, sizeof ok_a), memcpy(scaled_a, &scaled, sizeof scaled_a);
-        memcpy(centred_a, &centred, sizeof centred_a);
-        // 3. The output passes, each with its max |y|.
+        NK_NAME(nk_ln_batch_certify)(&bt, s1, s2, n, eps);
         float big[NK_LN_BATCH] = {0};
         for (size_t j = 0; j < g; j++) {
-            if (!ok_a[j]) continue;
+            if (!bt.ok[j]) continue;
             const size_t r = r0 + j;
-            NK_NAME(nk_ln_form) f;
-            if (scaled_a[j]) {
-                const NK_NAME(nk_ln_stats) st = {mean_a[j], rstd_a[j], var_a[j], rho_a[j], mu_a[j]};
-                NK_NAME(nk_ln_form_of)(&st, &f);
-            } else {
-                f.scaled = 0;
-                f.centred = centred_a[j] != 0;
-                f.p = 1;
-                f.r = r_a[j];
-                f.hi = hi_a[j];
-                f.lo = lo_a[j];
-                f.a = a_a[j];
-                f.kappa = kappa_a[j];
-            }
             float unused = 0;
-            big[j] = NK_NAME(nk_ln_form_pass)(&f, (const char *)input + r * stride, (char *)y + r * stride, n, w, b,
-                                              &unused, 1, 0, 0, fmt);
+            big[j] = NK_NAME(nk_ln_form_pass)(&bt.f[j], (const char *)input + r * stride, (char *)y + r * stride, n,
+                                              w, b, &unused, 1, 0, 0, fmt);
         }
-        // The cheap bound of nk_ln_form_certified and nk_ln_certified, a row per lane.
-        nk_vf big_f;
-        memcpy(&big_f, big, sizeof big_f);
-        const nk_vd big_v = nk_widen(big_f);
-        const nk_vd m_bound = (1 + 4 * NK_LN_U) * (big_v + (double)b_max) + 0x1p-140 + kappa_v * (double)w_max;
-        const nk_vd bound = 1.001 * NK_LN_U * (1.0001 * a_v * m_bound + big_v);
-        const nk_vd margin = big_v - bound;
-        const nk_vd scale = nk_selectd(margin > 1, margin, nk_splatd(1.0));
-        const nk_vl cheap = ok & (nk_vl)(bound <= 1e-6 * scale);
-        int64_t cheap_a[NK_LN_BATCH];
-        memcpy(cheap_a, &cheap, sizeof cheap_a);
-        for (size_t j = 0; j < g; j++) {
-            const size_t r = r0 + j;
-            if (cheap_a[j]) {
-                if (mean) mean[r] = mean_a[j];
-                if (rstd) rstd[r] = rstd_a[j];
-                continue;
-            }
-            NK_NAME(nk_ln_stats) st = {mean_a[j], rstd_a[j], var_a[j], rho_a[j], mu_a[j]};
-            int done = 0;
-            if (ok_a[j]) {
-                // As the pipelined body: the element-wise bound, then the re-centring.
-                NK_NAME(nk_ln_form) f;
-                NK_NAME(nk_ln_form_of)(&st, &f);
-                const void *xo = (const char *)input + r * stride;
-                void *yo = (char *)y + r * stride;
-                done = NK_NAME(nk_ln_output_verdict)(&f, xo, yo, n, shift[j], eps, &st, w, b, w_max, b_max, big[j], fmt);
-            }
-            count = NK_NAME(nk_ln_row_outcome)(done, r, &st, mean, rstd, refused, count);
-        }
+        count = NK_NAME(nk_ln_batch_outcomes)(&bt, big, input, y, n, stride, eps, w, b, w_max, b_max, mean, rstd,
+                                              refused, count, fmt);
     }
     return count;
+}
+
+/// forward_rows_sampled_body's contract and bits (without the fused add), for rows of
+/// NK_LN_BATCHES_ROW_BYTES or fewer: batches of NK_LN_BATCH rows as in
+/// nk_ln_forward_rows_batched_body, each row's certificate in a lane, pipelined as in
+/// nk_ln_forward_rows_sampled_body. Step k walks the rows of batch k, row j's moments
+/// interleaved with the output pass of row j of batch k - 1
+/// (nk_ln_moments_and_output_body), then takes batch k - 1's outcomes and batch k's
+/// certificates. A row's scalar work (its certificate's square roots and divisions) is
+/// then one lane of a vector operation, and no walk waits for it; the cost is that an
+/// output pass reads its row a batch after the moments did (from the second-level
+/// cache: hence the bound on the row's bytes). Refused rows are listed in increasing
+/// order. `rows` >= 1 and 0 < n <= 2^24 (the callers pick this body only then).
+NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batches_body)(
+    const void *x, void *y, size_t rows, size_t n, double eps, const float *w, const float *b, float w_max,
+    float b_max, double *mean, double *rstd, size_t *refused, const int fmt) {
+    size_t count = 0;
+    const size_t stride = n * NK_ELEM_SIZE(fmt);  // bytes per row
+    NK_NAME(nk_ln_batch) q[2];                    // batch k in q[k & 1]
+    q[1].g = 0;
+    for (size_t k = 0;; k++) {
+        NK_NAME(nk_ln_batch) *const cur = &q[k & 1], *const prev = &q[(k + 1) & 1];
+        const size_t r0 = k * NK_LN_BATCH;
+        const size_t g = r0 < rows ? (rows - r0 < NK_LN_BATCH ? rows - r0 : NK_LN_BATCH) : 0;
+        if (g == 0 && prev->g == 0) return count;
+        cur->r0 = r0;
+        cur->g = g;
+        // Rows with no moments (past g, or a sampled shift not finite): NaN, refused.
+        double s1[NK_LN_BATCH], s2[NK_LN_BATCH];
+        float big[NK_LN_BATCH] = {0};
+        for (size_t j = 0; j < NK_LN_BATCH; j++) {
+            s1[j] = s2[j] = __builtin_nan("");
+            const void *xr = (const char *)x + (r0 + j) * stride;
+            // Each row's shift just before its walk (the walk's prefetch has brought its lines).
+            const float shift = j < g ? NK_NAME(nk_ln_sampled_shift_body)(xr, n, fmt) : 0;
+            cur->shift[j] = shift;
+            const int sampled = j < g && shift - shift == 0;
+            nk_moments m;
+            if (j < prev->g && prev->ok[j]) {
+                const NK_NAME(nk_ln_form) *const f = &prev->f[j];
+                const void *xo = (const char *)x + (prev->r0 + j) * stride;
+                void *yo = (char *)y + (prev->r0 + j) * stride;
+                if (sampled && !f->scaled) {
+                    m = f->centred ? NK_NAME(nk_ln_moments_and_output_body)(xr, 0, 0, n, shift, xo, yo, f, w, b,
+                                                                            &big[j], 1, 0, fmt)
+                                   : NK_NAME(nk_ln_moments_and_output_body)(xr, 0, 0, n, shift, xo, yo, f, w, b,
+                                                                            &big[j], 0, 0, fmt);
+                    s1[j] = m.sum, s2[j] = m.sum_squares;
+                    continue;
+                }
+                float unused = 0;
+                big[j] = NK_NAME(nk_ln_form_pass)(f, xo, yo, n, w, b, &unused, 1, 0, 0, fmt);
+            }
+            if (sampled) {
+                m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift);
+                s1[j] = m.sum, s2[j] = m.sum_squares;
+            }
+        }
+        if (prev->g)
+            count = NK_NAME(nk_ln_batch_outcomes)(prev, big, x, y, n, stride, eps, w, b, w_max, b_max, mean, rstd,
+                                                  refused, count, fmt);
+        NK_NAME(nk_ln_batch_certify)(cur, s1, s2, n, eps);
+    }
 }
 
 /// A batch's rows in bytes, at most, for the batched body: a batch is read twice (moments,
@@ -1106,9 +1214,16 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batched_body)(
 /// take the pipelined body, whose output pass reads a row the moments read just before.
 #define NK_LN_BATCH_BYTES (16 * 1024)
 
-/// The pipelined or the batched body (the same contract, refusals and bits): batched for
-/// short rows, whose per-row certificate the pipelined body would wait for (measured:
-/// docs/performance.md, "Short rows in batches").
+/// The longest row, in bytes, of nk_ln_forward_rows_batches_body: two batches of such rows
+/// (64 KB) stay in the second-level cache. Measured (docs/performance.md, "Certificates in
+/// lanes for rows of middling length"): faster for rows of 1.5 KB (384 floats, 768 bf16),
+/// not for 3 KB (768 floats) and up, nor with the fused add.
+#define NK_LN_BATCHES_ROW_BYTES (2 * 1024)
+
+/// The pipelined, the batched or the batches body (the same contract, refusals and bits):
+/// batched for short rows, whose per-row certificate the pipelined body would wait for
+/// (measured: docs/performance.md, "Short rows in batches"), pipelined batches for rows of
+/// up to NK_LN_BATCHES_ROW_BYTES without the fused add.
 NK_INLINE size_t NK_NAME(nk_ln_forward_rows_chosen)(
     const void *x, const void *res, void *sum, void *y, size_t rows, size_t n, double eps, const float *w,
     const float *b, float w_max, float b_max, double *mean, double *rstd, size_t *refused, const int add,
@@ -1116,6 +1231,9 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_chosen)(
     if (n > 0 && rows > 1 && n * NK_ELEM_SIZE(fmt) <= NK_LN_BATCH_BYTES / NK_LN_BATCH)
         return NK_NAME(nk_ln_forward_rows_batched_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                         refused, add, fmt);
+    if (!add && rows > 1 && n * NK_ELEM_SIZE(fmt) <= NK_LN_BATCHES_ROW_BYTES)
+        return NK_NAME(nk_ln_forward_rows_batches_body)(x, y, rows, n, eps, w, b, w_max, b_max, mean, rstd, refused,
+                                                        fmt);
     return NK_NAME(nk_ln_forward_rows_sampled_body)(x, res, sum, y, rows, n, eps, w, b, w_max, b_max, mean, rstd,
                                                     refused, add, fmt);
 }
