@@ -1324,7 +1324,7 @@ static inline float NK_NAME(nk_hmin)(nk_vf v) {
 #define NK_LN_CENTRE_STEP(xv, dyv, wv)                     \
     do {                                                   \
         const nk_vf d_ = ((xv) - hv) - lv;                 \
-        dmax = nk_max_skip_nan(dmax, nk_abs(d_));          \
+        dmax = nk_max_magnitude(dmax, d_);                 \
         fg += (dyv) * (wv);                                \
         fq += (d_ * (dyv)) * (wv);                         \
     } while (0)
@@ -1351,8 +1351,8 @@ static float NK_NAME(nk_ln_backward_centre)(const float *x, const float *dy, con
         const nk_vf x1_ = nk_load(x + (o) + NK_W), dy1_ = nk_load(dy + (o) + NK_W),        \
                     w1_ = nk_load(w + (o) + NK_W);                                         \
         const nk_vf d0_ = (x0_ - hv) - lv, d1_ = (x1_ - hv) - lv;                          \
-        dmax = nk_max_skip_nan(dmax, nk_abs(d0_));                                         \
-        dmax = nk_max_skip_nan(dmax, nk_abs(d1_));                                         \
+        dmax = nk_max_magnitude(dmax, d0_);                                                \
+        dmax = nk_max_magnitude(dmax, d1_);                                                \
         (PG) = NK_FMA(dy1_, w1_, dy0_ * w0_);                                              \
         (PQ) = NK_FMA(d1_ * dy1_, w1_, (d0_ * dy0_) * w0_);                                \
     } while (0)
@@ -1440,7 +1440,7 @@ NK_INLINE void NK_NAME(nk_ln_backward_affine_rows_body)(
             const nk_vf e = NK_NAME(nk_ln_affine_step)(nk_load(x + o), nk_load(dy + o), wv, rv[k], bv[k], gv[k], hv[k],
                                                         lv[k], sv[k], &pwv, &pbv, want_w, want_b);
             nk_store(out + o, e);
-            emax[k] = nk_max_skip_nan(emax[k], nk_abs(e));
+            emax[k] = nk_max_magnitude(emax[k], e);
         }
         if (want_w) nk_store(pw + i, pwv);
         if (want_b) nk_store(pb + i, pbv);
@@ -1553,7 +1553,7 @@ static float NK_NAME(nk_ln_backward_combine)(const float *dy, const float *w, co
             nk_store_partial(dx + i, k, t * rv);
             for (size_t j = k; j < NK_W; j++) t[j] = 0;
         }
-        tmax = nk_max_skip_nan(tmax, nk_abs(t));
+        tmax = nk_max_magnitude(tmax, t);
     }
     return NK_NAME(nk_hmax)(tmax);
 }

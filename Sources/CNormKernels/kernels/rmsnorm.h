@@ -473,7 +473,7 @@ static inline float NK_NAME(nk_rms_hmaxf)(nk_vf v) {
         const nk_vf gx_ = g_ * (xv);                        \
         fc += gx_;                                          \
         fa += nk_abs(gx_);                                  \
-        gm = nk_max_skip_nan(gm, nk_abs(g_));               \
+        gm = nk_max_magnitude(gm, g_);                      \
         xm = nk_max_skip_nan(xm, nk_abs(xv));               \
     } while (0)
 
@@ -524,7 +524,7 @@ static float NK_NAME(nk_rms_backward_grad_f)(const float *x, const float *dy, fl
         const nk_vf wv = full ? nk_load(w + i) : nk_load_partial(w + i, m, 0);
         const nk_vf v = (dyv * (ov + wv)) * rv - xv * kv;  // padding lanes: 0
         if (full) nk_store(out + i, v); else nk_store_partial(out + i, m, v);
-        vm = nk_max_skip_nan(vm, nk_abs(v));
+        vm = nk_max_magnitude(vm, v);
         const nk_vd t = nk_widen((xv * rv) * dyv);
         if (full) {
             nk_stored(partial + i, nk_loadd(partial + i) + t);
