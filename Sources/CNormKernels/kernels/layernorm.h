@@ -933,17 +933,37 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_sampled_body)(
 #define NK_LN_BATCH NK_W
 
 /// A batch of up to NK_LN_BATCH rows, r0 ..< r0 + g, between its moments and its
-/// outcomes: each row's sampled shift, statistics and output form (`ok[j]`: certified by
-/// the moments), and the lanes the cheap output bound needs.
+/// outcomes: each row's sampled shift, statistics and the numbers of its output form
+/// (`ok[j]`: certified by the moments; the form itself by nk_ln_batch_form, just before
+/// the row's output pass), and the lanes the cheap output bound needs.
 typedef struct {
     size_t r0, g;
     float shift[NK_LN_BATCH];
     double mean[NK_LN_BATCH], rstd[NK_LN_BATCH], var[NK_LN_BATCH], rho[NK_LN_BATCH], mu[NK_LN_BATCH];
-    int64_t ok[NK_LN_BATCH];
-    NK_NAME(nk_ln_form) f[NK_LN_BATCH];
+    double a[NK_LN_BATCH], kappa[NK_LN_BATCH];
+    float r[NK_LN_BATCH], hi[NK_LN_BATCH], lo[NK_LN_BATCH];
+    int64_t ok[NK_LN_BATCH], scaled[NK_LN_BATCH], centred[NK_LN_BATCH];
     nk_vl ok_v;
     nk_vd a_v, kappa_v;
 } NK_NAME(nk_ln_batch);
+
+/// Row j's output form (a row certified by its moments): nk_ln_form_of's, from the lanes
+/// of nk_ln_batch_certify (a scaled row's by nk_ln_form_of itself).
+NK_INLINE void NK_NAME(nk_ln_batch_form)(const NK_NAME(nk_ln_batch) *bt, size_t j, NK_NAME(nk_ln_form) *f) {
+    if (bt->scaled[j]) {
+        const NK_NAME(nk_ln_stats) st = {bt->mean[j], bt->rstd[j], bt->var[j], bt->rho[j], bt->mu[j]};
+        NK_NAME(nk_ln_form_of)(&st, f);
+        return;
+    }
+    f->scaled = 0;
+    f->centred = bt->centred[j] != 0;
+    f->p = 1;
+    f->r = bt->r[j];
+    f->hi = bt->hi[j];
+    f->lo = bt->lo[j];
+    f->a = bt->a[j];
+    f->kappa = bt->kappa[j];
+}
 
 /// The sampled shifts of rows r0 ..< r0 + g into bt->shift (lanes past g: 0).
 NK_INLINE void NK_NAME(nk_ln_batch_shifts)(
@@ -1008,36 +1028,16 @@ NK_INLINE void NK_NAME(nk_ln_batch_certify)(NK_NAME(nk_ln_batch) *bt,
     const nk_vf lo_plain = __builtin_convertvector(mean_v - __builtin_convertvector(hi_plain, nk_vd), nk_vf);
     // The form's numbers a row at a time (lane by lane extraction from registers would
     // spill the vectors once per row).
-    double a_a[NK_LN_BATCH], kappa_a[NK_LN_BATCH];
-    float r_a[NK_LN_BATCH], hi_a[NK_LN_BATCH], lo_a[NK_LN_BATCH];
-    int64_t scaled_a[NK_LN_BATCH], centred_a[NK_LN_BATCH];
     memcpy(bt->mean, &mean_v, sizeof bt->mean), memcpy(bt->rstd, &rstd_v, sizeof bt->rstd);
     memcpy(bt->var, &variance, sizeof bt->var), memcpy(bt->rho, &rho, sizeof bt->rho);
     memcpy(bt->mu, &mu, sizeof bt->mu);
-    memcpy(a_a, &a_v, sizeof a_a), memcpy(kappa_a, &kappa_v, sizeof kappa_a);
+    memcpy(bt->a, &a_v, sizeof bt->a), memcpy(bt->kappa, &kappa_v, sizeof bt->kappa);
     const nk_vi centred_f = __builtin_convertvector(centred, nk_vi);  // the mask on float lanes
     const nk_vf hi_v = (nk_vf)((centred_f & (nk_vi)hi_centred) | (~centred_f & (nk_vi)hi_plain));
     const nk_vf lo_v = (nk_vf)(~centred_f & (nk_vi)lo_plain);
-    memcpy(r_a, &r_v, sizeof r_a), memcpy(hi_a, &hi_v, sizeof hi_a), memcpy(lo_a, &lo_v, sizeof lo_a);
-    memcpy(bt->ok, &ok, sizeof bt->ok), memcpy(scaled_a, &scaled, sizeof scaled_a);
-    memcpy(centred_a, &centred, sizeof centred_a);
-    for (size_t j = 0; j < bt->g; j++) {
-        if (!bt->ok[j]) continue;
-        NK_NAME(nk_ln_form) *const f = &bt->f[j];
-        if (scaled_a[j]) {
-            const NK_NAME(nk_ln_stats) st = {bt->mean[j], bt->rstd[j], bt->var[j], bt->rho[j], bt->mu[j]};
-            NK_NAME(nk_ln_form_of)(&st, f);
-        } else {
-            f->scaled = 0;
-            f->centred = centred_a[j] != 0;
-            f->p = 1;
-            f->r = r_a[j];
-            f->hi = hi_a[j];
-            f->lo = lo_a[j];
-            f->a = a_a[j];
-            f->kappa = kappa_a[j];
-        }
-    }
+    memcpy(bt->r, &r_v, sizeof bt->r), memcpy(bt->hi, &hi_v, sizeof bt->hi), memcpy(bt->lo, &lo_v, sizeof bt->lo);
+    memcpy(bt->ok, &ok, sizeof bt->ok), memcpy(bt->scaled, &scaled, sizeof bt->scaled);
+    memcpy(bt->centred, &centred, sizeof bt->centred);
     bt->ok_v = ok;
     bt->a_v = a_v;
     bt->kappa_v = kappa_v;
@@ -1074,7 +1074,9 @@ NK_INLINE size_t NK_NAME(nk_ln_batch_outcomes)(
         if (bt->ok[j]) {
             const void *xo = (const char *)input + r * stride;
             void *yo = (char *)y + r * stride;
-            done = NK_NAME(nk_ln_output_verdict)(&bt->f[j], xo, yo, n, bt->shift[j], eps, &st, w, b, w_max, b_max,
+            NK_NAME(nk_ln_form) f;
+            NK_NAME(nk_ln_batch_form)(bt, j, &f);
+            done = NK_NAME(nk_ln_output_verdict)(&f, xo, yo, n, bt->shift[j], eps, &st, w, b, w_max, b_max,
                                                  big[j], fmt);
         }
         count = NK_NAME(nk_ln_row_outcome)(done, r, &st, mean, rstd, refused, count);
@@ -1137,7 +1139,9 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batched_body)(
             if (!bt.ok[j]) continue;
             const size_t r = r0 + j;
             float unused = 0;
-            big[j] = NK_NAME(nk_ln_form_pass)(&bt.f[j], (const char *)input + r * stride, (char *)y + r * stride, n,
+            NK_NAME(nk_ln_form) f;
+            NK_NAME(nk_ln_batch_form)(&bt, j, &f);
+            big[j] = NK_NAME(nk_ln_form_pass)(&f, (const char *)input + r * stride, (char *)y + r * stride, n,
                                               w, b, &unused, 1, 0, 0, fmt);
         }
         count = NK_NAME(nk_ln_batch_outcomes)(&bt, big, input, y, n, stride, eps, w, b, w_max, b_max, mean, rstd,
@@ -1183,7 +1187,9 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batches_body)(
             const int sampled = j < g && shift - shift == 0;
             nk_moments m;
             if (j < prev->g && prev->ok[j]) {
-                const NK_NAME(nk_ln_form) *const f = &prev->f[j];
+                NK_NAME(nk_ln_form) form;
+                NK_NAME(nk_ln_batch_form)(prev, j, &form);
+                const NK_NAME(nk_ln_form) *const f = &form;
                 const void *xo = (const char *)x + (prev->r0 + j) * stride;
                 void *yo = (char *)y + (prev->r0 + j) * stride;
                 if (sampled && !f->scaled) {
