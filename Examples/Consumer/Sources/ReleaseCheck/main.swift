@@ -37,12 +37,12 @@ func sameBits<T: HalfPrecisionElement>(_ a: HalfTensor<T>, _ b: HalfTensor<T>) -
 
 /// Rows of every kind in `kinds`, two seeds each, interleaved so every kind sits next to
 /// every other.
-func rows(_ kinds: [(Int, UInt64) -> [Float]], dim: Int) throws -> Tensor {
+func rows(_ kinds: [(name: String, values: (Int, UInt64) -> [Float])], dim: Int) throws -> Tensor {
     var all: [[Float]] = []
     for seed: UInt64 in [1, 2] {
         for (i, kind) in kinds.enumerated() {
-            all.append(kind(dim, seed))
-            all.append(kinds[(i * 7 + 3) % kinds.count](dim, seed &+ 10))
+            all.append(kind.values(dim, seed))
+            all.append(kinds[(i * 7 + 3) % kinds.count].values(dim, seed &+ 10))
         }
     }
     return try Tensor(shape: [all.count, dim], scalars: all.flatMap { $0 })
@@ -77,9 +77,28 @@ func sum(_ a: Tensor, _ b: Tensor) throws -> Tensor {
     try checkHalf(norm, x, Float16.self, label)
 }
 
+/// The backward of `norm` on four rows of each kind in `kinds`, a kind at a time: `error`
+/// gives the worst gradient error against float64 for (gradients, x, dy).
+@MainActor func checkBackward<N: RowNormalization>(
+    _ norm: N, kinds: [(name: String, values: (Int, UInt64) -> [Float])], dim: Int, _ label: String,
+    error: (N.Gradients, Tensor, Tensor) throws -> Double
+) throws {
+    for kind in kinds {
+        let x = try Tensor(shape: [4, dim], scalars: (0 ..< 4).flatMap { kind.values(dim, UInt64($0)) })
+        let dy = Tensor.randomNormal([4, dim], seed: 5)
+        let (_, statistics) = try norm.forwardForTraining(x)
+        let e = try error(try norm.backward(outputGradient: dy, input: x, statistics: statistics), x, dy)
+        check(e <= 1e-5, "\(label) backward on \(kind.name): error \(e) over 1e-5")
+    }
+}
+
 let dims = [1, 3, 17, 128, 300, 768, 1025, 4099]
-let layerKinds = Reference.HardRow.allCases.map { kind in { (dim: Int, seed: UInt64) in kind.values(dim: dim, seed: seed) } }
-let rmsKinds = Reference.RMSRow.allCases.map { kind in { (dim: Int, seed: UInt64) in kind.values(dim: dim, seed: seed) } }
+let layerKinds = Reference.HardRow.allCases.map { kind in
+    (name: kind.rawValue, values: { (dim: Int, seed: UInt64) in kind.values(dim: dim, seed: seed) })
+}
+let rmsKinds = Reference.RMSRow.allCases.map { kind in
+    (name: kind.rawValue, values: { (dim: Int, seed: UInt64) in kind.values(dim: dim, seed: seed) })
+}
 var checked = 0
 for level in InstructionSet.supported {
     try InstructionSet.with(level) {
@@ -100,28 +119,18 @@ for level in InstructionSet.supported {
                     try Reference.rmsNormDouble($0, weight: r.weight, eps: r.eps, weightOffset: r.weightOffset)
                 }
                 // Backward, a kind at a time (a weight gradient sums over rows).
-                for kind in Reference.HardRow.allCases {
-                    let x = try Tensor(shape: [4, dim], scalars: (0 ..< 4).flatMap { kind.values(dim: dim, seed: UInt64($0)) })
-                    let dy = Tensor.randomNormal([4, dim], seed: 5)
-                    let (_, statistics) = try l.forwardForTraining(x)
-                    let got = try l.backward(outputGradient: dy, input: x, statistics: statistics)
+                try checkBackward(l, kinds: layerKinds, dim: dim, "LayerNorm \(tag)") { got, x, dy in
                     let expected = try Reference.layerNormBackwardDouble(outputGradient: dy, input: x, weight: l.weight,
                                                                          eps: l.eps)
-                    let error = max(Reference.maxRowError(got.input, expected: expected.input),
-                                    Reference.maxError(got.weight, expected: expected.weight),
-                                    Reference.maxError(got.bias, expected: expected.bias))
-                    check(error <= 1e-5, "LayerNorm \(tag) backward on \(kind.rawValue): error \(error) over 1e-5")
+                    return max(Reference.maxRowError(got.input, expected: expected.input),
+                               Reference.maxError(got.weight, expected: expected.weight),
+                               Reference.maxError(got.bias, expected: expected.bias))
                 }
-                for kind in Reference.RMSRow.allCases {
-                    let x = try Tensor(shape: [4, dim], scalars: (0 ..< 4).flatMap { kind.values(dim: dim, seed: UInt64($0)) })
-                    let dy = Tensor.randomNormal([4, dim], seed: 6)
-                    let (_, statistics) = try r.forwardForTraining(x)
-                    let got = try r.backward(outputGradient: dy, input: x, statistics: statistics)
+                try checkBackward(r, kinds: rmsKinds, dim: dim, "RMSNorm \(tag)") { got, x, dy in
                     let expected = try Reference.rmsNormBackwardDouble(outputGradient: dy, input: x, weight: r.weight,
                                                                        eps: r.eps, weightOffset: r.weightOffset)
-                    let error = max(Reference.maxRowError(got.input, expected: expected.input),
-                                    Reference.maxError(got.weight, expected: expected.weight))
-                    check(error <= 1e-5, "RMSNorm \(tag) backward on \(kind.rawValue): error \(error) over 1e-5")
+                    return max(Reference.maxRowError(got.input, expected: expected.input),
+                               Reference.maxError(got.weight, expected: expected.weight))
                 }
                 checked += 1
             }
