@@ -88,6 +88,29 @@ struct NormalizationContractTests {
         #expect(try Self.groupNorm([32, 24, 7, 5, 3], groups: 6, seed: 33).violations() == [])
     }
 
+    /// Rows of every kind of a hard-row catalogue, in turn, `rows` of them.
+    static func catalogueRows(_ kinds: [(Int, UInt64) -> [Float]], rows: Int, dim: Int) throws -> Tensor {
+        let scalars = (0 ..< rows).flatMap { r in kinds[r % kinds.count](dim, UInt64(r / kinds.count)) }
+        return try Tensor(shape: [rows, dim], scalars: scalars)
+    }
+
+    /// Both norms on their hard-row catalogues. Zero and constant rows give input gradients
+    /// of -0 in places, which accumulating into zeros makes +0: the checker compares the
+    /// accumulating form with 0 + the plain one (comparing it with the plain one failed here).
+    @Test func hardRowsKeepTheContracts() throws {
+        for dim in [3, 17] {
+            let rows = 65_536 / dim + 1
+            var layer = try Self.layerNorm([rows, dim], normalized: [dim], seed: 41)
+            layer.input = try Self.catalogueRows(Reference.HardRow.allCases.map { k in { k.values(dim: $0, seed: $1) } },
+                                                 rows: rows, dim: dim)
+            #expect(layer.violations() == [], "LayerNorm dim \(dim)")
+            var rms = try Self.rmsNorm([rows, dim], normalized: [dim], seed: 42)
+            rms.input = try Self.catalogueRows(Reference.RMSRow.allCases.map { k in { k.values(dim: $0, seed: $1) } },
+                                               rows: rows, dim: dim)
+            #expect(rms.violations() == [], "RMSNorm dim \(dim)")
+        }
+    }
+
     /// The checker can fail: a layer checked against another layer's reference.
     @Test func checkerCatchesAWrongReference() throws {
         var checker = try Self.groupNorm([2, 16, 8, 8], groups: 4, seed: 5)
