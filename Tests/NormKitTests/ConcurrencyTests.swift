@@ -38,8 +38,9 @@ struct ConcurrencyFixture: Sendable {
 }
 
 /// Runs `body(i)` on `count` OS threads started together and joins them all.
-/// More threads than cores, so the scheduler interleaves them preemptively.
-func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+/// More threads than cores, so the scheduler interleaves them preemptively. With
+/// `stackBytes`, each thread gets a stack of that size (else the system's default).
+func runOnThreads(_ count: Int, stackBytes: Int? = nil, _ body: @escaping @Sendable (Int) -> Void) {
     final class Box: @unchecked Sendable {  // handed to exactly one thread
         let run: () -> Void
         init(_ run: @escaping () -> Void) { self.run = run }
@@ -49,6 +50,10 @@ func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     #else
     var threads: [pthread_t?] = []
     #endif
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    if let stackBytes { precondition(pthread_attr_setstacksize(&attributes, stackBytes) == 0) }
     for i in 0..<count {
         let box = Unmanaged.passRetained(Box { body(i) }).toOpaque()
         #if canImport(Glibc)
@@ -56,7 +61,7 @@ func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         #else
         var thread: pthread_t?
         #endif
-        let rc = pthread_create(&thread, nil, { arg in
+        let rc = pthread_create(&thread, &attributes, { arg in
             Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().run()
             return nil
         }, box)

@@ -4,45 +4,12 @@
 // inlined copy's locals in slots of their own: isa/begin.h, NK_INLINE); a thread of a
 // macOS process gets 512 KB, and this test crashed with SIGSEGV.
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 @testable import NormKit
 import NormKitTesting
 import Testing
 
 @Suite("Stack use: every kernel on a small stack")
 struct StackUseTests {
-    /// Runs `body` on a new thread with a stack of `bytes` and joins it.
-    static func runOnThread(stackBytes bytes: Int, _ body: @escaping @Sendable () -> Void) {
-        final class Box: @unchecked Sendable {  // handed to exactly one thread
-            let run: () -> Void
-            init(_ run: @escaping () -> Void) { self.run = run }
-        }
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        precondition(pthread_attr_setstacksize(&attributes, bytes) == 0)
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        #if canImport(Glibc)
-        var thread = pthread_t()
-        #else
-        var thread: pthread_t?
-        #endif
-        let rc = pthread_create(&thread, &attributes, { arg in
-            Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().run()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        #if canImport(Glibc)
-        pthread_join(thread, nil)
-        #else
-        pthread_join(thread!, nil)
-        #endif
-    }
-
     /// Forward (float, bf16, f16, each plain and with the fused add), training forward and
     /// backward of `norm` on `rows` rows of `dim`: every kernel the engine picks for that
     /// shape. Returns the worst error of the float forward against the float64 reference,
@@ -63,23 +30,22 @@ struct StackUseTests {
         let (_, statistics) = try norm.forwardForTraining(x)
         _ = try norm.backward(outputGradient: Tensor.randomNormal([rows, dim], seed: 6), input: x,
                               statistics: statistics)
-        for half in [HalfTensor<BFloat16>(rounding: x)] {
-            _ = try norm.forward(half)
-            var s = half, o = half
-            try norm.forward(half, addingTo: &s, into: &o)
-        }
-        for half in [HalfTensor<Float16>(rounding: x)] {
-            _ = try norm.forward(half)
-            var s = half, o = half
-            try norm.forward(half, addingTo: &s, into: &o)
-        }
+        try exerciseHalf(norm, HalfTensor<BFloat16>(rounding: x))
+        try exerciseHalf(norm, HalfTensor<Float16>(rounding: x))
         return worst
+    }
+
+    /// The half forward of `norm` on `half`, plain and with the fused add.
+    static func exerciseHalf<N: RowNormalization, T: HalfPrecisionElement>(_ norm: N, _ half: HalfTensor<T>) throws {
+        _ = try norm.forward(half)
+        var stream = half, out = half
+        try norm.forward(half, addingTo: &stream, into: &out)
     }
 
     @Test("LayerNorm and RMSNorm, every row kernel, on a 512 KB stack, one thread and two")
     func everyKernelFitsASmallStack() throws {
         let worst = PerThreadSlots(count: 1, initial: Double.nan)
-        Self.runOnThread(stackBytes: 512 * 1024) {
+        runOnThreads(1, stackBytes: 512 * 1024) { _ in
             do {
                 var w = 0.0
                 for threads in [1, 2] {
@@ -111,7 +77,7 @@ struct StackUseTests {
     @Test("GroupNorm forward and backward on a 512 KB stack")
     func groupNormFitsASmallStack() throws {
         let done = PerThreadSlots(count: 1, initial: false)
-        Self.runOnThread(stackBytes: 512 * 1024) {
+        runOnThreads(1, stackBytes: 512 * 1024) { _ in
             do {
                 let norm = try GroupNorm(groups: 4, channels: 32)
                 let x = Tensor.randomNormal([2, 32, 9, 9], seed: 8)
