@@ -1189,19 +1189,18 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batches_body)(
             if (j < prev->g && prev->ok[j]) {
                 NK_NAME(nk_ln_form) form;
                 NK_NAME(nk_ln_batch_form)(prev, j, &form);
-                const NK_NAME(nk_ln_form) *const f = &form;
                 const void *xo = (const char *)x + (prev->r0 + j) * stride;
                 void *yo = (char *)y + (prev->r0 + j) * stride;
-                if (sampled && !f->scaled) {
-                    m = f->centred ? NK_NAME(nk_ln_moments_and_output_body)(xr, 0, 0, n, shift, xo, yo, f, w, b,
-                                                                            &big[j], 1, 0, fmt)
-                                   : NK_NAME(nk_ln_moments_and_output_body)(xr, 0, 0, n, shift, xo, yo, f, w, b,
-                                                                            &big[j], 0, 0, fmt);
+                if (sampled && !form.scaled) {
+                    m = form.centred ? NK_NAME(nk_ln_moments_and_output_body)(xr, 0, 0, n, shift, xo, yo, &form, w, b,
+                                                                              &big[j], 1, 0, fmt)
+                                     : NK_NAME(nk_ln_moments_and_output_body)(xr, 0, 0, n, shift, xo, yo, &form, w, b,
+                                                                              &big[j], 0, 0, fmt);
                     s1[j] = m.sum, s2[j] = m.sum_squares;
                     continue;
                 }
                 float unused = 0;
-                big[j] = NK_NAME(nk_ln_form_pass)(f, xo, yo, n, w, b, &unused, 1, 0, 0, fmt);
+                big[j] = NK_NAME(nk_ln_form_pass)(&form, xo, yo, n, w, b, &unused, 1, 0, 0, fmt);
             }
             if (sampled) {
                 m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, shift);
@@ -1217,7 +1216,8 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batches_body)(
 
 /// A batch's rows in bytes, at most, for the batched body: a batch is read twice (moments,
 /// then output), and the second read should find it in the first-level cache. Longer rows
-/// take the pipelined body, whose output pass reads a row the moments read just before.
+/// take the pipelined batches (up to NK_LN_BATCHES_ROW_BYTES) or the pipelined body, whose
+/// output passes read a row the moments read a batch or a row before.
 #define NK_LN_BATCH_BYTES (16 * 1024)
 
 /// The longest row, in bytes, of nk_ln_forward_rows_batches_body: two batches of such rows
