@@ -257,13 +257,13 @@ struct ForwardFastPathTests {
                 #expect(inPlace.status == 0 && inPlace.y == r.y, "in place n \(n) \(level)")
             }
         }
-        // n = 4096: the sample is x[128·j]. Set those 32 to 1000 in a row of N(0, 1): the
-        // sampled mean is 1000, the row's about 7.8 with σ about 88, so the shift is 11σ
-        // off and the variance's bound (about 127·6u of it) is past what the output's
-        // certificate allows (64u): refused, with a margin of 7.
+        // n = 4096: set the 32 sampled elements (four runs of 8) to 1000 in a row of
+        // N(0, 1): the sampled mean is 1000, the row's about 7.8 with σ about 88, so the
+        // shift is 11σ off and the variance's bound (about 127·6u of it) is past what the
+        // output's certificate allows (64u): refused, with a margin of 7.
         let n = 4096
         var x = gaussianRow(n, seed: 99)
-        for j in 0..<32 { x[128 * j] = 1000 }
+        for i in sampledPositions(n) { x[i] = 1000 }
         let refused = runSampled(x, level: level)
         #expect(refused.status == 1, "\(level)")
         #expect(refused.stats[0].isNaN && refused.stats[1].isNaN, "statistics untouched \(level)")

@@ -349,3 +349,17 @@ func doubleMeanAndVariance(_ x: some Collection<Float>) -> (mean: Double, varian
     let variance = x.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / n
     return (mean, variance)
 }
+
+/// The elements LayerNorm's sampled shift reads in a row of n (the kernel layer's
+/// `nk_ln_sampled_shift_body`, docs/numerics.md, "The shift"): all of a row shorter than
+/// 32, else four runs of 8, run q from ⌊(2q + 1)·n/8⌋ - 4. Tests that build a misleading
+/// sample write there.
+func sampledPositions(_ n: Int) -> [Int] {
+    if n < 32 { return Array(0..<n) }
+    var positions: [Int] = []
+    for q in 0..<4 {
+        let start: Int = (2 * q + 1) * n / 8 - 4
+        positions += Array(start ..< start + 8)
+    }
+    return positions
+}

@@ -601,16 +601,25 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
     return path;
 }
 
-/// The sampled shift: the mean of NK_LN_SAMPLE elements at a fixed stride (all of a
-/// shorter row), in double. Any finite value is a correct shift (the fast certificate
-/// holds for every shift); a good one only makes the fast path more likely.
-/// docs/numerics.md, "The shift", has how near it lands.
+/// The sampled shift: the mean, in double, of NK_LN_SAMPLE elements of the row (all of a
+/// shorter row). Any finite value is a correct shift (the fast certificate holds for
+/// every shift); a good one only makes the fast path more likely. docs/numerics.md, "The
+/// shift", has how near it lands.
 #define NK_LN_SAMPLE 32
 _Static_assert((NK_LN_SAMPLE & (NK_LN_SAMPLE - 1)) == 0, "the sampled mean multiplies by 1 / NK_LN_SAMPLE");
+/// A row of n >= NK_LN_SAMPLE elements is sampled in four runs of NK_LN_RUN consecutive
+/// elements, run q (0 ..< 4) from element ⌊(2q + 1)·n/8⌋ - NK_LN_RUN/2: the middle of
+/// each quarter of the row (for n = 32, the whole row). Runs cost four short loads where
+/// 32 scattered elements cost 32 loads and conversions.
+#define NK_LN_RUN 8
+_Static_assert(4 * NK_LN_RUN == NK_LN_SAMPLE, "four runs make the sample");
+NK_INLINE size_t NK_NAME(nk_ln_run_start)(size_t n, size_t q) {
+    return (2 * q + 1) * n / 8 - NK_LN_RUN / 2;
+}
 
-/// The mean, in double, of x[j·stride] for j < k (k <= NK_LN_SAMPLE), GET(j) giving the
-/// float x[j·stride]. Four partial sums: the loads are independent, and one chain of 32
-/// dependent additions would cost more than the loads (about 120 cycles of latency a row).
+/// The mean, in double, of x[j] for j < k (a row of k < NK_LN_SAMPLE elements, all
+/// sampled), GET(j) giving the float x[j]. Four partial sums: the loads are independent,
+/// and one chain of dependent additions would cost more than the loads.
 #define NK_LN_SAMPLE_MEAN(k, GET)                                                        \
     ({                                                                                   \
         double part_[4] = {0, 0, 0, 0};                                                  \
@@ -618,38 +627,65 @@ _Static_assert((NK_LN_SAMPLE & (NK_LN_SAMPLE - 1)) == 0, "the sampled mean multi
         for (; j_ + 4 <= (k); j_ += 4)                                                   \
             for (int q_ = 0; q_ < 4; q_++) part_[q_] += (double)GET(j_ + (size_t)q_);     \
         for (; j_ < (k); j_++) part_[0] += (double)GET(j_);                              \
-        const double sum_ = (part_[0] + part_[1]) + (part_[2] + part_[3]);             \
-        /* A full sample divides by 2^5: the same as the multiply, with no division's wait. */ \
-        (k) == NK_LN_SAMPLE ? sum_ * (1.0 / NK_LN_SAMPLE) : sum_ / (double)(k);         \
+        ((part_[0] + part_[1]) + (part_[2] + part_[3])) / (double)(k);                   \
     })
+
+/// The mean, in double, of a sample of four runs, GET4(q, h) giving elements 4h ..< 4h + 4
+/// of run q as four floats: lane l of the runs' first halves added as a tree, the same for
+/// their second halves, the two added lane by lane, then those four lanes as a tree; the
+/// sum divided by 2^5 (exact).
+#define NK_LN_RUNS_MEAN(GET4)                                                                           \
+    ({                                                                                                  \
+        typedef double d4_ __attribute__((vector_size(32)));                                            \
+        const d4_ lo_ = (__builtin_convertvector(GET4(0, 0), d4_) + __builtin_convertvector(GET4(1, 0), d4_)) + \
+                        (__builtin_convertvector(GET4(2, 0), d4_) + __builtin_convertvector(GET4(3, 0), d4_)); \
+        const d4_ hi_ = (__builtin_convertvector(GET4(0, 1), d4_) + __builtin_convertvector(GET4(1, 1), d4_)) + \
+                        (__builtin_convertvector(GET4(2, 1), d4_) + __builtin_convertvector(GET4(3, 1), d4_)); \
+        const d4_ t_ = lo_ + hi_;                                                                       \
+        ((t_[0] + t_[2]) + (t_[1] + t_[3])) * (1.0 / NK_LN_SAMPLE);                                     \
+    })
+/// Four floats from p (any alignment).
+typedef float NK_NAME(nk_ln_f4) __attribute__((vector_size(16), aligned(4)));
+NK_INLINE NK_NAME(nk_ln_f4) NK_NAME(nk_ln_load4)(const float *p) {
+    NK_NAME(nk_ln_f4) f;
+    memcpy(&f, p, sizeof f);
+    return f;
+}
 
 /// The sampled shift of a row of n >= 1 elements of format `fmt`: NaN or ±inf when one
 /// was sampled, or when the mean overflowed float.
 NK_INLINE float NK_NAME(nk_ln_sampled_shift_body)(const void *x, size_t n,
                                                   const int fmt) {
-    const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
-    const size_t stride = n / k;
-    if (fmt == NK_ELEM_F32) {
-#define NK_LN_GET_F32(j) (((const float *)x)[(j) * stride])
-        return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_F32);
-#undef NK_LN_GET_F32
-    }
-    if (fmt == NK_ELEM_BF16) {
-        // A bfloat16 sample widened where it is read: its bits in the top half of a float's
-        // (nk_bf16_widen_bits, a scalar at a time), then the same sum as a float row's.
-#define NK_LN_GET_BF16(j) nk_bf16_scalar_bits(((const uint16_t *)x)[(j) * stride])
-        return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_BF16);
-#undef NK_LN_GET_BF16
-    }
-    // Gather the 16-bit samples, widen them a vector at a time (NK_LN_SAMPLE is a
-    // multiple of NK_W), then the same sum as a float row's.
-    uint16_t h[NK_LN_SAMPLE] = {0};
-    float v[NK_LN_SAMPLE];
-    for (size_t j = 0; j < k; j++) h[j] = ((const uint16_t *)x)[j * stride];
-    for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
+    if (n < NK_LN_SAMPLE) {
+        float v[NK_LN_SAMPLE];
+        if (fmt == NK_ELEM_F32) {
+            memcpy(v, x, n * sizeof(float));
+        } else {
+            uint16_t h[NK_LN_SAMPLE] = {0};
+            memcpy(h, x, n * sizeof(uint16_t));
+            for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
+        }
 #define NK_LN_GET_V(j) (v[(j)])
-    return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_V);
+        return (float)NK_LN_SAMPLE_MEAN(n, NK_LN_GET_V);
 #undef NK_LN_GET_V
+    }
+    size_t at[4];
+    for (size_t q = 0; q < 4; q++) at[q] = NK_NAME(nk_ln_run_start)(n, q);
+    if (fmt == NK_ELEM_F32) {
+        const float *xf = (const float *)x;
+#define NK_LN_RUN4(q, h) NK_NAME(nk_ln_load4)(xf + at[q] + 4 * (h))
+        return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
+#undef NK_LN_RUN4
+    }
+    // Gather the 16-bit runs, widen them a vector at a time (NK_LN_SAMPLE is a multiple
+    // of NK_W), then the same sum as a float row's.
+    uint16_t h[NK_LN_SAMPLE];
+    float v[NK_LN_SAMPLE];
+    for (size_t q = 0; q < 4; q++) memcpy(h + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
+    for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
+#define NK_LN_RUN4(q, h) NK_NAME(nk_ln_load4)(v + (q) * NK_LN_RUN + 4 * (h))
+    return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
+#undef NK_LN_RUN4
 }
 
 /// After the output certificate refused a row whose statistics *st (about `shift`) were
@@ -744,27 +780,42 @@ NK_INLINE void NK_NAME(nk_ln_add_row)(const void *x, const void *res, void *sum,
 /// sum rounded to the format, made a vector at a time as the add makes it).
 NK_INLINE float NK_NAME(nk_ln_sampled_shift_add)(const void *x, const void *res,
                                                  size_t n, const int fmt) {
-    const size_t k = n < NK_LN_SAMPLE ? n : NK_LN_SAMPLE;
-    const size_t stride = n / k;
+    float v[NK_LN_SAMPLE];
+    if (n < NK_LN_SAMPLE) {
+        if (fmt == NK_ELEM_F32) {
+            for (size_t j = 0; j < n; j++) v[j] = ((const float *)x)[j] + ((const float *)res)[j];
+        } else {
+            uint16_t hx[NK_LN_SAMPLE] = {0}, hr[NK_LN_SAMPLE] = {0}, hs[NK_LN_SAMPLE];
+            memcpy(hx, x, n * sizeof(uint16_t)), memcpy(hr, res, n * sizeof(uint16_t));
+            for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
+                nk_elem_store(hs, j, nk_elem_load(hx, j, fmt) + nk_elem_load(hr, j, fmt), fmt);
+                nk_store(v + j, nk_elem_load(hs, j, fmt));
+            }
+        }
+#define NK_LN_GET_V(j) (v[(j)])
+        return (float)NK_LN_SAMPLE_MEAN(n, NK_LN_GET_V);
+#undef NK_LN_GET_V
+    }
+    size_t at[4];
+    for (size_t q = 0; q < 4; q++) at[q] = NK_NAME(nk_ln_run_start)(n, q);
     if (fmt == NK_ELEM_F32) {
         const float *xf = (const float *)x, *rf = (const float *)res;
-#define NK_LN_GET_SUM(j) (xf[(j) * stride] + rf[(j) * stride])
-        return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_SUM);
-#undef NK_LN_GET_SUM
+#define NK_LN_RUN4(q, h) (NK_NAME(nk_ln_load4)(xf + at[q] + 4 * (h)) + NK_NAME(nk_ln_load4)(rf + at[q] + 4 * (h)))
+        return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
+#undef NK_LN_RUN4
     }
-    uint16_t hx[NK_LN_SAMPLE] = {0}, hr[NK_LN_SAMPLE] = {0}, hs[NK_LN_SAMPLE];
-    float v[NK_LN_SAMPLE];
-    for (size_t j = 0; j < k; j++) {
-        hx[j] = ((const uint16_t *)x)[j * stride];
-        hr[j] = ((const uint16_t *)res)[j * stride];
+    uint16_t hx[NK_LN_SAMPLE], hr[NK_LN_SAMPLE], hs[NK_LN_SAMPLE];
+    for (size_t q = 0; q < 4; q++) {
+        memcpy(hx + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
+        memcpy(hr + q * NK_LN_RUN, (const uint16_t *)res + at[q], NK_LN_RUN * sizeof(uint16_t));
     }
     for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
         nk_elem_store(hs, j, nk_elem_load(hx, j, fmt) + nk_elem_load(hr, j, fmt), fmt);
         nk_store(v + j, nk_elem_load(hs, j, fmt));
     }
-#define NK_LN_GET_V(j) (v[(j)])
-    return (float)NK_LN_SAMPLE_MEAN(k, NK_LN_GET_V);
-#undef NK_LN_GET_V
+#define NK_LN_RUN4(q, h) NK_NAME(nk_ln_load4)(v + (q) * NK_LN_RUN + 4 * (h))
+    return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
+#undef NK_LN_RUN4
 }
 
 

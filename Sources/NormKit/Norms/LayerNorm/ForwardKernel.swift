@@ -5,7 +5,7 @@
 //     mean = Σx / n,  var = Σ(x - mean)² / n,  y = w ⊙ (x - mean) / sqrt(var + eps) + b
 //
 // Every row first tries the fast path (1 below) about a shift from a sample of the row:
-// the mean, in Double, of 32 elements at a fixed stride (docs/numerics.md, "The shift").
+// the mean, in Double, of 32 elements in four runs (docs/numerics.md, "The shift").
 // It costs no read of the row, and any finite shift is correct: the certificate holds
 // for every shift, and a poor one only makes it refuse. When it refuses, the row starts
 // again with s = Float(sdot(x, 1) / n): OpenBLAS's float sum, used only as a centre, so
