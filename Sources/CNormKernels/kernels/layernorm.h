@@ -1180,7 +1180,9 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batched_body)(
                 const nk_moments m = NK_NAME(nk_ln_row_moments_fast_add)(xr, rr, sr, n, bt.shift[j], fmt);
                 s1[j] = m.sum, s2[j] = m.sum_squares;
             } else if (sampled) {
-                const nk_moments m = NK_LN_FMT(nk_ln_row_moments_fast, fmt)(xr, n, bt.shift[j]);
+                // The walk inlined (not the per-format function): on a short row the call's
+                // spills were measurable (docs/performance.md, "A sample in runs").
+                const nk_moments m = NK_NAME(nk_ln_row_moments_fast_body)(xr, n, bt.shift[j], fmt);
                 s1[j] = m.sum, s2[j] = m.sum_squares;
             }
         }
