@@ -215,7 +215,9 @@ struct FusedPipelinedTests {
     /// (short rows included, `ForwardParameters.addFromMemory`): still the plain forward of
     /// the float sum, bitwise, on 1 and 2 threads.
     @Test func addFromMemoryMatchesThePlainForwardOfTheSum() throws {
-        let rows = 16384, dim = 128
+        // The fewest rows whose four arrays reach the threshold, which follows the machine's
+        // last-level cache: 16384 rows of 128 at 32 MiB.
+        let dim = 128, rows = (StreamingStores.thresholdBytes + 16 * dim - 1) / (16 * dim)
         #expect(StreamingStores.outgrowsCache(rows: rows, length: dim, streams: 4))
         #expect(!StreamingStores.outgrowsCache(rows: rows, length: dim))
         let layer = try HalfRowKernelTests.layer(dim: dim)

@@ -103,11 +103,19 @@ struct StreamingStoreTests {
     }
 
     /// The size rule: big calls with long rows stream; small calls and short rows do not.
+    /// The threshold is 32 MiB, or a third of the reported last-level cache when more.
     @Test func policy() {
-        #expect(StreamingStores.pays(rows: 8 * 1024, length: 768))
+        let threshold = StreamingStores.thresholdBytes
+        #expect(threshold >= 32 << 20)
+        #expect(threshold == max(32 << 20, (nk_last_level_cache_bytes() / 3) & ~((1 << 20) - 1)))
+        #expect(threshold % (1 << 20) == 0)
+        // x and y of `rows` rows of 768 floats: 6 KiB a row.
+        let atThreshold = (threshold + 6143) / 6144
+        #expect(StreamingStores.pays(rows: atThreshold, length: 768))
+        #expect(!StreamingStores.pays(rows: atThreshold - 1, length: 768))
         #expect(!StreamingStores.pays(rows: 4 * 1024, length: 768))
-        #expect(!StreamingStores.pays(rows: 32768, length: 128))
-        #expect(StreamingStores.pays(rows: 8192, length: 512))
+        #expect(!StreamingStores.pays(rows: 32 * atThreshold, length: 128))
+        #expect(StreamingStores.pays(rows: 2 * atThreshold, length: 512))
         #expect(StreamingStores.pays(rows: Int.max, length: 1024))
         #expect(!StreamingStores.pays(rows: 1, length: 768))
     }

@@ -9,11 +9,17 @@
 // the plain ones do. Only the float forms stream (the half forms' outputs are half the
 // bytes), never in place (the lines were just read), and never into scratch memory.
 
+import CNormKernels  // include/nk_platform.h: nk_last_level_cache_bytes
+
 enum StreamingStores {
-    /// The input and output bytes of a call from which its output is streamed: about the
-    /// last-level cache of the machines measured, below which streaming lost. A fixed
-    /// number, not the size the OS reports: virtual machines report the host's.
-    static let thresholdBytes = 32 << 20
+    /// The input and output bytes of a call from which its output is streamed (and from
+    /// which the other size rules below call it "from memory"): 32 MiB, or a third of the
+    /// last-level cache the C library reports when that is more (rounded down to a MiB). Measured
+    /// (docs/performance.md, "Streaming's threshold on a machine with a large cache"): on
+    /// the AMD Zen 4 machines, streaming won from 25-50 MB on; on an Intel Xeon reporting
+    /// a 300 MB L3 (shared with other tenants), plain stores won up to 96 MB and streaming
+    /// from 144 MB. A whole number of MiB.
+    static let thresholdBytes: Int = max(32 << 20, (nk_last_level_cache_bytes() / 3) & ~((1 << 20) - 1))
 
     /// The shortest row that streams. Each row starts with the elements before y's first
     /// vector-aligned address and ends with a partial vector, both plain stores, so one
