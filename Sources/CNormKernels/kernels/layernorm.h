@@ -652,40 +652,50 @@ NK_INLINE NK_NAME(nk_ln_f4) NK_NAME(nk_ln_load4)(const float *p) {
     return f;
 }
 
+/// Where the four runs of a row of n >= NK_LN_SAMPLE elements start.
+NK_INLINE void NK_NAME(nk_ln_run_starts)(size_t n, size_t at[4]) {
+    for (size_t q = 0; q < 4; q++) at[q] = NK_NAME(nk_ln_run_start)(n, q);
+}
+/// The sample's mean from its values v: all n of a row shorter than NK_LN_SAMPLE, else
+/// the four runs one after another.
+NK_INLINE double NK_NAME(nk_ln_sample_mean)(const float *v, size_t n) {
+    if (n < NK_LN_SAMPLE) {
+#define NK_LN_GET_V(j) (v[(j)])
+        return NK_LN_SAMPLE_MEAN(n, NK_LN_GET_V);
+#undef NK_LN_GET_V
+    }
+#define NK_LN_RUN4(q, h) NK_NAME(nk_ln_load4)(v + (q) * NK_LN_RUN + 4 * (h))
+    return NK_LN_RUNS_MEAN(NK_LN_RUN4);
+#undef NK_LN_RUN4
+}
+
 /// The sampled shift of a row of n >= 1 elements of format `fmt`: NaN or ±inf when one
 /// was sampled, or when the mean overflowed float.
 NK_INLINE float NK_NAME(nk_ln_sampled_shift_body)(const void *x, size_t n,
                                                   const int fmt) {
-    if (n < NK_LN_SAMPLE) {
-        float v[NK_LN_SAMPLE];
-        if (fmt == NK_ELEM_F32) {
-            memcpy(v, x, n * sizeof(float));
-        } else {
-            uint16_t h[NK_LN_SAMPLE] = {0};
-            memcpy(h, x, n * sizeof(uint16_t));
-            for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
-        }
-#define NK_LN_GET_V(j) (v[(j)])
-        return (float)NK_LN_SAMPLE_MEAN(n, NK_LN_GET_V);
-#undef NK_LN_GET_V
-    }
-    size_t at[4];
-    for (size_t q = 0; q < 4; q++) at[q] = NK_NAME(nk_ln_run_start)(n, q);
-    if (fmt == NK_ELEM_F32) {
+    size_t at[4] = {0, 0, 0, 0};
+    if (n >= NK_LN_SAMPLE) NK_NAME(nk_ln_run_starts)(n, at);
+    if (fmt == NK_ELEM_F32 && n >= NK_LN_SAMPLE) {
         const float *xf = (const float *)x;
 #define NK_LN_RUN4(q, h) NK_NAME(nk_ln_load4)(xf + at[q] + 4 * (h))
         return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
 #undef NK_LN_RUN4
     }
-    // Gather the 16-bit runs, widen them a vector at a time (NK_LN_SAMPLE is a multiple
-    // of NK_W), then the same sum as a float row's.
-    uint16_t h[NK_LN_SAMPLE];
     float v[NK_LN_SAMPLE];
-    for (size_t q = 0; q < 4; q++) memcpy(h + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
-    for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
-#define NK_LN_RUN4(q, h) NK_NAME(nk_ln_load4)(v + (q) * NK_LN_RUN + 4 * (h))
-    return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
-#undef NK_LN_RUN4
+    if (fmt == NK_ELEM_F32) {
+        memcpy(v, x, n * sizeof(float));  // n < NK_LN_SAMPLE
+    } else {
+        // Gather the 16-bit sample (the runs, or the short row), widen it a vector at a time
+        // (NK_LN_SAMPLE is a multiple of NK_W), then the same sum as a float row's.
+        uint16_t h[NK_LN_SAMPLE] = {0};
+        if (n < NK_LN_SAMPLE)
+            memcpy(h, x, n * sizeof(uint16_t));
+        else
+            for (size_t q = 0; q < 4; q++)
+                memcpy(h + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
+        for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
+    }
+    return (float)NK_NAME(nk_ln_sample_mean)(v, n);
 }
 
 /// After the output certificate refused a row whose statistics *st (about `shift`) were
@@ -780,42 +790,33 @@ NK_INLINE void NK_NAME(nk_ln_add_row)(const void *x, const void *res, void *sum,
 /// sum rounded to the format, made a vector at a time as the add makes it).
 NK_INLINE float NK_NAME(nk_ln_sampled_shift_add)(const void *x, const void *res,
                                                  size_t n, const int fmt) {
-    float v[NK_LN_SAMPLE];
-    if (n < NK_LN_SAMPLE) {
-        if (fmt == NK_ELEM_F32) {
-            for (size_t j = 0; j < n; j++) v[j] = ((const float *)x)[j] + ((const float *)res)[j];
-        } else {
-            uint16_t hx[NK_LN_SAMPLE] = {0}, hr[NK_LN_SAMPLE] = {0}, hs[NK_LN_SAMPLE];
-            memcpy(hx, x, n * sizeof(uint16_t)), memcpy(hr, res, n * sizeof(uint16_t));
-            for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
-                nk_elem_store(hs, j, nk_elem_load(hx, j, fmt) + nk_elem_load(hr, j, fmt), fmt);
-                nk_store(v + j, nk_elem_load(hs, j, fmt));
-            }
-        }
-#define NK_LN_GET_V(j) (v[(j)])
-        return (float)NK_LN_SAMPLE_MEAN(n, NK_LN_GET_V);
-#undef NK_LN_GET_V
-    }
-    size_t at[4];
-    for (size_t q = 0; q < 4; q++) at[q] = NK_NAME(nk_ln_run_start)(n, q);
-    if (fmt == NK_ELEM_F32) {
+    size_t at[4] = {0, 0, 0, 0};
+    if (n >= NK_LN_SAMPLE) NK_NAME(nk_ln_run_starts)(n, at);
+    if (fmt == NK_ELEM_F32 && n >= NK_LN_SAMPLE) {
         const float *xf = (const float *)x, *rf = (const float *)res;
 #define NK_LN_RUN4(q, h) (NK_NAME(nk_ln_load4)(xf + at[q] + 4 * (h)) + NK_NAME(nk_ln_load4)(rf + at[q] + 4 * (h)))
         return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
 #undef NK_LN_RUN4
     }
-    uint16_t hx[NK_LN_SAMPLE], hr[NK_LN_SAMPLE], hs[NK_LN_SAMPLE];
-    for (size_t q = 0; q < 4; q++) {
-        memcpy(hx + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
-        memcpy(hr + q * NK_LN_RUN, (const uint16_t *)res + at[q], NK_LN_RUN * sizeof(uint16_t));
+    float v[NK_LN_SAMPLE];
+    if (fmt == NK_ELEM_F32) {
+        for (size_t j = 0; j < n; j++) v[j] = ((const float *)x)[j] + ((const float *)res)[j];  // n < NK_LN_SAMPLE
+    } else {
+        uint16_t hx[NK_LN_SAMPLE] = {0}, hr[NK_LN_SAMPLE] = {0}, hs[NK_LN_SAMPLE];
+        if (n < NK_LN_SAMPLE) {
+            memcpy(hx, x, n * sizeof(uint16_t)), memcpy(hr, res, n * sizeof(uint16_t));
+        } else {
+            for (size_t q = 0; q < 4; q++) {
+                memcpy(hx + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
+                memcpy(hr + q * NK_LN_RUN, (const uint16_t *)res + at[q], NK_LN_RUN * sizeof(uint16_t));
+            }
+        }
+        for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
+            nk_elem_store(hs, j, nk_elem_load(hx, j, fmt) + nk_elem_load(hr, j, fmt), fmt);
+            nk_store(v + j, nk_elem_load(hs, j, fmt));
+        }
     }
-    for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
-        nk_elem_store(hs, j, nk_elem_load(hx, j, fmt) + nk_elem_load(hr, j, fmt), fmt);
-        nk_store(v + j, nk_elem_load(hs, j, fmt));
-    }
-#define NK_LN_RUN4(q, h) NK_NAME(nk_ln_load4)(v + (q) * NK_LN_RUN + 4 * (h))
-    return (float)NK_LN_RUNS_MEAN(NK_LN_RUN4);
-#undef NK_LN_RUN4
+    return (float)NK_NAME(nk_ln_sample_mean)(v, n);
 }
 
 
