@@ -609,13 +609,10 @@ static int32_t NK_NAME(nk_ln_forward_row_path)(const float *x, float *y, size_t 
 _Static_assert((NK_LN_SAMPLE & (NK_LN_SAMPLE - 1)) == 0, "the sampled mean multiplies by 1 / NK_LN_SAMPLE");
 /// A row of n >= NK_LN_SAMPLE elements is sampled in four runs of NK_LN_RUN consecutive
 /// elements, run q (0 ..< 4) from element ⌊(2q + 1)·n/8⌋ - NK_LN_RUN/2: the middle of
-/// each quarter of the row (for n = 32, the whole row). Runs cost four short loads where
-/// 32 scattered elements cost 32 loads and conversions.
+/// each quarter of the row (for n = 32, the whole row). The runs take eight loads of four
+/// floats where 32 scattered elements took 32 loads and conversions.
 #define NK_LN_RUN 8
 _Static_assert(4 * NK_LN_RUN == NK_LN_SAMPLE, "four runs make the sample");
-NK_INLINE size_t NK_NAME(nk_ln_run_start)(size_t n, size_t q) {
-    return (2 * q + 1) * n / 8 - NK_LN_RUN / 2;
-}
 
 /// The mean, in double, of x[j] for j < k (a row of k < NK_LN_SAMPLE elements, all
 /// sampled), GET(j) giving the float x[j]. Four partial sums: the loads are independent,
@@ -654,7 +651,7 @@ NK_INLINE NK_NAME(nk_ln_f4) NK_NAME(nk_ln_load4)(const float *p) {
 
 /// Where the four runs of a row of n >= NK_LN_SAMPLE elements start.
 NK_INLINE void NK_NAME(nk_ln_run_starts)(size_t n, size_t at[4]) {
-    for (size_t q = 0; q < 4; q++) at[q] = NK_NAME(nk_ln_run_start)(n, q);
+    for (size_t q = 0; q < 4; q++) at[q] = (2 * q + 1) * n / 8 - NK_LN_RUN / 2;
 }
 /// The sample's mean from its values v: all n of a row shorter than NK_LN_SAMPLE, else
 /// the four runs one after another.

@@ -14,11 +14,11 @@ import CNormKernels  // include/nk_platform.h: nk_last_level_cache_bytes
 enum StreamingStores {
     /// The input and output bytes of a call from which its output is streamed (and from
     /// which the other size rules below call it "from memory"): 32 MiB, or a third of the
-    /// last-level cache the C library reports when that is more (rounded down to a MiB). Measured
-    /// (docs/performance.md, "Streaming's threshold on a machine with a large cache"): on
-    /// the AMD Zen 4 machines, streaming won from 25-50 MB on; on an Intel Xeon reporting
-    /// a 300 MB L3 (shared with other tenants), plain stores won up to 96 MB and streaming
-    /// from 144 MB. A whole number of MiB.
+    /// last-level cache the C library reports when that is more, rounded down to a whole
+    /// MiB. Measured (docs/performance.md, "Streaming's threshold on a machine with a large
+    /// cache"): on the AMD Zen 4 machines, streaming won from 25-50 MB on; on an Intel Xeon
+    /// reporting a 300 MB L3 (shared with other tenants), plain stores won up to 96 MB and
+    /// streaming from 144 MB.
     static let thresholdBytes: Int = max(32 << 20, (nk_last_level_cache_bytes() / 3) & ~((1 << 20) - 1))
 
     /// The shortest row that streams. Each row starts with the elements before y's first
