@@ -29,7 +29,9 @@ private func mixedInput(rows: Int, dim: Int) throws -> Tensor {
 
 @Suite("Parallel forward")
 struct ParallelForwardTests {
-    @Test(arguments: [768, 1, 33, 4099])
+    /// dim 1 (196,611 rows of one element) is left to the plain runs under ThreadSanitizer:
+    /// the pool splits its rows as it splits the others'.
+    @Test(arguments: Sanitizer.thread ? [768, 33, 4099] : [768, 1, 33, 4099])
     func outputIsBitwiseIdenticalForOneTwoAndSevenThreads(dim: Int) throws {
         // At least a few blocks of rows, so 2 and 7 threads really split the work.
         let rows = max(64, 6 * RowParallel.blockSize(dim: dim) + 3)

@@ -12,12 +12,13 @@ import Testing
 struct StreamingStoreTests {
     /// Every hard row and fallback row of the half kernels' tests, at every x and y
     /// offset within a vector, at every level: the same return, y and stats, and the
-    /// floats around y untouched.
+    /// floats around y untouched. Under a sanitizer the long rows go but 1000 (its ends
+    /// are those of the others: whole vectors and a tail).
     @Test func rowKernelMatchesPlainStores() throws {
         let guardValue = Float(bitPattern: 0x7fc0_1234)  // a NaN with a payload no kernel writes
         for level in InstructionSet.supported {
             let k = Kernels.layerNorm(at: level)
-            for dim in [1, 5, 15, 16, 17, 33, 512, 768, 1000, 4099] {
+            for dim in Sanitizer.any ? [1, 5, 15, 16, 17, 33, 1000] : [1, 5, 15, 16, 17, 33, 512, 768, 1000, 4099] {
                 let layer = try HalfRowKernelTests.layer(dim: dim)
                 let rows = HalfRowKernelTests.rows(dim: dim)
                 layer.withParameters(level) { p in

@@ -11,13 +11,12 @@ import Darwin
 /// CI's `swift test --sanitize=thread` and `--sanitize=address` steps, or a developer's.
 ///
 /// Those steps look for races and memory errors, not for numbers: the plain runs check
-/// every bound. So under a sanitizer (and only there) a few tests run a smaller
-/// instance of what they check, one that still reaches the same code (the pool split
-/// over several blocks and a partial one, the same process-level paths):
-/// `gpt2Shape` (LayerNormForwardTests, BackwardReferenceTests: `Sanitizer.gpt2Shape`),
-/// `exitWhileForwardRunsOnOtherThreads` (12 of its 60 processes) and
-/// `environmentVariable(value:)` (one value per outcome). At 5-15x the plain time they
-/// cost CI minutes (gpt2Shape's backward alone took 64 s under ThreadSanitizer).
+/// every bound. So under a sanitizer (and only there) some tests run a smaller instance
+/// of what they check, one that still reaches the same code (the pool split over several
+/// blocks and a partial one, each kind of row end, the same process-level paths), and
+/// a few that only repeat at a larger size what others check are off: every such test
+/// names `Sanitizer` (`gpt2Shape` below, for one). At 3-15x the plain time they cost CI
+/// minutes (gpt2Shape's backward alone took 64 s under ThreadSanitizer).
 enum Sanitizer {
     static let thread = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
     static let address = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
