@@ -271,6 +271,11 @@ NK_INLINE nk_vf nk_elem_load(const void *p, size_t i, const int fmt) {
     if (fmt == NK_ELEM_BF16) return nk_bf16_load_bits((const uint16_t *)p + i);
     return NK_F16_WIDEN(nk_loadh((const uint16_t *)p + i));
 }
+/// NK_W 16-bit values of format `fmt` (bfloat16 or binary16) already in a register,
+/// widened as nk_elem_load widens them from memory (the same bits).
+NK_INLINE nk_vf nk_elem_widen(nk_vh h, const int fmt) {
+    return fmt == NK_ELEM_BF16 ? nk_bf16_widen_bits(h) : NK_F16_WIDEN(h);
+}
 /// The k < NK_W elements from i on, the other lanes `fill`.
 NK_INLINE nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fill,
                                      const int fmt) {
@@ -281,10 +286,14 @@ NK_INLINE nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fi
     for (size_t j = k; j < NK_W; j++) v[j] = fill;
     return v;
 }
+/// v rounded to the 16-bit format `fmt` (bfloat16 or binary16), as nk_elem_store stores it.
+NK_INLINE nk_vh nk_elem_narrow(nk_vf v, const int fmt) {
+    return fmt == NK_ELEM_BF16 ? NK_BF16_NARROW(v) : NK_F16_NARROW(v);
+}
 /// Stores v, rounded to `fmt`, at elements i ..< i + NK_W.
 NK_INLINE void nk_elem_store(void *p, size_t i, nk_vf v, const int fmt) {
     if (fmt == NK_ELEM_F32) nk_store((float *)p + i, v);
-    else nk_storeh((uint16_t *)p + i, fmt == NK_ELEM_BF16 ? NK_BF16_NARROW(v) : NK_F16_NARROW(v));
+    else nk_storeh((uint16_t *)p + i, nk_elem_narrow(v, fmt));
 }
 /// Stores v0, v1, rounded to `fmt`, at elements i ..< i + 2·NK_W.
 NK_INLINE void nk_elem_store2(void *p, size_t i, nk_vf v0, nk_vf v1, const int fmt) {

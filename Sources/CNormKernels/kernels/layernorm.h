@@ -666,6 +666,22 @@ NK_INLINE double NK_NAME(nk_ln_sample_mean)(const float *v, size_t n) {
 #undef NK_LN_RUN4
 }
 
+/// Values j ..< j + NK_W (j a multiple of NK_W) of the 16-bit sample of a row whose runs
+/// start at at[0 ..< 4] (n >= NK_LN_SAMPLE): run j / NK_LN_RUN from value j % NK_LN_RUN
+/// on, and for NK_W = 16 the next run too, loaded from the row into one register.
+NK_INLINE nk_vh NK_NAME(nk_ln_sample_halves)(const uint16_t *x, const size_t at[4], size_t j) {
+#if NK_W == 2 * NK_LN_RUN
+    typedef uint16_t h8 __attribute__((vector_size(2 * NK_LN_RUN), aligned(2)));
+    h8 a, b;
+    memcpy(&a, x + at[j / NK_LN_RUN], sizeof a);
+    memcpy(&b, x + at[j / NK_LN_RUN + 1], sizeof b);
+    return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+    _Static_assert(NK_LN_RUN % NK_W == 0, "a vector of halves lies within one run");
+    return nk_loadh(x + at[j / NK_LN_RUN] + j % NK_LN_RUN);
+#endif
+}
+
 /// The sampled shift of a row of n >= 1 elements of format `fmt`: NaN or ±inf when one
 /// was sampled, or when the mean overflowed float.
 NK_INLINE float NK_NAME(nk_ln_sampled_shift_body)(const void *x, size_t n,
@@ -681,16 +697,19 @@ NK_INLINE float NK_NAME(nk_ln_sampled_shift_body)(const void *x, size_t n,
     float v[NK_LN_SAMPLE];
     if (fmt == NK_ELEM_F32) {
         memcpy(v, x, n * sizeof(float));  // n < NK_LN_SAMPLE
-    } else {
-        // Gather the 16-bit sample (the runs, or the short row), widen it a vector at a time
-        // (NK_LN_SAMPLE is a multiple of NK_W), then the same sum as a float row's.
+    } else if (n < NK_LN_SAMPLE) {
+        // The short 16-bit row, widened a vector at a time (NK_LN_SAMPLE is a multiple of
+        // NK_W), then the same sum as a float row's.
         uint16_t h[NK_LN_SAMPLE] = {0};
-        if (n < NK_LN_SAMPLE)
-            memcpy(h, x, n * sizeof(uint16_t));
-        else
-            for (size_t q = 0; q < 4; q++)
-                memcpy(h + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
+        memcpy(h, x, n * sizeof(uint16_t));
         for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) nk_store(v + j, nk_elem_load(h, j, fmt));
+    } else {
+        // The four runs of 16-bit values, each vector of them put together in registers and
+        // widened there (the same floats as nk_elem_load's). Copied into a buffer instead, a
+        // vector's load spans two runs' stores, which the CPU cannot forward: a stall of
+        // tens of cycles a row.
+        for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W)
+            nk_store(v + j, nk_elem_widen(NK_NAME(nk_ln_sample_halves)((const uint16_t *)x, at, j), fmt));
     }
     return (float)NK_NAME(nk_ln_sample_mean)(v, n);
 }
@@ -798,19 +817,20 @@ NK_INLINE float NK_NAME(nk_ln_sampled_shift_add)(const void *x, const void *res,
     float v[NK_LN_SAMPLE];
     if (fmt == NK_ELEM_F32) {
         for (size_t j = 0; j < n; j++) v[j] = ((const float *)x)[j] + ((const float *)res)[j];  // n < NK_LN_SAMPLE
-    } else {
+    } else if (n < NK_LN_SAMPLE) {
         uint16_t hx[NK_LN_SAMPLE] = {0}, hr[NK_LN_SAMPLE] = {0}, hs[NK_LN_SAMPLE];
-        if (n < NK_LN_SAMPLE) {
-            memcpy(hx, x, n * sizeof(uint16_t)), memcpy(hr, res, n * sizeof(uint16_t));
-        } else {
-            for (size_t q = 0; q < 4; q++) {
-                memcpy(hx + q * NK_LN_RUN, (const uint16_t *)x + at[q], NK_LN_RUN * sizeof(uint16_t));
-                memcpy(hr + q * NK_LN_RUN, (const uint16_t *)res + at[q], NK_LN_RUN * sizeof(uint16_t));
-            }
-        }
+        memcpy(hx, x, n * sizeof(uint16_t)), memcpy(hr, res, n * sizeof(uint16_t));
         for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
             nk_elem_store(hs, j, nk_elem_load(hx, j, fmt) + nk_elem_load(hr, j, fmt), fmt);
             nk_store(v + j, nk_elem_load(hs, j, fmt));
+        }
+    } else {
+        // The sums of the runs rounded to the format, in registers (nk_ln_sampled_shift_body).
+        const uint16_t *xh = (const uint16_t *)x, *rh = (const uint16_t *)res;
+        for (size_t j = 0; j < NK_LN_SAMPLE; j += NK_W) {
+            const nk_vf sum = nk_elem_widen(NK_NAME(nk_ln_sample_halves)(xh, at, j), fmt) +
+                              nk_elem_widen(NK_NAME(nk_ln_sample_halves)(rh, at, j), fmt);
+            nk_store(v + j, nk_elem_widen(nk_elem_narrow(sum, fmt), fmt));
         }
     }
     return (float)NK_NAME(nk_ln_sample_mean)(v, n);
