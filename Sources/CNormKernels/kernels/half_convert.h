@@ -22,6 +22,33 @@ NK_INLINE nk_vh nk_loadh(const uint16_t *p) {
     return v;
 }
 NK_INLINE void nk_storeh(uint16_t *p, nk_vh v) { memcpy(p, &v, sizeof v); }
+/// The first k (< NK_W) 16-bit values at p in a vector, the other lanes zero. At the
+/// AVX-512 level a masked load: a copy through a buffer is a vector load over a shorter
+/// store, which the CPU cannot forward (a stall on every row with a tail).
+NK_INLINE nk_vh nk_loadh_partial(const uint16_t *p, size_t k) {
+#if NK_LEVEL == 2
+    const __m256i h = _mm256_maskz_loadu_epi16((__mmask16)((1u << k) - 1), p);
+    nk_vh v;
+    memcpy(&v, &h, sizeof v);
+    return v;
+#else
+    uint16_t t[NK_W] = {0};
+    memcpy(t, p, k * sizeof(uint16_t));
+    return nk_loadh(t);
+#endif
+}
+/// Stores the first k (< NK_W) lanes of v at p; nothing else is written.
+NK_INLINE void nk_storeh_partial(uint16_t *p, size_t k, nk_vh v) {
+#if NK_LEVEL == 2
+    __m256i h;
+    memcpy(&h, &v, sizeof h);
+    _mm256_mask_storeu_epi16(p, (__mmask16)((1u << k) - 1), h);
+#else
+    uint16_t t[NK_W];
+    nk_storeh(t, v);
+    memcpy(p, t, k * sizeof(uint16_t));
+#endif
+}
 /// Lane-wise `m ? a : b` for a comparison mask `m` (all ones or zeros per lane).
 #define nk_selu(m, a, b) ((((nk_vu)(m)) & (a)) | (~((nk_vu)(m)) & (b)))
 
@@ -280,22 +307,11 @@ NK_INLINE nk_vf nk_elem_widen(nk_vh h, const int fmt) {
 NK_INLINE nk_vf nk_elem_load_partial(const void *p, size_t i, size_t k, float fill,
                                      const int fmt) {
     if (fmt == NK_ELEM_F32) return nk_load_partial((const float *)p + i, k, fill);
-#if NK_LEVEL == 2
-    // Masked: a copy through a buffer would be a vector load over a shorter store, which
-    // the CPU cannot forward (a stall on every row with a tail).
-    const __mmask16 m = (__mmask16)((1u << k) - 1);
-    const __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i);
-    nk_vh hv;
-    memcpy(&hv, &h, sizeof hv);
-    const nk_vf v = fmt == NK_ELEM_BF16 ? NK_BF16_WIDEN(hv) : NK_F16_WIDEN(hv);
-    return (nk_vf)_mm512_mask_blend_ps(m, _mm512_set1_ps(fill), (__m512)v);
-#else
-    uint16_t t[NK_W] = {0};
-    memcpy(t, (const uint16_t *)p + i, k * sizeof(uint16_t));
-    nk_vf v = fmt == NK_ELEM_BF16 ? NK_BF16_WIDEN(nk_loadh(t)) : NK_F16_WIDEN(nk_loadh(t));
-    for (size_t j = k; j < NK_W; j++) v[j] = fill;
-    return v;
-#endif
+    const nk_vh h = nk_loadh_partial((const uint16_t *)p + i, k);
+    const nk_vf v = fmt == NK_ELEM_BF16 ? NK_BF16_WIDEN(h) : NK_F16_WIDEN(h);
+    nk_vu lane;
+    for (size_t j = 0; j < NK_W; j++) lane[j] = (uint32_t)j;
+    return (nk_vf)nk_selu(lane < (uint32_t)k, (nk_vu)v, (nk_vu)nk_splat(fill));
 }
 /// v rounded to the 16-bit format `fmt` (bfloat16 or binary16), as nk_elem_store stores it.
 NK_INLINE nk_vh nk_elem_narrow(nk_vf v, const int fmt) {
@@ -354,16 +370,7 @@ NK_INLINE void nk_elem_store_partial(void *p, size_t i, size_t k, nk_vf v,
         nk_store_partial((float *)p + i, k, v);
         return;
     }
-#if NK_LEVEL == 2
-    const nk_vh hv = nk_elem_narrow(v, fmt);
-    __m256i h;
-    memcpy(&h, &hv, sizeof h);
-    _mm256_mask_storeu_epi16((uint16_t *)p + i, (__mmask16)((1u << k) - 1), h);
-#else
-    uint16_t t[NK_W];
-    nk_storeh(t, nk_elem_narrow(v, fmt));
-    memcpy((uint16_t *)p + i, t, k * sizeof(uint16_t));
-#endif
+    nk_storeh_partial((uint16_t *)p + i, k, nk_elem_narrow(v, fmt));
 }
 
 #endif
