@@ -217,6 +217,19 @@ NK_INLINE nk_vf nk_max_magnitude(nk_vf m, nk_vf v) {
     return nk_max_skip_nan(m, nk_abs(v));
 #endif
 }
+/// min(m, |v|) per lane, m where v is NaN: nk_min_skip_nan(m, nk_abs(v)), for a running
+/// minimum m >= +0 (never NaN) of an arithmetic result v (never a signalling NaN). On
+/// AVX-512 one VRANGEPS (imm8 0b1010: the smaller magnitude, sign cleared), with the NaN
+/// rule of nk_max_magnitude; the two-operation form at the other levels.
+NK_INLINE nk_vf nk_min_magnitude(nk_vf m, nk_vf v) {
+#if NK_LEVEL == 2
+    return (nk_vf)__builtin_ia32_rangeps512_mask((__attribute__((vector_size(64))) float)m,
+                                                 (__attribute__((vector_size(64))) float)v, 0x0A,
+                                                 (__attribute__((vector_size(64))) float)m, (unsigned short)0xffff, 4);
+#else
+    return nk_min_skip_nan(m, nk_abs(v));
+#endif
+}
 
 #if NK_HAS_FMA
 #define NK_FMA(a, b, c) __builtin_elementwise_fma((a), (b), (c))

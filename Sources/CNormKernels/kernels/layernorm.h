@@ -112,12 +112,12 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
         for (; i_ + (CH) * NK_W <= n; i_ += (CH) * NK_W)                                                   \
             for (int c_ = 0; c_ < (CH); c_++) {                                                            \
                 NK_LN_FAST_STEP(c_, LOAD(i_ + (size_t)c_ * NK_W));                                         \
-                AFTER(i_ + (size_t)c_ * NK_W, c_);                                                         \
+                AFTER(i_ + (size_t)c_ * NK_W, NK_LN_TREE_VECTORS + c_);                                    \
             }                                                                                              \
         for (int c_ = 0; c_ < (CH) && i_ < n; c_++, i_ += NK_W) {                                          \
             if (n - i_ >= NK_W) {                                                                          \
                 NK_LN_FAST_STEP(c_, LOAD(i_));                                                             \
-                AFTER(i_, c_);                                                                             \
+                AFTER(i_, NK_LN_TREE_VECTORS + c_);                                                        \
             } else {                                                                                       \
                 NK_LN_FAST_STEP(c_, LOAD_PART(i_, n - i_));                                                \
                 AFTER_PART(i_, n - i_);                                                                    \
@@ -157,7 +157,8 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// of elements at ..< at + NK_W, LOAD_PART(at, k) the last k < NK_W with padding `shift`;
 /// PREFETCH(at) runs before each vector of a whole block, for the element `ahead_` on
 /// (defined here: NK_LN_PREFETCH_ROWS rows, or 0 for a row of one block). AFTER(at, c) runs after each
-/// whole vector (element `at`, c its index in the block or chain), AFTER_PART(at, k)
+/// whole vector (element `at`; c its index in a whole block, so that vectors c even and
+/// c + 1 follow each other, or NK_LN_TREE_VECTORS plus its chain in the partial block), AFTER_PART(at, k)
 /// after the partial one (k elements): the pipelined body's output steps. One walk for
 /// every form, so the moments' bits are the same in each.
 #define NK_LN_MOMENTS_WALK(LOAD, LOAD_PART, PREFETCH, AFTER, AFTER_PART)                                  \
@@ -301,7 +302,7 @@ NK_INLINE float NK_NAME(nk_ln_affine_cert_loop)(
             nk_store_stream((float *)y + i + NK_W, y1);
         } else if (flush) {
             nk_elem_store2_flush(y, i, y0, y1, fmt);
-            least = nk_min_skip_nan(least, nk_min_skip_nan(nk_abs(y0), nk_abs(y1)));
+            least = nk_min_magnitude(nk_min_magnitude(least, y0), y1);
         } else if (store) {
             nk_elem_store2(y, i, y0, y1, fmt);
         }
@@ -312,7 +313,7 @@ NK_INLINE float NK_NAME(nk_ln_affine_cert_loop)(
         const nk_vf wv = nk_load(w + i), bv = nk_load(b + i);
 #define NK_LN_STORE_FULL(v)                                            \
     if (nt) nk_store_stream((float *)y + i, (v));                      \
-    else if (flush) nk_elem_store_flush(y, i, (v), fmt), least = nk_min_skip_nan(least, nk_abs(v)); \
+    else if (flush) nk_elem_store_flush(y, i, (v), fmt), least = nk_min_magnitude(least, (v)); \
     else if (store) nk_elem_store(y, i, (v), fmt)
         NK_LN_CERT_STEP(nk_elem_load(x, i, fmt), wv, bv, NK_LN_STORE_FULL);
 #undef NK_LN_STORE_FULL
@@ -860,24 +861,37 @@ NK_INLINE nk_moments NK_NAME(nk_ln_moments_and_output_body)(
     const int flush = NK_ELEM_STORE_FLUSHES(fmt);
     nk_vf least = nk_splat(__builtin_inff());
 #define NK_LN_OUT_Y(xv) NK_FMA(centred ? NK_FMA((xv), rv, hv) : (((xv) - hv) - lv) * rv, wv_, bv_)
-#define NK_LN_OUT_STEP(at, ym)                                             \
-    do {                                                                   \
-        const nk_vf wv_ = nk_load(w + (at)), bv_ = nk_load(b + (at));       \
-        const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load(xo, (at), fmt));          \
-        if (flush) {                                                       \
-            nk_elem_store_flush(yo, (at), y_, fmt);                        \
-            least = nk_min_skip_nan(least, nk_abs(y_));                    \
-        } else {                                                           \
-            nk_elem_store(yo, (at), y_, fmt);                              \
-        }                                                                  \
-        ym = nk_max_magnitude(ym, y_);                                     \
-    } while (0)
-#define NK_LN_OUT_AFTER(at, c) \
-    do {                       \
-        if ((c) & 1)           \
-            NK_LN_OUT_STEP(at, ym1); \
-        else                   \
-            NK_LN_OUT_STEP(at, ym0); \
+/// y of the whole vector at `at`, its magnitude into the running maximum ym (and with
+/// `flush` into `least`).
+#define NK_LN_OUT_VEC(at, ym)                                                  \
+    ({                                                                         \
+        const nk_vf wv_ = nk_load(w + (at)), bv_ = nk_load(b + (at));           \
+        const nk_vf y_ = NK_LN_OUT_Y(nk_elem_load(xo, (at), fmt));              \
+        if (flush) least = nk_min_magnitude(least, y_);                        \
+        ym = nk_max_magnitude(ym, y_);                                         \
+        y_;                                                                    \
+    })
+    // A whole block's vectors come in pairs (c even, then c + 1 at the next vector). For
+    // bfloat16 the pair is narrowed and stored together: one VCVTNE2PS2BF16 where the level
+    // has it, which costs what one VCVTNEPS2BF16 does, or the integer rounding's one
+    // permute for two vectors. Other formats, and the partial block's vectors
+    // (c >= NK_LN_TREE_VECTORS), go one at a time (binary16 pairs were slower: the pair's
+    // insert costs more than the store it saves).
+    const int pair = fmt == NK_ELEM_BF16;
+    nk_vf held = {};
+#define NK_LN_OUT_AFTER(at, c)                                                      \
+    do {                                                                            \
+        if (!pair || (c) >= NK_LN_TREE_VECTORS) {                                   \
+            const nk_vf y_ = (c) & 1 ? NK_LN_OUT_VEC(at, ym1) : NK_LN_OUT_VEC(at, ym0); \
+            if (flush) nk_elem_store_flush(yo, (at), y_, fmt);                      \
+            else nk_elem_store(yo, (at), y_, fmt);                                  \
+        } else if (((c) & 1) == 0) {                                                \
+            held = NK_LN_OUT_VEC(at, ym0);                                          \
+        } else {                                                                    \
+            const nk_vf y_ = NK_LN_OUT_VEC(at, ym1);                                \
+            if (flush) nk_elem_store2_flush(yo, (at) - NK_W, held, y_, fmt);        \
+            else nk_elem_store2(yo, (at) - NK_W, held, y_, fmt);                    \
+        }                                                                           \
     } while (0)
     // Padding of the partial vector: x = w = b = 0 (y = 0), as in the one-row pass.
 #define NK_LN_OUT_PART(at, k)                                                                          \
@@ -897,7 +911,7 @@ NK_INLINE nk_moments NK_NAME(nk_ln_moments_and_output_body)(
     }
 #undef NK_LN_OUT_PART
 #undef NK_LN_OUT_AFTER
-#undef NK_LN_OUT_STEP
+#undef NK_LN_OUT_VEC
 #undef NK_LN_OUT_Y
     if (flush && nk_hmin(least) < 0x1p-126f) {
         // A subnormal (or zero) y: the row's output again, by the one-row pass (the same
