@@ -15,7 +15,8 @@
 // row's output pass interleaved with the next row's moments, or for short rows the batched
 // body), per row; `pipelined-bf16` the same over the bfloat16 rows. `f16` and `pipelined-f16`
 // time the binary16 rows (VCVTPH2PS/VCVTPS2PH at this level). `add` times the fused residual
-// add (add_forward_rows_sampled: h += x in place in a stream of U[-2, 2) rows, then y = LN(h)). The environment variable N sets the row length (default 768):
+// add (add_forward_rows_sampled: h += x in place in a stream of U[-2, 2) rows, then y = LN(h));
+// `add-bf16` the same in bfloat16 (add_forward_rows_sampled_half). The environment variable N sets the row length (default 768):
 // `N=128 /tmp/time-row 256 2000 pipelined`.
 #include <math.h>
 #include <stdint.h>
@@ -43,10 +44,11 @@ int main(int argc, char **argv) {
     const size_t n = getenv("N") ? (size_t)atoi(getenv("N")) : 768, rows = argc > 1 ? (size_t)atoi(argv[1]) : 4;
     const int reps = argc > 2 ? atoi(argv[2]) : 30000;
     const int f16 = argc > 3 && (strcmp(argv[3], "f16") == 0 || strcmp(argv[3], "pipelined-f16") == 0);
-    const int half = f16 || (argc > 3 && (strcmp(argv[3], "bf16") == 0 || strcmp(argv[3], "pipelined-bf16") == 0));
+    const int add_half = argc > 3 && strcmp(argv[3], "add-bf16") == 0;
+    const int half = f16 || add_half || (argc > 3 && (strcmp(argv[3], "bf16") == 0 || strcmp(argv[3], "pipelined-bf16") == 0));
     const int fmt = f16 ? NK_ELEM_F16 : NK_ELEM_BF16;
     const int pipelined = argc > 3 && strncmp(argv[3], "pipelined", 9) == 0;
-    const int add = argc > 3 && strcmp(argv[3], "add") == 0;
+    const int add = add_half || (argc > 3 && strcmp(argv[3], "add") == 0);
     size_t *refused_rows = malloc(rows * sizeof *refused_rows);
     float *x = malloc(n * rows * sizeof *x), *y = malloc(n * rows * sizeof *y), *w = malloc(n * sizeof *w),
           *b = malloc(n * sizeof *b);
@@ -54,9 +56,11 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n * rows; i++) x[i] = (float)(-2 + 4 * uniform());
     float *r_stream = malloc(n * rows * sizeof *r_stream);
     for (size_t i = 0; i < n * rows; i++) r_stream[i] = (float)(-2 + 4 * uniform());
-    uint16_t *xh = malloc(n * rows * sizeof *xh), *yh = malloc(n * rows * sizeof *yh);
+    uint16_t *xh = malloc(n * rows * sizeof *xh), *yh = malloc(n * rows * sizeof *yh), *rh = malloc(n * rows * sizeof *rh);
     for (size_t i = 0; i < n * rows; i++) {
         uint32_t u;
+        memcpy(&u, &r_stream[i], sizeof u);
+        rh[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
         memcpy(&u, &x[i], sizeof u);
         xh[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // round to nearest even (finite values)
         if (f16) {
@@ -76,6 +80,11 @@ int main(int argc, char **argv) {
     for (int t = 0; t < 15; t++) {
         const double start = now();
         for (int r = 0; r < reps; r++) {
+            if (add_half) {
+                (void)NK_NAME(nk_ln_add_forward_rows_sampled_half)(xh, rh, rh, yh, rows, n, NK_ELEM_BF16, 1e-5, w, b,
+                                                                   w_max, b_max, NULL, NULL, refused_rows);
+                continue;
+            }
             if (add) {
                 // h = x + r, in place in the stream r (which grows by x each call; far from
                 // overflow in the repetitions timed).
@@ -100,6 +109,6 @@ int main(int argc, char **argv) {
     }
     qsort(times, 15, sizeof times[0], ascending);
     printf("%.1f ns/row median, %.1f fastest (%zu rows of %zu%s, %zu refused)\n", times[7], times[0], rows, n,
-           add ? ", fused add" : half && pipelined ? (f16 ? " f16, pipelined" : " bf16, pipelined") : half ? (f16 ? " f16" : " bf16") : pipelined ? ", pipelined" : "", refused);
+           add_half ? " bf16, fused add" : add ? ", fused add" : half && pipelined ? (f16 ? " f16, pipelined" : " bf16, pipelined") : half ? (f16 ? " f16" : " bf16") : pipelined ? ", pipelined" : "", refused);
     return 0;
 }

@@ -214,6 +214,30 @@ NK_INLINE void nk_bf16_narrow_store2_native(uint16_t *p, nk_vf f0, nk_vf f1) {
 }
 #define NK_BF16_NARROW_STORE2 nk_bf16_narrow_store2_native
 #define NK_BF16_NARROW nk_bf16_narrow_native
+/// Two vectors narrowed to bfloat16 and stored as one (nk_bf16_narrow_store2_native's
+/// bits), and the stored values widened back into *w0 and *w1 from the register, as
+/// nk_bf16_load_bits would read them from p: no load of a just-stored line (a 64-byte store
+/// does not forward to the 32-byte loads that would read it back).
+NK_INLINE void nk_bf16_narrow_store2_widen(uint16_t *p, nk_vf f0, nk_vf f1, nk_vf *w0, nk_vf *w1) {
+    __m512i h;
+    if (_mm512_fpclass_ps_mask((__m512)f0, 0x20) | _mm512_fpclass_ps_mask((__m512)f1, 0x20)) {
+        nk_bf16_narrow_store2_avx512(p, f0, f1);
+        memcpy(&h, p, sizeof h);
+    } else {
+        const __m512bh n = _mm512_cvtne2ps_pbh((__m512)f1, (__m512)f0);  // f0 in the low half
+        memcpy(&h, &n, sizeof h);
+        memcpy(p, &h, sizeof h);
+    }
+    // Word 2j + 1 of each result takes word j (low) or 16 + j (high) of h; even words zero.
+    const __m512i lo = _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5,
+                                        5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    const __m512i a = _mm512_maskz_permutexvar_epi16(0xaaaaaaaau, lo, h);
+    const __m512i b = _mm512_maskz_permutexvar_epi16(0xaaaaaaaau, hi, h);
+    memcpy(w0, &a, sizeof a);
+    memcpy(w1, &b, sizeof b);
+}
+#define NK_BF16_NARROW_STORE2_WIDEN 1
 /// VCVTNEPS2BF16 alone, and VCVTNE2PS2BF16 for two vectors stored as one: the integer
 /// code's bits in every lane that does not hold a float subnormal (those become a zero of
 /// their sign). For callers that check for subnormals themselves, once per row, instead of
@@ -335,6 +359,12 @@ NK_INLINE void nk_elem_store2(void *p, size_t i, nk_vf v0, nk_vf v1, const int f
 }
 #ifndef NK_BF16_FLUSHES
 #define NK_BF16_FLUSHES 0
+#endif
+#ifndef NK_BF16_NARROW_STORE2_WIDEN
+/// Whether nk_bf16_narrow_store2_widen exists (AVX512_BF16); elsewhere a no-op that no
+/// caller reaches.
+#define NK_BF16_NARROW_STORE2_WIDEN 0
+#define nk_bf16_narrow_store2_widen(p, f0, f1, w0, w1) ((void)(p), (void)(f0), (void)(f1), (void)(w0), (void)(w1))
 #endif
 /// Whether nk_elem_store_flush and nk_elem_store2_flush differ from nk_elem_store and
 /// nk_elem_store2 for `fmt` (a constant): bfloat16 where the level narrows it by

@@ -128,8 +128,8 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
             sq += nk_widen(fq[c_]);                                                                        \
         }                                                                                                  \
     } while (0)
-/// The first level of a whole block's tree: vectors 2k and 2k + 1 of the block at i_ (each
-/// loaded, then AFTER), their differences' sum into PA and their squares' sum into PQ (the
+/// The first level of a whole block's tree: vectors 2k and 2k + 1 of the block at i_ (both
+/// loaded by LOAD##_PAIR, then AFTER on each), their differences' sum into PA and their squares' sum into PQ (the
 /// square of the first rounded, the second added to it in one fused operation where the
 /// level has FMA). Written out, not as arrays indexed in a loop, so that the partials stay
 /// in registers (a loop over arrays kept them on the stack in the fused add's walk).
@@ -137,10 +137,12 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
     do {                                                                                                   \
         const size_t at_ = i_ + (size_t)(2 * (k)) * NK_W;                                                  \
         PREFETCH(at_);                                                                                     \
-        const nk_vf d0_ = LOAD(at_) - sv;                                                                  \
-        AFTER(at_, 2 * (k));                                                                               \
         PREFETCH(at_ + NK_W);                                                                              \
-        const nk_vf d1_ = LOAD(at_ + NK_W) - sv;                                                           \
+        nk_vf v0_, v1_;                                                                                    \
+        LOAD##_PAIR(at_, v0_, v1_);                                                                        \
+        const nk_vf d0_ = v0_ - sv;                                                                        \
+        AFTER(at_, 2 * (k));                                                                               \
+        const nk_vf d1_ = v1_ - sv;                                                                        \
         AFTER(at_ + NK_W, 2 * (k) + 1);                                                                    \
         (PA) = d0_ + d1_;                                                                                  \
         (PQ) = NK_FMA(d1_, d1_, d0_ * d0_);                                                                \
@@ -154,7 +156,8 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// terms or fewer; its last vector may be partial, its padding lanes `shift`
 /// (difference 0). Either way no term meets more than NK_LN_FAST_TERMS - 1 float
 /// additions (docs/numerics.md, "Blocked float moments"). LOAD(at) gives the float vector
-/// of elements at ..< at + NK_W, LOAD_PART(at, k) the last k < NK_W with padding `shift`;
+/// of elements at ..< at + NK_W, and the macro named LOAD##_PAIR(at, v0, v1) sets v0 and v1 to
+/// LOAD(at) and LOAD(at + NK_W); LOAD_PART(at, k) the last k < NK_W with padding `shift`;
 /// PREFETCH(at) runs before each vector of a whole block, for the element `ahead_` on
 /// (defined here: NK_LN_PREFETCH_ROWS rows, or 0 for a row of one block). AFTER(at, c) runs after each
 /// whole vector (element `at`; c its index in a whole block, so that vectors c even and
@@ -190,6 +193,7 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// The walk's loads of a row `xp` of format fmt, and its prefetch: one line per vector
 /// read, `ahead_` elements ahead (NK_LN_MOMENTS_WALK).
 #define NK_LN_ROW_LOAD(at) nk_elem_load(xp_, (at), fmt)
+#define NK_LN_ROW_LOAD_PAIR(at, v0, v1) (v0 = NK_LN_ROW_LOAD(at), v1 = NK_LN_ROW_LOAD((at) + NK_W))
 #define NK_LN_ROW_LOAD_PART(at, k) nk_elem_load_partial(xp_, (at), (k), shift, fmt)
 #define NK_LN_ROW_PREFETCH(at) \
     __builtin_prefetch((const char *)xp_ + ((at) + ahead_) * NK_ELEM_SIZE(fmt), 0, 3)
@@ -204,6 +208,20 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
         if (fmt != NK_ELEM_F32) s_ = nk_elem_load(sa_out_, (at), fmt);              \
         s_;                                                                         \
     })
+/// NK_LN_ADD_LOAD of the vectors at `at` and at + NK_W, into v0 and v1: for bfloat16 the
+/// two sums narrowed and stored together (nk_elem_store2; one VCVTNE2PS2BF16 where the
+/// level has it, the cost of one VCVTNEPS2BF16), the same bits as one at a time.
+#define NK_LN_ADD_LOAD_PAIR(at, v0, v1)                                                    \
+    do {                                                                                   \
+        if (NK_BF16_NARROW_STORE2_WIDEN && fmt == NK_ELEM_BF16) {                          \
+            v0 = nk_elem_load(xa_, (at), fmt) + nk_elem_load(ra_, (at), fmt);              \
+            v1 = nk_elem_load(xa_, (at) + NK_W, fmt) + nk_elem_load(ra_, (at) + NK_W, fmt); \
+            nk_bf16_narrow_store2_widen((uint16_t *)sa_out_ + (at), v0, v1, &v0, &v1);     \
+        } else {                                                                           \
+            v0 = NK_LN_ADD_LOAD(at);                                                       \
+            v1 = NK_LN_ADD_LOAD((at) + NK_W);                                              \
+        }                                                                                  \
+    } while (0)
 #define NK_LN_ADD_LOAD_PART(at, k)                                                                             \
     ({                                                                                                         \
         nk_vf s_ = nk_elem_load_partial(xa_, (at), (k), shift, fmt) + nk_elem_load_partial(ra_, (at), (k), 0, fmt); \
@@ -1384,9 +1402,11 @@ static void NK_NAME(nk_ln_forward_row)(const float *x, float *y, size_t n, float
 #undef NK_LN_TREE_PAIR
 #undef NK_LN_PARTIAL_BLOCK
 #undef NK_LN_ROW_LOAD
+#undef NK_LN_ROW_LOAD_PAIR
 #undef NK_LN_ROW_LOAD_PART
 #undef NK_LN_ROW_PREFETCH
 #undef NK_LN_ADD_LOAD
+#undef NK_LN_ADD_LOAD_PAIR
 #undef NK_LN_ADD_LOAD_PART
 #undef NK_LN_ADD_PREFETCH
 #undef NK_LN_NO_STEP
