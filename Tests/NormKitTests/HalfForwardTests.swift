@@ -168,6 +168,40 @@ struct HalfForwardTests {
 
     @Test func bfloat16FusedAddRoundsTheStreamOnce() throws { try fused(BFloat16.self) }
 
+    /// Sums that are float subnormals, in rows long enough for the pipelined walk, which
+    /// narrows a whole block's sums in pairs (one VCVTNE2PS2BF16 where the CPU has it, an
+    /// instruction that flushes them to zero; such a pair takes the integer rounding): the
+    /// stream is still the exact sum rounded once, at every level, and the output the plain
+    /// forward of that stream.
+    @Test func bfloat16FusedAddKeepsSubnormalSums() throws {
+        let dim = 1000, rows = 5
+        let tiny = { (seed: UInt64) in
+            try Tensor(shape: [rows, dim],
+                       scalars: Tensor.randomNormal([rows, dim], seed: seed).scalars.map { $0 * 0x1p-125 })
+        }
+        let x = HalfTensor<BFloat16>(rounding: try tiny(41))
+        let r = HalfTensor<BFloat16>(rounding: try tiny(42))
+        let exact = zip(x.elements, r.elements).map { BFloat16(Self.value($0) + Self.value($1)).bitPattern }
+        let subnormal = zip(x.elements, r.elements).filter {
+            let s = Float(Self.value($0) + Self.value($1))
+            return s != 0 && abs(s) < Float.leastNormalMagnitude
+        }.count
+        #expect(subnormal > rows * dim / 4, "the rows should hold many subnormal sums, not \(subnormal)")
+        let layer = try LayerNorm(dim: dim)
+        for level in InstructionSet.supported {
+            try InstructionSet.with(level) {
+                var stream = r
+                var out = x
+                try layer.forward(x, addingTo: &stream, into: &out)
+                let wrongSums = zip(stream.elements, exact).filter { $0.bitPattern != $1 }.count
+                #expect(wrongSums == 0, "\(wrongSums) sums not rounded once at \(level)")
+                let plain = halfBits(try forwardHalf(layer, stream))
+                let wrongOutputs = zip(halfBits(out), plain).filter { $0 != $1 }.count
+                #expect(wrongOutputs == 0, "\(wrongOutputs) outputs differ from the plain forward at \(level)")
+            }
+        }
+    }
+
     #if !(os(macOS) && arch(x86_64))
     @Test func float16FusedAddRoundsTheStreamOnce() throws { try fused(Float16.self) }
     #endif
