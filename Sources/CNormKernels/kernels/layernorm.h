@@ -344,7 +344,7 @@ NK_INLINE float NK_NAME(nk_ln_affine_cert_loop)(
         NK_LN_CERT_STEP(nk_elem_load_partial(x, i, k, 0, fmt), wv, bv, NK_LN_STORE_PART);
 #undef NK_LN_STORE_PART
     }
-    if (flush && nk_hmin(least) < 0x1p-126f) {
+    if (flush && nk_any_below(least, 0x1p-126f)) {
         // A subnormal (or zero) y: the whole vectors again, narrowed exactly (the partial
         // one, if any, was).
         for (size_t j = 0; j + NK_W <= n; j += NK_W) {
@@ -931,7 +931,7 @@ NK_INLINE nk_moments NK_NAME(nk_ln_moments_and_output_body)(
 #undef NK_LN_OUT_AFTER
 #undef NK_LN_OUT_VEC
 #undef NK_LN_OUT_Y
-    if (flush && nk_hmin(least) < 0x1p-126f) {
+    if (flush && nk_any_below(least, 0x1p-126f)) {
         // A subnormal (or zero) y: the row's output again, by the one-row pass (the same
         // y_i; it narrows exactly where a lane needs it).
         float unused = 0;
