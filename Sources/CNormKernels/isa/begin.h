@@ -193,14 +193,8 @@ NK_INLINE float nk_hmax_magnitudes(nk_vf v) {
         for (int i = 0; i < h; i++) v[i] = v[i + h] > v[i] ? v[i + h] : v[i];
     return v[0];
 }
-/// The smallest lane of a vector holding no NaN, as a tree.
-NK_INLINE float nk_hmin(nk_vf v) {
-    for (int h = NK_W / 2; h >= 1; h /= 2)
-        for (int i = 0; i < h; i++) v[i] = v[i + h] < v[i] ? v[i + h] : v[i];
-    return v[0];
-}
-/// Whether a lane of v holding no NaN is below c: one comparison and a mask test, where
-/// nk_hmin(v) < c is a tree of log2(NK_W) steps.
+/// Whether a lane of v holding no NaN is below c: one comparison and a mask test, not a
+/// tree of log2(NK_W) minimums.
 NK_INLINE int nk_any_below(nk_vf v, float c) { return __builtin_reduce_or(v < nk_splat(c)) != 0; }
 /// |v| (clears the sign bits).
 NK_INLINE nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
