@@ -205,11 +205,17 @@ NK_INLINE nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
 /// two-operation form at the other levels. One vector operation fewer per element in the
 /// output passes, whose vector pipes are full (docs/performance.md, "One operation fewer
 /// for the certificate's maximum").
+#if NK_LEVEL == 2
+/// VRANGEPS of m and v with the constant imm8 `imm`, in every lane (4:
+/// _MM_FROUND_CUR_DIRECTION, no exception suppression).
+#define NK_RANGEPS(m, v, imm)                                                                           \
+    ((nk_vf)__builtin_ia32_rangeps512_mask((__attribute__((vector_size(64))) float)(m),                 \
+                                           (__attribute__((vector_size(64))) float)(v), (imm),          \
+                                           (__attribute__((vector_size(64))) float)(m), (unsigned short)0xffff, 4))
+#endif
 NK_INLINE nk_vf nk_max_magnitude(nk_vf m, nk_vf v) {
 #if NK_LEVEL == 2
-    return (nk_vf)__builtin_ia32_rangeps512_mask((__attribute__((vector_size(64))) float)m,
-                                                 (__attribute__((vector_size(64))) float)v, 0x0B,
-                                                 (__attribute__((vector_size(64))) float)m, (unsigned short)0xffff, 4);
+    return NK_RANGEPS(m, v, 0x0B);
 #else
     return nk_max_skip_nan(m, nk_abs(v));
 #endif
@@ -220,9 +226,7 @@ NK_INLINE nk_vf nk_max_magnitude(nk_vf m, nk_vf v) {
 /// rule of nk_max_magnitude; the two-operation form at the other levels.
 NK_INLINE nk_vf nk_min_magnitude(nk_vf m, nk_vf v) {
 #if NK_LEVEL == 2
-    return (nk_vf)__builtin_ia32_rangeps512_mask((__attribute__((vector_size(64))) float)m,
-                                                 (__attribute__((vector_size(64))) float)v, 0x0A,
-                                                 (__attribute__((vector_size(64))) float)m, (unsigned short)0xffff, 4);
+    return NK_RANGEPS(m, v, 0x0A);
 #else
     return nk_min_skip_nan(m, nk_abs(v));
 #endif
