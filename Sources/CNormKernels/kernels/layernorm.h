@@ -129,9 +129,9 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
         }                                                                                                  \
     } while (0)
 /// The first level of a whole block's tree: vectors 2k and 2k + 1 of the block at i_ (both
-/// loaded by LOAD##_PAIR, then AFTER on each), their differences' sum into PA and their squares' sum into PQ (the
-/// square of the first rounded, the second added to it in one fused operation where the
-/// level has FMA). Written out, not as arrays indexed in a loop, so that the partials stay
+/// loaded by LOAD##_PAIR, then AFTER on each), their differences' sum into PA and their
+/// squares' sum into PQ (the square of the first rounded, the second added to it in one
+/// fused operation where the level has FMA). Written out, not as arrays indexed in a loop, so that the partials stay
 /// in registers (a loop over arrays kept them on the stack in the fused add's walk).
 #define NK_LN_TREE_PAIR(k, PA, PQ, LOAD, PREFETCH, AFTER)                                                \
     do {                                                                                                   \
@@ -208,9 +208,10 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
         if (fmt != NK_ELEM_F32) s_ = nk_elem_load(sa_out_, (at), fmt);              \
         s_;                                                                         \
     })
-/// NK_LN_ADD_LOAD of the vectors at `at` and at + NK_W, into v0 and v1: for bfloat16 the
-/// two sums narrowed and stored together (nk_elem_store2; one VCVTNE2PS2BF16 where the
-/// level has it, the cost of one VCVTNEPS2BF16), the same bits as one at a time.
+/// NK_LN_ADD_LOAD of the vectors at `at` and at + NK_W, into v0 and v1. For bfloat16 where
+/// the level has AVX512_BF16 the two sums are narrowed by one VCVTNE2PS2BF16 (the cost of
+/// one VCVTNEPS2BF16), stored together and widened back in registers
+/// (nk_bf16_narrow_store2_widen); elsewhere one at a time. The same bits either way.
 #define NK_LN_ADD_LOAD_PAIR(at, v0, v1)                                                    \
     do {                                                                                   \
         if (NK_BF16_NARROW_STORE2_WIDEN && fmt == NK_ELEM_BF16) {                          \
