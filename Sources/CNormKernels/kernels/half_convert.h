@@ -155,6 +155,13 @@ NK_INLINE nk_vh nk_f16_narrow_hw(nk_vf f) {
 #endif
 
 #if NK_LEVEL == 2
+/// VPERMW's index that puts word j of its source in the top half of 32-bit lane j (word
+/// 2j + 1); under the zeroing mask 0xaaaaaaaa the even words are zero: 16 bfloat16 values
+/// widened to floats in one shuffle (add 16 to every index for the source's words 16..31).
+NK_INLINE __m512i nk_bf16_spread_index(void) {
+    return _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5, 5, 4, 4, 3,
+                            3, 2, 2, 1, 1, 0, 0);
+}
 /// Two vectors narrowed to bfloat16 with nk_bf16_narrow_int's bits, stored as one: the
 /// rounding in 32-bit lanes, then one two-source word permute takes every high half.
 NK_INLINE void nk_bf16_narrow_store2_avx512(uint16_t *p, nk_vf f0, nk_vf f1) {
@@ -228,10 +235,7 @@ NK_INLINE void nk_bf16_narrow_store2_widen(uint16_t *p, nk_vf f0, nk_vf f1, nk_v
         memcpy(&h, &n, sizeof h);
         memcpy(p, &h, sizeof h);
     }
-    // Word 2j + 1 of each result takes word j (low) or 16 + j (high) of h; even words zero.
-    const __m512i lo = _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5,
-                                        5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    const __m512i lo = nk_bf16_spread_index(), hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
     const __m512i a = _mm512_maskz_permutexvar_epi16(0xaaaaaaaau, lo, h);
     const __m512i b = _mm512_maskz_permutexvar_epi16(0xaaaaaaaau, hi, h);
     memcpy(w0, &a, sizeof a);
@@ -290,9 +294,7 @@ NK_INLINE void nk_bf16_store2_flush(uint16_t *p, nk_vf f0, nk_vf f1) {
 /// and a shift (two operations, the first across 128-bit halves).
 NK_INLINE nk_vf nk_bf16_load_bits(const uint16_t *p) {
 #if NK_LEVEL == 2
-    // Word 2j + 1 of the result takes word j of the 16 loaded; the even words are zeroed.
-    const __m512i idx = _mm512_set_epi16(15, 15, 14, 14, 13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 6, 6, 5,
-                                         5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i idx = nk_bf16_spread_index();
     __m256i h;
     memcpy(&h, p, sizeof h);
     const __m512i v = _mm512_maskz_permutexvar_epi16(0xaaaaaaaau, idx, _mm512_castsi256_si512(h));
