@@ -131,8 +131,9 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// The first level of a whole block's tree: vectors 2k and 2k + 1 of the block at i_ (both
 /// loaded by LOAD##_PAIR, then AFTER on each), their differences' sum into PA and their
 /// squares' sum into PQ (the square of the first rounded, the second added to it in one
-/// fused operation where the level has FMA). Written out, not as arrays indexed in a loop, so that the partials stay
-/// in registers (a loop over arrays kept them on the stack in the fused add's walk).
+/// fused operation where the level has FMA). Written out, not as arrays indexed in a loop,
+/// so that the partials stay in registers (a loop over arrays kept them on the stack in the
+/// fused add's walk).
 #define NK_LN_TREE_PAIR(k, PA, PQ, LOAD, PREFETCH, AFTER)                                                \
     do {                                                                                                   \
         const size_t at_ = i_ + (size_t)(2 * (k)) * NK_W;                                                  \
@@ -156,13 +157,14 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// terms or fewer; its last vector may be partial, its padding lanes `shift`
 /// (difference 0). Either way no term meets more than NK_LN_FAST_TERMS - 1 float
 /// additions (docs/numerics.md, "Blocked float moments"). LOAD(at) gives the float vector
-/// of elements at ..< at + NK_W, and the macro named LOAD##_PAIR(at, v0, v1) sets v0 and v1 to
-/// LOAD(at) and LOAD(at + NK_W); LOAD_PART(at, k) the last k < NK_W with padding `shift`;
+/// of elements at ..< at + NK_W, and the macro named LOAD##_PAIR(at, v0, v1) sets v0 and v1
+/// to LOAD(at) and LOAD(at + NK_W); LOAD_PART(at, k) the last k < NK_W with padding `shift`;
 /// PREFETCH(at) runs before each vector of a whole block, for the element `ahead_` on
-/// (defined here: NK_LN_PREFETCH_ROWS rows, or 0 for a row of one block). AFTER(at, c) runs after each
-/// whole vector (element `at`; c its index in a whole block, so that vectors c even and
-/// c + 1 follow each other, or NK_LN_TREE_VECTORS plus its chain in the partial block), AFTER_PART(at, k)
-/// after the partial one (k elements): the pipelined body's output steps. One walk for
+/// (defined here: NK_LN_PREFETCH_ROWS rows, or 0 for a row of one block). AFTER(at, c) runs
+/// after each whole vector (element `at`; c its index in a whole block, so that vectors c
+/// even and c + 1 follow each other, or NK_LN_TREE_VECTORS plus its chain in the partial
+/// block), AFTER_PART(at, k) after the partial one (k elements): the pipelined body's
+/// output steps. One walk for
 /// every form, so the moments' bits are the same in each.
 #define NK_LN_MOMENTS_WALK(LOAD, LOAD_PART, PREFETCH, AFTER, AFTER_PART)                                  \
     do {                                                                                                   \
@@ -875,8 +877,9 @@ NK_INLINE nk_moments NK_NAME(nk_ln_moments_and_output_body)(
     const nk_vf hv = nk_splat(f->hi), lv = nk_splat(f->lo), rv = nk_splat(f->r);
     nk_vd sa = {}, sq = {};
     nk_vf ym0 = {}, ym1 = {};
-    // Whole vectors narrowed by nk_elem_store_flush where it differs (yo is not xo), with
-    // min |y| kept to find a flushed subnormal (nk_ln_affine_cert_loop's `flush`).
+    // Whole vectors stored by nk_elem_store_flush (yo is not xo), which is nk_elem_store
+    // unless `flush`; then min |y| is kept to find a flushed subnormal
+    // (nk_ln_affine_cert_loop's `flush`).
     const int flush = NK_ELEM_STORE_FLUSHES(fmt);
     nk_vf least = nk_splat(__builtin_inff());
 #define NK_LN_OUT_Y(xv) NK_FMA(centred ? NK_FMA((xv), rv, hv) : (((xv) - hv) - lv) * rv, wv_, bv_)
@@ -902,14 +905,12 @@ NK_INLINE nk_moments NK_NAME(nk_ln_moments_and_output_body)(
     do {                                                                            \
         if (!pair || (c) >= NK_LN_TREE_VECTORS) {                                   \
             const nk_vf y_ = (c) & 1 ? NK_LN_OUT_VEC(at, ym1) : NK_LN_OUT_VEC(at, ym0); \
-            if (flush) nk_elem_store_flush(yo, (at), y_, fmt);                      \
-            else nk_elem_store(yo, (at), y_, fmt);                                  \
+            nk_elem_store_flush(yo, (at), y_, fmt);                                 \
         } else if (((c) & 1) == 0) {                                                \
             held = NK_LN_OUT_VEC(at, ym0);                                          \
         } else {                                                                    \
             const nk_vf y_ = NK_LN_OUT_VEC(at, ym1);                                \
-            if (flush) nk_elem_store2_flush(yo, (at) - NK_W, held, y_, fmt);        \
-            else nk_elem_store2(yo, (at) - NK_W, held, y_, fmt);                    \
+            nk_elem_store2_flush(yo, (at) - NK_W, held, y_, fmt);                   \
         }                                                                           \
     } while (0)
     // Padding of the partial vector: x = w = b = 0 (y = 0), as in the one-row pass.
