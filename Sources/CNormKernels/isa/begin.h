@@ -198,13 +198,6 @@ NK_INLINE float nk_hmax_magnitudes(nk_vf v) {
 NK_INLINE int nk_any_below(nk_vf v, float c) { return __builtin_reduce_or(v < nk_splat(c)) != 0; }
 /// |v| (clears the sign bits).
 NK_INLINE nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
-/// max(m, |v|) per lane, m where v is NaN: nk_max_skip_nan(m, nk_abs(v)), for a running
-/// maximum m >= +0 (never NaN) of an arithmetic result v (never a signalling NaN). On
-/// AVX-512 one VRANGEPS (imm8 0b1011: the larger magnitude, sign cleared), which returns
-/// the other operand where one is a quiet NaN (Intel SDM, VRANGEPS, its NaN table); the
-/// two-operation form at the other levels. One vector operation fewer per element in the
-/// output passes, whose vector pipes are full (docs/performance.md, "One operation fewer
-/// for the certificate's maximum").
 #if NK_LEVEL == 2
 /// VRANGEPS of m and v with the constant imm8 `imm`, in every lane (4:
 /// _MM_FROUND_CUR_DIRECTION, no exception suppression).
@@ -213,6 +206,13 @@ NK_INLINE nk_vf nk_abs(nk_vf v) { return (nk_vf)((nk_vi)v & 0x7fffffff); }
                                            (__attribute__((vector_size(64))) float)(v), (imm),          \
                                            (__attribute__((vector_size(64))) float)(m), (unsigned short)0xffff, 4))
 #endif
+/// max(m, |v|) per lane, m where v is NaN: nk_max_skip_nan(m, nk_abs(v)), for a running
+/// maximum m >= +0 (never NaN) of an arithmetic result v (never a signalling NaN). On
+/// AVX-512 one VRANGEPS (imm8 0b1011: the larger magnitude, sign cleared), which returns
+/// the other operand where one is a quiet NaN (Intel SDM, VRANGEPS, its NaN table); the
+/// two-operation form at the other levels. One vector operation fewer per element in the
+/// output passes, whose vector pipes are full (docs/performance.md, "One operation fewer
+/// for the certificate's maximum").
 NK_INLINE nk_vf nk_max_magnitude(nk_vf m, nk_vf v) {
 #if NK_LEVEL == 2
     return NK_RANGEPS(m, v, 0x0B);
