@@ -37,6 +37,12 @@ static double uniform(void) {
     return (double)(state >> 11) * 0x1p-53;
 }
 static double normal(void) { return sqrt(-2 * log(uniform() + 1e-300)) * cos(2 * M_PI * uniform()); }
+/// f rounded to bfloat16, to nearest even (finite values).
+static uint16_t bf16_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 #include "timing.h"
 
 int main(int argc, char **argv) {
@@ -58,11 +64,8 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n * rows; i++) r_stream[i] = (float)(-2 + 4 * uniform());
     uint16_t *xh = malloc(n * rows * sizeof *xh), *yh = malloc(n * rows * sizeof *yh), *rh = malloc(n * rows * sizeof *rh);
     for (size_t i = 0; i < n * rows; i++) {
-        uint32_t u;
-        memcpy(&u, &r_stream[i], sizeof u);
-        rh[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-        memcpy(&u, &x[i], sizeof u);
-        xh[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // round to nearest even (finite values)
+        rh[i] = bf16_bits(r_stream[i]);
+        xh[i] = bf16_bits(x[i]);
         if (f16) {
             const _Float16 h = (_Float16)x[i];
             memcpy(&xh[i], &h, sizeof h);
