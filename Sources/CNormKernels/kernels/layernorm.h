@@ -98,6 +98,12 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// gained 8% with it, one thread and rows in cache nothing either way; 4 and 8 rows were
 /// slower (docs/performance.md, "Half forms in registers, and a cheaper output certificate").
 #define NK_LN_PREFETCH_ROWS 2
+/// The farthest ahead the fast moments prefetch, in bytes: NK_LN_PREFETCH_ROWS rows of 4096
+/// floats (32 KiB ahead) evicted from the first-level cache the lines the output pass still
+/// had to read. At 8 KiB a row of 4096 floats from the third-level cache took 1460-1560 ns
+/// against 1600-1680; rows of up to 1024 floats do not reach the cap (docs/performance.md,
+/// "Long rows: a nearer prefetch").
+#define NK_LN_PREFETCH_BYTES (8 * 1024)
 
 /// The walk's last, partial block (from i_ to n, fewer than a block's vectors) over CH
 /// chains (a constant: 1 or 2, the fewest that keep every chain at
@@ -160,7 +166,8 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// of elements at ..< at + NK_W, and the macro named LOAD##_PAIR(at, v0, v1) sets v0 and v1
 /// to LOAD(at) and LOAD(at + NK_W); LOAD_PART(at, k) the last k < NK_W with padding `shift`;
 /// PREFETCH(at) runs before each vector of a whole block, for the element `ahead_` on
-/// (defined here: NK_LN_PREFETCH_ROWS rows, or 0 for a row of one block). AFTER(at, c) runs
+/// (defined here: NK_LN_PREFETCH_ROWS rows, at most NK_LN_PREFETCH_BYTES, or 0 for a row of one
+/// block). AFTER(at, c) runs
 /// after each whole vector (element `at`; c its index in a whole block, so that vectors c
 /// even and c + 1 follow each other, or NK_LN_TREE_VECTORS plus its chain in the partial
 /// block), AFTER_PART(at, k) after the partial one (k elements): the pipelined body's
@@ -170,9 +177,11 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
     do {                                                                                                   \
         _Static_assert(NK_LN_TREE_VECTORS == 8 && NK_LN_FAST_TERMS == 4, "the tree below is written for 8"); \
         const size_t block_ = (size_t)NK_LN_TREE_VECTORS * NK_W;                                           \
-        /* Elements ahead that PREFETCH asks for: NK_LN_PREFETCH_ROWS rows, or for rows of one block or   \
-           less none (the line being read; ahead cost 8% on [32768, 128] from memory). */                  \
-        const size_t ahead_ = n > block_ ? NK_LN_PREFETCH_ROWS * n : 0;                                    \
+        /* Elements ahead that PREFETCH asks for: NK_LN_PREFETCH_ROWS rows, at most NK_LN_PREFETCH_BYTES,  \
+           or for rows of one block or less none (the line being read; ahead cost 8% on [32768, 128] from   \
+           memory). */                                                                                     \
+        const size_t far_ = NK_LN_PREFETCH_BYTES / NK_ELEM_SIZE(fmt);                                      \
+        const size_t ahead_ = n <= block_ ? 0 : NK_LN_PREFETCH_ROWS * n < far_ ? NK_LN_PREFETCH_ROWS * n : far_; \
         size_t i_ = 0;                                                                                     \
         for (; i_ + block_ <= n; i_ += block_) {                                                           \
             nk_vf a0_, q0_, a1_, q1_, a2_, q2_, a3_, q3_;                                                  \
