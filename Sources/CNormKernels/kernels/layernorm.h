@@ -100,7 +100,7 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 #define NK_LN_PREFETCH_ROWS 2
 /// The farthest ahead the fast moments prefetch, in bytes: NK_LN_PREFETCH_ROWS rows of 4096
 /// floats (32 KiB ahead) evicted from the first-level cache the lines the output pass still
-/// had to read. At 8 KiB a row of 4096 floats from the third-level cache took 1460-1560 ns
+/// had to read. At 8 KiB a row of 4096 floats from the third-level cache took 1520-1540 ns
 /// against 1600-1680; rows of up to 1024 floats do not reach the cap (docs/performance.md,
 /// "Long rows: a nearer prefetch").
 #define NK_LN_PREFETCH_BYTES (8 * 1024)
