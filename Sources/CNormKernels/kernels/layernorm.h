@@ -166,13 +166,12 @@ static void NK_NAME(nk_ln_affine)(const float *x, float *y, size_t n, float mean
 /// of elements at ..< at + NK_W, and the macro named LOAD##_PAIR(at, v0, v1) sets v0 and v1
 /// to LOAD(at) and LOAD(at + NK_W); LOAD_PART(at, k) the last k < NK_W with padding `shift`;
 /// PREFETCH(at) runs before each vector of a whole block, for the element `ahead_` on
-/// (defined here: NK_LN_PREFETCH_ROWS rows, at most NK_LN_PREFETCH_BYTES, or 0 for a row of one
-/// block). AFTER(at, c) runs
-/// after each whole vector (element `at`; c its index in a whole block, so that vectors c
-/// even and c + 1 follow each other, or NK_LN_TREE_VECTORS plus its chain in the partial
-/// block), AFTER_PART(at, k) after the partial one (k elements): the pipelined body's
-/// output steps. One walk for
-/// every form, so the moments' bits are the same in each.
+/// (defined here: NK_LN_PREFETCH_ROWS rows, at most NK_LN_PREFETCH_BYTES, or 0 for a row of
+/// one block). AFTER(at, c) runs after each whole vector (element `at`; c its index in a
+/// whole block, so that vectors c even and c + 1 follow each other, or NK_LN_TREE_VECTORS
+/// plus its chain in the partial block), AFTER_PART(at, k) after the partial one (k
+/// elements): the pipelined body's output steps. One walk for every form, so the moments'
+/// bits are the same in each.
 #define NK_LN_MOMENTS_WALK(LOAD, LOAD_PART, PREFETCH, AFTER, AFTER_PART)                                  \
     do {                                                                                                   \
         _Static_assert(NK_LN_TREE_VECTORS == 8 && NK_LN_FAST_TERMS == 4, "the tree below is written for 8"); \
@@ -1243,10 +1242,10 @@ NK_INLINE size_t NK_NAME(nk_ln_forward_rows_batched_body)(
             // Row j of the next batch, a batch ahead of its first read (past the last row
             // too: the next call's rows usually follow, and a prefetch never faults).
             NK_NAME(nk_ln_prefetch_bytes)((const char *)xr + NK_LN_BATCH * stride, stride);
-            if (add) NK_NAME(nk_ln_prefetch_bytes)((const char *)res + (r + NK_LN_BATCH) * stride, stride);
             if (add) {
                 const void *rr = (const char *)res + r * stride;
                 void *sr = (char *)sum + r * stride;
+                NK_NAME(nk_ln_prefetch_bytes)((const char *)rr + NK_LN_BATCH * stride, stride);
                 if (!sampled) {
                     NK_NAME(nk_ln_add_row)(xr, rr, sr, n, fmt);
                     continue;
